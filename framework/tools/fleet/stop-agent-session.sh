@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+set -euo pipefail
+# stop-agent-session.sh NAME — end one fleet agent's tmux session.
+#
+# Run by mosaic-agent@NAME.service on stop. Kills exactly the session NAME
+# (target "=NAME", never a prefix match) on MOSAIC_TMUX_SOCKET (empty = the
+# default tmux server, no -L) and never the server itself. A session that is
+# already gone is not an error.
+
+prog=stop-agent-session.sh
+name=${1:-${MOSAIC_AGENT_NAME:-}}
+if ! [[ $name =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; then
+  printf '%s: usage: %s NAME (a valid agent name)\n' "$prog" "$prog" >&2
+  exit 1
+fi
+
+H=${MOSAIC_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/mosaic}
+env_file=$H/fleet/agents/$name.env
+socket=${MOSAIC_TMUX_SOCKET-}
+# By hand (not under systemd): read the socket from the agent's env file.
+if [[ ${MOSAIC_AGENT_NAME:-} != "$name" && -r $env_file ]]; then
+  socket=
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == MOSAIC_TMUX_SOCKET=* ]]; then
+      socket=${line#MOSAIC_TMUX_SOCKET=}
+      socket=${socket#[\"\']}
+      socket=${socket%[\"\']}
+    fi
+  done <"$env_file"
+fi
+
+tmux_cmd=(tmux)
+if [[ -n $socket ]]; then
+  tmux_cmd+=(-L "$socket")
+fi
+
+if "${tmux_cmd[@]}" has-session -t "=$name" 2>/dev/null; then
+  "${tmux_cmd[@]}" kill-session -t "=$name"
+  printf '%s: stopped %s on socket %s\n' "$prog" "$name" "${socket:-default}"
+else
+  printf '%s: session %s not running on socket %s\n' "$prog" "$name" "${socket:-default}"
+fi
