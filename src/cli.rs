@@ -1,0 +1,89 @@
+//! The command-line interface: clap definitions only (parsed in `main.rs`,
+//! dispatched by `crate::commands`). Also used by `mosaic completions` and
+//! `mosaic man`, and by `cargo xtask dist` through those.
+
+use crate::plan::ConflictMode;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Installer, updater and fleet tool for long-lived coding agents.
+///
+/// mosaic keeps the framework tree in ~/.config/mosaic up to date without
+/// ever losing the operator's files, and runs the agent fleet in tmux under
+/// systemd user units.
+#[derive(Debug, Parser)]
+#[command(name = "mosaic", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Framework home (default: $MOSAIC_HOME, else $XDG_CONFIG_HOME/mosaic, else ~/.config/mosaic).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Show what would change and change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Print one JSON document instead of human lines.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only problems.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// How to settle files both you and the release changed (and type clashes).
+    #[arg(long, global = true, value_enum, default_value_t = ConflictMode::Keep)]
+    pub conflict: ConflictMode,
+    /// Allow installing an older framework over a newer install.
+    #[arg(long, global = true)]
+    pub allow_downgrade: bool,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install the framework into the home (keep mode: your files are never lost).
+    Install,
+    /// Update the framework in the home (keep mode), after checking for a newer mosaic.
+    Update(UpdateArgs),
+    /// Show what differs between disk, the install manifest and this release (exit 1 if anything).
+    Status,
+    /// Check every installed shipped file against the manifest (exit 1 on a modified or missing file).
+    Verify,
+    /// Show the unified diff of what an update would change.
+    Diff {
+        /// Limit to these paths (relative to the home).
+        paths: Vec<String>,
+    },
+    /// Restore the tree from a backup (default: the newest); itself backed up.
+    Rollback {
+        /// Backup id, as listed by `mosaic backups`.
+        id: Option<String>,
+    },
+    /// List the backups of this home, newest first.
+    Backups,
+    /// Print a shell completion script.
+    Completions {
+        /// Shell to generate for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Options of `mosaic update`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UpdateArgs {
+    /// Skip the check for a newer mosaic release; only sync the framework.
+    #[arg(long)]
+    pub offline: bool,
+    /// After the sync, restart the fleet's units that were active and check each agent's session.
+    #[arg(long)]
+    pub relaunch: bool,
+}

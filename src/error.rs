@@ -1,0 +1,99 @@
+//! Typed errors of the library. Every variant renders as one line that names
+//! the thing at fault and, where there is one, the fix.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in mosaic's library code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An OS-level failure on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path the operation was about.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file mosaic owns (manifest, journal, backup record) could not be parsed.
+    #[error("{path}: cannot parse ({msg}); {fix}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        msg: String,
+        /// What the operator can do.
+        fix: String,
+    },
+    /// Bad configuration or input given by the operator.
+    #[error("{0}")]
+    Input(String),
+    /// The plan contains blockers; nothing was changed.
+    #[error("update blocked by {0} path(s) (see above); nothing was changed. Move them aside, or re-run with --conflict replace to back them up and install the shipped files")]
+    Blocked(usize),
+    /// Another run holds the lock.
+    #[error("another mosaic update is running (pid {pid}) on {home}; wait for it to finish, or remove {home}/.mosaic/lock if that process is gone")]
+    Locked {
+        /// The pid written by the holder ("unknown" when unreadable).
+        pid: String,
+        /// The home being updated.
+        home: PathBuf,
+    },
+    /// The installed framework is newer than the one this binary carries.
+    #[error("the install at {home} is version {installed}, newer than this mosaic's framework {ours}; update the mosaic binary, or re-run with --allow-downgrade")]
+    Downgrade {
+        /// Home.
+        home: PathBuf,
+        /// Version recorded in the manifest.
+        installed: semver::Version,
+        /// Version of the source tree.
+        ours: semver::Version,
+    },
+    /// Applying failed; the tree was restored from the backup.
+    #[error("update failed and was rolled back, nothing changed: {0}")]
+    RolledBack(Box<Error>),
+    /// Applying failed and so did the rollback: the operator must act.
+    #[error("update failed ({first}) and the automatic rollback also failed ({second}); the backup is at {backup}: run `mosaic rollback` once the cause is fixed")]
+    RollbackFailed {
+        /// The original failure.
+        first: Box<Error>,
+        /// The failure during rollback.
+        second: Box<Error>,
+        /// Backup directory.
+        backup: PathBuf,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// The process exit code for this error (documented in docs/install-and-update.md).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input(_) => 2,
+            Error::Blocked(_) => 3,
+            Error::RolledBack(_) | Error::RollbackFailed { .. } => 4,
+            Error::Locked { .. } => 5,
+            Error::Downgrade { .. } => 6,
+            Error::Io { .. } | Error::Corrupt { .. } => 1,
+        }
+    }
+}
+
+/// Adds a path to an `io::Result`.
+pub trait IoContext<T> {
+    /// Maps the error to [`Error::Io`] naming `path`.
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

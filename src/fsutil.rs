@@ -1,0 +1,170 @@
+//! Small file-system primitives every writer in mosaic goes through: hashing,
+//! stat fingerprints, atomic writes (temp file in the same directory, fsync,
+//! rename, fsync of the directory) and durable directory syncs.
+
+use crate::error::{IoContext, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Lower-case hex sha256 of a byte slice.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Lower-case hex sha256 of a file's content, never following a symlink.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .at(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).at(path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A stat fingerprint: when it matches, a recorded hash may be trusted
+/// without reading the file (like git's index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status-change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of already-read metadata.
+    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
+        Fingerprint {
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// The temp name used beside `path` while it is being written.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.mosaic-tmp"))
+}
+
+/// Writes `bytes` to the temp file beside `path` with `mode`, optionally
+/// fsyncing it. Returns the temp path. The caller renames it into place.
+pub fn write_temp(path: &Path, bytes: &[u8], mode: u32, fsync: bool) -> Result<PathBuf> {
+    let tmp = temp_path(path);
+    // A stale temp from a killed run is ours: remove it, never follow it.
+    match std::fs::symlink_metadata(&tmp) {
+        Ok(_) => std::fs::remove_file(&tmp).at(&tmp)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(crate::error::Error::io(&tmp, e)),
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(&tmp)
+        .at(&tmp)?;
+    let result = (|| -> std::io::Result<()> {
+        f.write_all(bytes)?;
+        // The umask may have narrowed the mode; set it exactly.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        if fsync {
+            f.sync_all()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(crate::error::Error::io(&tmp, e));
+    }
+    Ok(tmp)
+}
+
+/// Atomically replaces `path` with `bytes`: temp file in the same directory,
+/// fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = write_temp(path, bytes, mode, true)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(crate::error::Error::io(path, e));
+    }
+    fsync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// fsyncs a directory so renames and unlinks in it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Flushes the whole file system holding `path` (one `syncfs(2)`), used to
+/// make a batch of temp files durable with one call instead of one fsync each.
+pub fn syncfs(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(path).at(path)?;
+    // SAFETY: syncfs takes a valid open descriptor, which `f` holds.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(crate::error::Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents (each with `mode`), returning the
+/// ones it created, outermost first. Refuses to pass through a symlink.
+pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut cur = dir.to_path_buf();
+    loop {
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(crate::error::Error::io(
+                    &cur,
+                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, "not a directory"),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(cur.clone());
+                match cur.parent() {
+                    Some(p) => cur = p.to_path_buf(),
+                    None => break,
+                }
+            }
+            Err(e) => return Err(crate::error::Error::io(&cur, e)),
+        }
+    }
+    missing.reverse();
+    for d in &missing {
+        std::fs::DirBuilder::new().mode(mode).create(d).at(d)?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).at(d)?;
+    }
+    Ok(missing)
+}
+
+/// Joins a `/`-separated relative path onto `base`.
+pub fn join_rel(base: &Path, rel: &str) -> PathBuf {
+    let mut p = base.to_path_buf();
+    for part in rel.split('/') {
+        p.push(part);
+    }
+    p
+}

@@ -1,0 +1,29 @@
+//! mosaic: installer, updater and fleet tool for long-lived coding agents.
+//!
+//! The library holds every behaviour; `main.rs` only parses and dispatches.
+//! Modules, one concern each:
+//! - [`source`]: the embedded framework tree (or `MOSAIC_FRAMEWORK_DIR`);
+//! - [`manifest`]: the install manifest;
+//! - [`preserve`]: the operator's preserve set;
+//! - [`scan`] and [`plan`]: disk facts and the pure keep-mode planner;
+//! - [`txn`]: backups, journal, atomic apply and recovery;
+//! - [`sync`]: the install/update engine and its inspections;
+//! - [`lock`], [`fsutil`], [`paths`], [`failpoint`]: plumbing;
+//! - [`cli`], [`commands`], [`report`]: the command line and its output.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod failpoint;
+pub mod fsutil;
+pub mod lock;
+pub mod manifest;
+pub mod paths;
+pub mod plan;
+pub mod preserve;
+pub mod report;
+pub mod scan;
+pub mod source;
+pub mod sync;
+pub mod txn;

@@ -1,0 +1,346 @@
+//! The keep-mode planner (SPEC §4.2): a pure function from the source tree,
+//! the manifest, what is on disk and the preserve set to one decision per
+//! path. It reads nothing and writes nothing; `crate::scan` gathers the disk
+//! facts and `crate::sync` turns the plan into transactional operations.
+
+use crate::fsutil::Fingerprint;
+use crate::manifest::{Entry, Manifest, Observed};
+use crate::preserve::Preserve;
+use crate::source::SourceFile;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What is at a path on disk (never following a symlink).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disk {
+    /// Nothing there.
+    Absent,
+    /// A regular file.
+    File {
+        /// Content hash (from the file, or trusted from the manifest's fingerprint).
+        sha256: String,
+        /// Permission bits.
+        mode: u32,
+        /// Stat fingerprint.
+        fp: Fingerprint,
+    },
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else (socket, fifo, device).
+    Other,
+}
+
+impl Disk {
+    fn describe(&self) -> &'static str {
+        match self {
+            Disk::Absent => "nothing",
+            Disk::File { .. } => "a file",
+            Disk::Dir => "a directory",
+            Disk::Symlink => "a symlink",
+            Disk::Other => "a special file",
+        }
+    }
+}
+
+/// The disk facts the planner needs: the state of every considered path and
+/// of each of their ancestor directories below the home.
+#[derive(Debug, Clone, Default)]
+pub struct DiskView {
+    /// Relative path → state, for every path in the source or the manifest.
+    pub paths: BTreeMap<String, Disk>,
+    /// Relative directory path → state, for every ancestor of those paths.
+    pub ancestors: BTreeMap<String, Disk>,
+}
+
+/// How to settle a file both the operator and the release changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictMode {
+    /// Keep the operator's file; write the new one beside it as `PATH.mosaic-new`.
+    #[default]
+    Keep,
+    /// Back the operator's file up and install the new one.
+    Replace,
+}
+
+/// The decision for one path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Preserved path that ships and is absent: create it.
+    Seed,
+    /// Shipped and absent: create it.
+    Create,
+    /// Shipped and identical on disk.
+    Unchanged,
+    /// Shipped and identical but for the mode: fix the mode.
+    FixMode {
+        /// Mode found on disk.
+        from: u32,
+    },
+    /// Shipped, untouched since we wrote it: replace.
+    Update,
+    /// Shipped, no manifest (legacy install), differs: back up and replace.
+    UpdateLegacy,
+    /// Operator edited it and the release did not change it: keep, silently.
+    KeptYours,
+    /// Both changed: keep the operator's, write `PATH.mosaic-new`.
+    Conflict,
+    /// Both changed, `--conflict replace`: back up the operator's and install.
+    ConflictReplaced,
+    /// Dropped by the release, unedited: back up and delete.
+    Delete,
+    /// Dropped by the release, edited (or no longer a file): keep, report.
+    Orphaned,
+    /// Dropped by the release and already gone from disk: forget it.
+    Forget,
+    /// Matches the preserve set: never overwritten, never deleted.
+    Preserved,
+    /// Type clash: nothing may be written here without touching operator data.
+    Blocked {
+        /// The path in the way (the path itself or an ancestor).
+        obstacle: String,
+        /// What is in the way.
+        found: String,
+    },
+    /// Type clash resolved by `--conflict replace`: the obstacle moves into
+    /// the backup whole, the shipped file is installed.
+    ObstacleReplaced {
+        /// The path moved into the backup.
+        obstacle: String,
+        /// What was in the way.
+        found: String,
+    },
+}
+
+impl Action {
+    /// Whether applying this action writes or removes anything.
+    pub fn changes_tree(&self) -> bool {
+        !matches!(
+            self,
+            Action::Unchanged
+                | Action::KeptYours
+                | Action::Orphaned
+                | Action::Forget
+                | Action::Preserved
+                | Action::Blocked { .. }
+        )
+    }
+}
+
+/// One row of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// Relative path.
+    pub path: String,
+    /// Decision.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// One item per considered path, sorted by path.
+    pub items: Vec<Item>,
+    /// Directories mosaic will create (outermost first).
+    pub mkdirs: Vec<String>,
+    /// Directories mosaic created earlier that may go once empty (deepest first).
+    pub rmdirs: Vec<String>,
+    /// True when there was no manifest (a legacy install or a fresh home).
+    pub legacy: bool,
+}
+
+impl Plan {
+    /// The blocked items.
+    pub fn blockers(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(|i| matches!(i.action, Action::Blocked { .. }))
+    }
+
+    /// Whether applying the plan changes anything below the home.
+    pub fn changes_tree(&self) -> bool {
+        self.items.iter().any(|i| i.action.changes_tree()) || !self.rmdirs.is_empty()
+    }
+}
+
+/// Decides every path (SPEC §4.2; rows are read top-down).
+pub fn plan(
+    source: &BTreeMap<String, SourceFile>,
+    manifest: Option<&Manifest>,
+    disk: &DiskView,
+    preserve: &Preserve,
+    conflict: ConflictMode,
+) -> Plan {
+    let mut paths: BTreeSet<&str> = source.keys().map(String::as_str).collect();
+    if let Some(m) = manifest {
+        paths.extend(m.files.keys().map(String::as_str));
+    }
+    let mut items = Vec::with_capacity(paths.len());
+    for path in paths {
+        let d = disk.paths.get(path).unwrap_or(&Disk::Absent);
+        let shipped = source.get(path);
+        let recorded = manifest.and_then(|m| m.files.get(path));
+        let action = decide(path, shipped, recorded, manifest.is_some(), d, disk, preserve, conflict);
+        items.push(Item { path: path.to_string(), action });
+    }
+    let mkdirs = dirs_to_create(&items, disk);
+    let rmdirs = dirs_to_remove(&items, source, manifest);
+    Plan { items, mkdirs, rmdirs, legacy: manifest.is_none() }
+}
+
+/// The first ancestor of `path` that is not a real directory.
+fn blocking_ancestor<'a>(path: &str, disk: &'a DiskView) -> Option<(String, &'a Disk)> {
+    let mut idx = 0;
+    while let Some(pos) = path[idx..].find('/') {
+        let anc = &path[..idx + pos];
+        match disk.ancestors.get(anc) {
+            Some(Disk::Dir) | Some(Disk::Absent) | None => {}
+            Some(other) => return Some((anc.to_string(), other)),
+        }
+        idx += pos + 1;
+    }
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    path: &str,
+    shipped: Option<&SourceFile>,
+    recorded: Option<&Entry>,
+    have_manifest: bool,
+    d: &Disk,
+    disk: &DiskView,
+    preserve: &Preserve,
+    conflict: ConflictMode,
+) -> Action {
+    let blocked = |obstacle: String, what: &Disk| {
+        let found = what.describe().to_string();
+        match conflict {
+            ConflictMode::Keep => Action::Blocked { obstacle, found },
+            ConflictMode::Replace => Action::ObstacleReplaced { obstacle, found },
+        }
+    };
+    if preserve.matches(path) {
+        // Seed only through real directories; a linked parent is the
+        // operator's business and is never written through.
+        return match (shipped, d) {
+            (Some(_), Disk::Absent) if blocking_ancestor(path, disk).is_none() => Action::Seed,
+            _ => Action::Preserved,
+        };
+    }
+    let Some(s) = shipped else {
+        // Not shipped any more: only what the manifest proves we wrote is ours.
+        let Some(m) = recorded else { return Action::Preserved };
+        if blocking_ancestor(path, disk).is_some() {
+            return Action::Orphaned;
+        }
+        return match d {
+            Disk::Absent => Action::Forget,
+            Disk::File { sha256, .. } if *sha256 == m.sha256 => Action::Delete,
+            _ => Action::Orphaned,
+        };
+    };
+    if let Some((anc, what)) = blocking_ancestor(path, disk) {
+        return blocked(anc, what);
+    }
+    match d {
+        Disk::Absent => Action::Create,
+        Disk::Dir | Disk::Symlink | Disk::Other => blocked(path.to_string(), d),
+        Disk::File { sha256: h_d, mode, .. } => {
+            if *h_d == s.sha256 {
+                return if *mode == s.mode {
+                    Action::Unchanged
+                } else {
+                    Action::FixMode { from: *mode }
+                };
+            }
+            match recorded {
+                Some(m) if *h_d == m.sha256 => Action::Update,
+                Some(m) if s.sha256 == m.sha256 => Action::KeptYours,
+                // Both changed, or the operator's own file sits where a new
+                // release now ships one: theirs stays unless told otherwise.
+                Some(_) => conflict_action(conflict),
+                None if have_manifest => conflict_action(conflict),
+                None => Action::UpdateLegacy,
+            }
+        }
+    }
+}
+
+fn conflict_action(conflict: ConflictMode) -> Action {
+    match conflict {
+        ConflictMode::Keep => Action::Conflict,
+        ConflictMode::Replace => Action::ConflictReplaced,
+    }
+}
+
+/// Ancestors of written paths that do not exist yet, outermost first.
+fn dirs_to_create(items: &[Item], disk: &DiskView) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for item in items {
+        let writes = matches!(
+            item.action,
+            Action::Seed | Action::Create | Action::ObstacleReplaced { .. }
+        );
+        if !writes {
+            continue;
+        }
+        let mut idx = 0;
+        while let Some(pos) = item.path[idx..].find('/') {
+            let anc = &item.path[..idx + pos];
+            let absent = matches!(disk.ancestors.get(anc), Some(Disk::Absent) | None);
+            let replaced = matches!(&item.action, Action::ObstacleReplaced { obstacle, .. } if obstacle == anc);
+            if absent || replaced {
+                out.insert(anc.to_string());
+            }
+            idx += pos + 1;
+        }
+    }
+    // BTreeSet order puts a parent before its children.
+    out.into_iter().collect()
+}
+
+/// Directories we created that hold no shipped file any more, deepest first.
+fn dirs_to_remove(
+    items: &[Item],
+    source: &BTreeMap<String, SourceFile>,
+    manifest: Option<&Manifest>,
+) -> Vec<String> {
+    let Some(m) = manifest else { return Vec::new() };
+    let mut still_used: BTreeSet<&str> = BTreeSet::new();
+    for path in source.keys() {
+        let mut cur = path.as_str();
+        while let Some(idx) = cur.rfind('/') {
+            cur = &cur[..idx];
+            still_used.insert(cur);
+        }
+    }
+    let mut out = BTreeSet::new();
+    for item in items.iter().filter(|i| matches!(i.action, Action::Delete | Action::Forget)) {
+        let mut cur = item.path.as_str();
+        while let Some(idx) = cur.rfind('/') {
+            cur = &cur[..idx];
+            if m.dirs.contains(cur) && !still_used.contains(cur) {
+                out.insert(cur.to_string());
+            }
+        }
+    }
+    let mut v: Vec<String> = out.into_iter().collect();
+    v.sort_by(|a, b| b.matches('/').count().cmp(&a.matches('/').count()).then(b.cmp(a)));
+    v
+}
+
+/// The manifest entry to record for a path after the plan has been applied,
+/// given the file's observation after the apply (`None` when absent).
+pub fn next_entry(item: &Item, shipped: Option<&SourceFile>, observed: Option<Observed>) -> Option<Entry> {
+    let s = shipped?;
+    match item.action {
+        Action::Preserved | Action::Seed | Action::Blocked { .. } => None,
+        _ => Some(Entry { sha256: s.sha256.clone(), mode: s.mode, observed }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

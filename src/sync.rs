@@ -1,0 +1,477 @@
+//! The keep-mode sync engine (SPEC §4): loads the inputs, takes the lock,
+//! recovers an interrupted run, plans, refuses on blockers or a downgrade,
+//! and applies the plan through the transactional executor. Also the
+//! read-only inspections built on the same plan: `status`, `verify`, `diff`,
+//! and `rollback` / `backups` on the executor's records.
+
+use crate::error::{Error, Result};
+use crate::fsutil::{join_rel, Fingerprint};
+use crate::manifest::{Entry, Manifest, Observed};
+use crate::paths::Paths;
+use crate::plan::{self, Action, ConflictMode, Disk, Plan};
+use crate::preserve::Preserve;
+use crate::scan;
+use crate::source::Source;
+use crate::txn::{self, Op, RunInfo};
+use semver::Version;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+
+/// Options of `install` / `update`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// How to settle conflicts and blockers.
+    pub conflict: ConflictMode,
+    /// Allow installing an older framework over a newer one.
+    pub allow_downgrade: bool,
+    /// `install` or `update`, for the backup record.
+    pub command: String,
+}
+
+/// One reported change.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    /// Path relative to the home (or an absolute path outside it).
+    pub path: String,
+    /// Verb: `created`, `updated`, `deleted`, `kept (yours)`, `conflict`,
+    /// `seeded`, `migrated`, `blocked`.
+    pub action: String,
+    /// Extra words (`→ PATH.mosaic-new`, why it was kept, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// True for facts human output leaves out (an edited file kept silently).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quiet: bool,
+}
+
+/// What a sync did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SyncReport {
+    /// Home synced.
+    pub home: String,
+    /// Framework version before (`None` on a fresh or legacy home).
+    pub from_version: Option<String>,
+    /// Framework version after.
+    pub to_version: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Every change, in path order.
+    pub changes: Vec<Change>,
+    /// The backup holding what was replaced or deleted.
+    pub backup: Option<String>,
+    /// Set when an interrupted run was rolled back first.
+    pub recovered: Option<String>,
+    /// Problems that did not stop the sync.
+    pub warnings: Vec<String>,
+    /// Counts per verb.
+    pub summary: BTreeMap<String, usize>,
+    /// Number of blockers; when non-zero nothing was changed and the caller
+    /// reports [`Error::Blocked`].
+    pub blocked: usize,
+}
+
+impl SyncReport {
+    /// Whether the run changed (or would change) the tree.
+    pub fn changed(&self) -> bool {
+        self.changes.iter().any(|c| !c.quiet && c.action != "blocked" && c.action != "kept (yours)")
+    }
+}
+
+/// Everything loaded before planning.
+pub struct Inputs {
+    /// Resolved paths.
+    pub paths: Paths,
+    /// Source tree.
+    pub source: Source,
+    /// Manifest, if any.
+    pub manifest: Option<Manifest>,
+    /// Preserve set.
+    pub preserve: Preserve,
+}
+
+impl Inputs {
+    /// Loads the source, the manifest and the preserve set for `paths`.
+    pub fn load(paths: Paths) -> Result<Inputs> {
+        let source = Source::from_env()?;
+        Inputs::with_source(paths, source)
+    }
+
+    /// Like [`Inputs::load`] with a given source.
+    pub fn with_source(paths: Paths, source: Source) -> Result<Inputs> {
+        let manifest = Manifest::load(&paths.manifest())?;
+        let preserve = Preserve::load(&paths.preserve_file())?;
+        Ok(Inputs { paths, source, manifest, preserve })
+    }
+
+    /// Scans the disk and plans.
+    pub fn plan(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
+        let mut keys: Vec<&str> = self.source.files.keys().map(String::as_str).collect();
+        if let Some(m) = &self.manifest {
+            keys.extend(m.files.keys().map(String::as_str).filter(|k| !self.source.files.contains_key(*k)));
+        }
+        let view = scan::scan(&self.paths.home, keys, self.manifest.as_ref(), &self.preserve)?;
+        let p = plan::plan(&self.source.files, self.manifest.as_ref(), &view, &self.preserve, conflict);
+        Ok((p, view))
+    }
+}
+
+/// Maps a plan item to its reported change, if it is reported at all.
+pub fn describe(item: &plan::Item) -> Option<Change> {
+    let ch = |action: &str, detail: Option<String>| Change {
+        path: item.path.clone(),
+        action: action.to_string(),
+        detail,
+        quiet: false,
+    };
+    Some(match &item.action {
+        Action::Unchanged | Action::Preserved | Action::Forget => return None,
+        Action::Seed => ch("seeded", None),
+        Action::Create => ch("created", None),
+        Action::FixMode { from } => ch("updated", Some(format!("mode {from:o} fixed"))),
+        Action::Update => ch("updated", None),
+        Action::UpdateLegacy => ch("updated", Some("legacy copy backed up".into())),
+        Action::KeptYours => Change { quiet: true, ..ch("kept (yours)", Some("edited; release unchanged".into())) },
+        Action::Conflict => ch("conflict", Some(format!("→ {}.mosaic-new", item.path))),
+        Action::ConflictReplaced => ch("updated", Some("conflict: your copy backed up".into())),
+        Action::Delete => ch("deleted", Some("no longer shipped; backed up".into())),
+        Action::Orphaned => ch("kept (yours)", Some("no longer shipped; edited, so kept".into())),
+        Action::Blocked { obstacle, found } => ch("blocked", Some(format!("{found} at {obstacle}"))),
+        Action::ObstacleReplaced { obstacle, found } => {
+            ch("updated", Some(format!("{found} at {obstacle} moved into the backup")))
+        }
+    })
+}
+
+/// Builds the executor's operations for a plan.
+pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
+    let mut ops = Vec::new();
+    let mut obstacles = std::collections::BTreeSet::new();
+    for item in &plan.items {
+        let shipped = source.files.get(&item.path);
+        let write = |rel: String| {
+            let s = shipped.expect("written paths ship");
+            Op::Write { rel, bytes: std::borrow::Cow::Borrowed(&s.bytes[..]), mode: s.mode }
+        };
+        match &item.action {
+            Action::Seed
+            | Action::Create
+            | Action::FixMode { .. }
+            | Action::Update
+            | Action::UpdateLegacy
+            | Action::ConflictReplaced => ops.push(write(item.path.clone())),
+            Action::Conflict => ops.push(write(format!("{}.mosaic-new", item.path))),
+            Action::ObstacleReplaced { obstacle, .. } => {
+                if obstacles.insert(obstacle.clone()) {
+                    ops.push(Op::Remove { rel: obstacle.clone() });
+                }
+                ops.push(write(item.path.clone()));
+            }
+            Action::Delete => ops.push(Op::Remove { rel: item.path.clone() }),
+            _ => {}
+        }
+    }
+    for d in &plan.rmdirs {
+        ops.push(Op::RemoveDirIfEmpty { rel: d.clone() });
+    }
+    ops
+}
+
+/// The manifest after the plan has landed: observes each tracked file again
+/// (a stat, no read) so the next run can trust the hashes.
+pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Result<Manifest> {
+    let mut m = Manifest::new(inputs.source.version.clone());
+    if let Some(old) = &inputs.manifest {
+        m.units = old.units.clone();
+        m.dirs = old.dirs.clone();
+    }
+    for d in &plan.mkdirs {
+        m.dirs.insert(d.clone());
+    }
+    for d in &plan.rmdirs {
+        if !join_rel(&inputs.paths.home, d).exists() {
+            m.dirs.remove(d);
+        }
+    }
+    for item in &plan.items {
+        let shipped = inputs.source.files.get(&item.path);
+        let Some(s) = shipped else { continue };
+        let written = matches!(
+            item.action,
+            Action::Create
+                | Action::FixMode { .. }
+                | Action::Update
+                | Action::UpdateLegacy
+                | Action::ConflictReplaced
+                | Action::ObstacleReplaced { .. }
+        );
+        let path = join_rel(&inputs.paths.home, &item.path);
+        let observed = match view.paths.get(&item.path) {
+            _ if written => std::fs::symlink_metadata(&path)
+                .ok()
+                .map(|meta| Observed { fp: Fingerprint::of(&meta), sha256: s.sha256.clone() }),
+            Some(Disk::File { sha256, fp, .. }) => Some(Observed { fp: *fp, sha256: sha256.clone() }),
+            _ => None,
+        };
+        if let Some(e) = plan::next_entry(item, Some(s), observed) {
+            m.files.insert(item.path.clone(), e);
+        }
+    }
+    Ok(m)
+}
+
+fn ensure_meta_dir(paths: &Paths) -> Result<()> {
+    let dir = paths.meta_dir();
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Input(format!(
+            "{} is not a directory; move it aside so mosaic can keep its records there",
+            dir.display()
+        ))),
+        Err(_) => {
+            crate::fsutil::create_dirs(&paths.home, 0o755)?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io(&dir, e))
+        }
+    }
+}
+
+/// Runs `install` / `update`: the whole of SPEC §4.3. A plan with blockers
+/// changes nothing and comes back with `blocked > 0`.
+pub fn sync(paths: Paths, opts: &SyncOptions) -> Result<SyncReport> {
+    let source = Source::from_env()?;
+    sync_with(paths, source, opts)
+}
+
+/// [`sync`] with an explicit source tree.
+pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<SyncReport> {
+    let mut report = SyncReport {
+        home: paths.home.display().to_string(),
+        to_version: source.version.to_string(),
+        dry_run: opts.dry_run,
+        ..SyncReport::default()
+    };
+    let _lock = if opts.dry_run {
+        if paths.journal().exists() {
+            report.warnings.push(
+                "an interrupted run will be rolled back before the next real update".to_string(),
+            );
+        }
+        None
+    } else {
+        ensure_meta_dir(&paths)?;
+        let lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
+        crate::failpoint::pause("after-lock");
+        report.recovered = txn::recover(&paths)?;
+        Some(lock)
+    };
+    let inputs = Inputs::with_source(paths, source)?;
+    report.from_version = inputs.manifest.as_ref().map(|m| m.version.to_string());
+    check_downgrade(&inputs, opts.allow_downgrade)?;
+    let (plan, view) = inputs.plan(opts.conflict)?;
+    report.changes = plan.items.iter().filter_map(describe).collect();
+    report.blocked = plan.blockers().count();
+    if report.blocked == 0 && !opts.dry_run {
+        let ops = ops_for(&plan, &inputs.source);
+        if ops.is_empty() {
+            let next = next_manifest(&inputs, &plan, &view)?;
+            if inputs.manifest.as_ref() != Some(&next) {
+                crate::fsutil::write_atomic(&inputs.paths.manifest(), &next.to_bytes(), 0o600)?;
+            }
+        } else {
+            let info = RunInfo {
+                command: opts.command.clone(),
+                from_version: report.from_version.clone(),
+                to_version: report.to_version.clone(),
+            };
+            let applied = txn::apply(&inputs.paths, &ops, &info, &mut || {
+                Ok(Some(next_manifest(&inputs, &plan, &view)?.to_bytes()))
+            })?;
+            report.backup = applied.backup.map(|b| b.display().to_string());
+        }
+    }
+    summarise(&mut report);
+    Ok(report)
+}
+
+fn check_downgrade(inputs: &Inputs, allow: bool) -> Result<()> {
+    if let Some(m) = &inputs.manifest {
+        if m.version > inputs.source.version && !allow {
+            return Err(Error::Downgrade {
+                home: inputs.paths.home.clone(),
+                installed: m.version.clone(),
+                ours: inputs.source.version.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn summarise(report: &mut SyncReport) {
+    let mut s = BTreeMap::new();
+    for c in &report.changes {
+        *s.entry(c.action.clone()).or_insert(0) += 1;
+    }
+    report.summary = s;
+}
+
+/// One line of `mosaic status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusLine {
+    /// Two-letter code (`A` to create, `U` update, `M` modified by you, `C`
+    /// conflict, `D` to delete, `O` orphaned, `S` to seed, `B` blocked).
+    pub code: String,
+    /// Path.
+    pub path: String,
+    /// Explanation.
+    pub what: String,
+}
+
+/// `mosaic status`: what differs between disk, manifest and source.
+pub fn status(paths: Paths) -> Result<(Option<Version>, Version, Vec<StatusLine>)> {
+    let inputs = Inputs::load(paths)?;
+    let (plan, _) = inputs.plan(ConflictMode::Keep)?;
+    let mut out = Vec::new();
+    for item in &plan.items {
+        let (code, what) = match &item.action {
+            Action::Unchanged | Action::Preserved | Action::Forget => continue,
+            Action::Seed => ("S", "will be seeded (ships, absent)".to_string()),
+            Action::Create => ("A", "ships, missing on disk".to_string()),
+            Action::FixMode { from } => ("U", format!("mode {from:o} differs from the shipped mode")),
+            Action::Update => ("U", "the release changes it; yours is untouched".to_string()),
+            Action::UpdateLegacy => ("U", "differs from the shipped file (no manifest)".to_string()),
+            Action::KeptYours => ("M", "edited by you; the release did not change it".to_string()),
+            Action::Conflict | Action::ConflictReplaced => ("C", "edited by you and changed by the release".to_string()),
+            Action::Delete => ("D", "no longer shipped; unedited".to_string()),
+            Action::Orphaned => ("O", "no longer shipped; edited by you".to_string()),
+            Action::Blocked { obstacle, found } | Action::ObstacleReplaced { obstacle, found } => {
+                ("B", format!("{found} at {obstacle} blocks it"))
+            }
+        };
+        out.push(StatusLine { code: code.to_string(), path: item.path.clone(), what });
+    }
+    let from = inputs.manifest.as_ref().map(|m| m.version.clone());
+    Ok((from, inputs.source.version.clone(), out))
+}
+
+/// One finding of `mosaic verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyLine {
+    /// Path.
+    pub path: String,
+    /// `ok`, `modified`, `missing`, `mode`, `not a file`.
+    pub state: String,
+}
+
+/// `mosaic verify`: every installed shipped file against the manifest, by
+/// content (the fingerprint shortcut is not used here).
+pub fn verify(paths: Paths) -> Result<Vec<VerifyLine>> {
+    let manifest = Manifest::load(&paths.manifest())?.ok_or_else(|| {
+        Error::Input(format!(
+            "no manifest at {}; run `mosaic install` first",
+            paths.manifest().display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (rel, entry) in &manifest.files {
+        out.push(VerifyLine { path: rel.clone(), state: verify_one(&paths, rel, entry)? });
+    }
+    Ok(out)
+}
+
+fn verify_one(paths: &Paths, rel: &str, entry: &Entry) -> Result<String> {
+    let view = scan::scan(&paths.home, [rel], None, &Preserve::new(&[], "none")?)?;
+    if let Some(anc) = view.ancestors.iter().find(|(_, d)| !matches!(d, Disk::Dir | Disk::Absent)) {
+        return Ok(format!("blocked by {}", anc.0));
+    }
+    Ok(match view.paths.get(rel) {
+        Some(Disk::Absent) | None => "missing".into(),
+        Some(Disk::File { sha256, mode, .. }) => {
+            if *sha256 != entry.sha256 {
+                "modified".into()
+            } else if *mode != entry.mode {
+                format!("mode {mode:o}, expected {:o}", entry.mode)
+            } else {
+                "ok".into()
+            }
+        }
+        Some(_) => "not a file".into(),
+    })
+}
+
+/// `mosaic diff [PATH…]`: unified diffs of what an update would change.
+pub fn diff(paths: Paths, filter: &[String], conflict: ConflictMode) -> Result<String> {
+    let inputs = Inputs::load(paths)?;
+    let (plan, _) = inputs.plan(conflict)?;
+    let mut out = String::new();
+    for item in &plan.items {
+        if !filter.is_empty() && !filter.iter().any(|f| item.path == *f || item.path.starts_with(&format!("{f}/"))) {
+            continue;
+        }
+        let new = inputs.source.files.get(&item.path).map(|s| &s.bytes[..]);
+        let disk_path = join_rel(&inputs.paths.home, &item.path);
+        let (old, new, label_new) = match &item.action {
+            Action::Create | Action::Seed => (None, new, item.path.clone()),
+            Action::Update | Action::UpdateLegacy | Action::ConflictReplaced => {
+                (Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?), new, item.path.clone())
+            }
+            Action::Conflict => (
+                Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
+                new,
+                format!("{}.mosaic-new", item.path),
+            ),
+            Action::Delete => (Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?), None, item.path.clone()),
+            _ => continue,
+        };
+        out.push_str(&unified(&item.path, old.as_deref(), &label_new, new));
+    }
+    Ok(out)
+}
+
+fn unified(old_label: &str, old: Option<&[u8]>, new_label: &str, new: Option<&[u8]>) -> String {
+    let a = old.map(String::from_utf8_lossy).unwrap_or_default();
+    let b = new.map(String::from_utf8_lossy).unwrap_or_default();
+    let is_binary = |x: Option<&[u8]>| x.is_some_and(|x| x.contains(&0));
+    let ol = if old.is_some() { format!("a/{old_label}") } else { "/dev/null".into() };
+    let nl = if new.is_some() { format!("b/{new_label}") } else { "/dev/null".into() };
+    if is_binary(old) || is_binary(new) {
+        return format!("Binary files {ol} and {nl} differ\n");
+    }
+    let diff = similar::TextDiff::from_lines(a.as_ref(), b.as_ref());
+    let mut s = diff.unified_diff().context_radius(3).header(&ol, &nl).to_string();
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// `mosaic rollback [ID]`: restores a backup, itself transactionally and
+/// itself backed up. Returns the id restored and the new backup.
+pub fn rollback(paths: Paths, id: Option<&str>) -> Result<(String, Option<String>)> {
+    ensure_meta_dir(&paths)?;
+    let _lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
+    txn::recover(&paths)?;
+    let backups = txn::list(&paths)?;
+    let meta = match id {
+        None => backups.first().cloned().ok_or_else(|| {
+            Error::Input(format!("no backups of {} to roll back to; see `mosaic backups`", paths.home.display()))
+        })?,
+        Some(id) => backups.iter().find(|b| b.id == id).cloned().ok_or_else(|| {
+            Error::Input(format!("no backup {id:?} for {}; list them with `mosaic backups`", paths.home.display()))
+        })?,
+    };
+    let ops = txn::rollback_ops(&paths, &meta);
+    let manifest = txn::backed_up_manifest(&paths, &meta)?;
+    let current = Manifest::load(&paths.manifest())?;
+    let info = RunInfo {
+        command: "rollback".to_string(),
+        from_version: current.map(|m| m.version.to_string()),
+        to_version: meta.from_version.clone().unwrap_or_else(|| "none".to_string()),
+    };
+    let applied = txn::apply(&paths, &ops, &info, &mut || Ok(manifest.clone()))?;
+    Ok((meta.id, applied.backup.map(|b| b.display().to_string())))
+}

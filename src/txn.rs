@@ -1,0 +1,529 @@
+//! The transactional executor (SPEC §4.3 steps 5–7): backs up everything it
+//! will replace or remove, journals the run, applies the operations with
+//! atomic writes, writes the manifest last, and on any error (or on the next
+//! run after a crash) restores the tree from the backup. Also lists, prunes
+//! and restores backups for `mosaic backups` / `mosaic rollback`.
+
+use crate::error::{Error, IoContext, Result};
+use crate::failpoint;
+use crate::fsutil::{self, join_rel, temp_path};
+use crate::paths::Paths;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// How many backups per home are kept.
+pub const KEEP_BACKUPS: usize = 5;
+
+/// Relative path of the manifest below the home.
+pub const MANIFEST_REL: &str = ".mosaic/manifest.json";
+
+/// One operation below the home.
+#[derive(Debug, Clone)]
+pub enum Op<'a> {
+    /// Atomically write a file.
+    Write {
+        /// Relative path.
+        rel: String,
+        /// Content.
+        bytes: Cow<'a, [u8]>,
+        /// Mode.
+        mode: u32,
+    },
+    /// Remove a file, a symlink (the link itself) or a directory tree.
+    Remove {
+        /// Relative path.
+        rel: String,
+    },
+    /// Remove a directory if it is empty.
+    RemoveDirIfEmpty {
+        /// Relative path.
+        rel: String,
+    },
+    /// Make `rel` what `from` holds (a file, link or tree), or absent.
+    Restore {
+        /// Relative path.
+        rel: String,
+        /// Source in a backup, or `None` for "absent".
+        from: Option<PathBuf>,
+    },
+}
+
+impl Op<'_> {
+    /// The relative path the operation is about.
+    pub fn rel(&self) -> &str {
+        match self {
+            Op::Write { rel, .. } | Op::Remove { rel } | Op::RemoveDirIfEmpty { rel } | Op::Restore { rel, .. } => rel,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::Write { .. } => "write",
+            Op::Remove { .. } => "remove",
+            Op::RemoveDirIfEmpty { .. } => "rmdir",
+            Op::Restore { .. } => "restore",
+        }
+    }
+}
+
+/// What was at one path before the run (as recorded in the backup).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    /// Relative path below the home.
+    pub rel: String,
+    /// Operation kind (`write`, `remove`, `rmdir`, `restore`, `manifest`).
+    pub kind: String,
+    /// What was there before: `absent`, `file`, `dir`, `symlink`.
+    pub before: String,
+}
+
+/// The backup record, `STATE/backups/ID/meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupMeta {
+    /// Backup id (its directory name).
+    pub id: String,
+    /// The home it belongs to.
+    pub home: PathBuf,
+    /// UTC time of the run, RFC 3339.
+    pub created: String,
+    /// What made it (`install`, `update`, `rollback`).
+    pub command: String,
+    /// Framework version before.
+    pub from_version: Option<String>,
+    /// Framework version after.
+    pub to_version: String,
+    /// Every path touched, with its prior state.
+    pub records: Vec<Record>,
+    /// Directories the run created, outermost first.
+    pub mkdirs: Vec<String>,
+    /// True once the run completed.
+    pub complete: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    backup: PathBuf,
+    phase: String,
+}
+
+/// Describes the run for the backup record.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// `install`, `update` or `rollback`.
+    pub command: String,
+    /// Version before.
+    pub from_version: Option<String>,
+    /// Version after.
+    pub to_version: String,
+}
+
+/// UTC time as `YYYYMMDDTHHMMSSZ` and RFC 3339, from the system clock.
+fn utc_now() -> (String, String) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (h, mi, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (
+        format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z"),
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
+    )
+}
+
+fn kind_of(path: &Path) -> Result<&'static str> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Ok("symlink"),
+        Ok(m) if m.is_dir() => Ok("dir"),
+        Ok(_) => Ok("file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("absent"),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok("absent"),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Copies a file, symlink (as a link) or directory tree from `from` to `to`
+/// (which must not exist), never following links.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(from).at(from)?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from).at(from)?;
+        std::os::unix::fs::symlink(&target, to).at(to)?;
+    } else if meta.is_dir() {
+        std::fs::DirBuilder::new().mode(0o700).create(to).at(to)?;
+        for entry in std::fs::read_dir(from).at(from)? {
+            let entry = entry.at(from)?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        std::fs::set_permissions(to, meta.permissions()).at(to)?;
+    } else if meta.is_file() {
+        std::fs::copy(from, to).at(to)?;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode())).at(to)?;
+    }
+    Ok(())
+}
+
+/// Removes whatever is at `path` (a link is removed, not followed).
+fn remove_any(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).at(path),
+        Ok(_) => std::fs::remove_file(path).at(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Makes `dst` hold what `src` holds (or nothing), leaving an identical file alone.
+fn restore_path(src: Option<&Path>, dst: &Path) -> Result<()> {
+    let Some(src) = src else { return remove_any(dst) };
+    let sm = std::fs::symlink_metadata(src).at(src)?;
+    if sm.is_file() {
+        if let Ok(dm) = std::fs::symlink_metadata(dst) {
+            if dm.is_file()
+                && dm.permissions().mode() == sm.permissions().mode()
+                && dm.len() == sm.len()
+                && fsutil::hash_file(dst)? == fsutil::hash_file(src)?
+            {
+                return Ok(());
+            }
+        }
+        let bytes = std::fs::read(src).at(src)?;
+        remove_if_not_file(dst)?;
+        if let Some(parent) = dst.parent() {
+            fsutil::create_dirs(parent, 0o755)?;
+        }
+        return fsutil::write_atomic(dst, &bytes, sm.permissions().mode() & 0o7777);
+    }
+    remove_any(dst)?;
+    if let Some(parent) = dst.parent() {
+        fsutil::create_dirs(parent, 0o755)?;
+    }
+    copy_tree(src, dst)
+}
+
+fn remove_if_not_file(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => remove_any(path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    bytes.push(b'\n');
+    fsutil::write_atomic(path, &bytes, mode)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+        fix: "move it aside and re-run".to_string(),
+    })
+}
+
+/// The outcome of an apply.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The backup directory, when anything was backed up or changed.
+    pub backup: Option<PathBuf>,
+}
+
+/// Applies `ops` transactionally, then writes the manifest produced by
+/// `manifest` (called after every op has landed, so it can stat the results;
+/// `None` removes the manifest).
+/// On any error the tree is restored and the error returned.
+pub fn apply(
+    paths: &Paths,
+    ops: &[Op<'_>],
+    info: &RunInfo,
+    manifest: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
+) -> Result<Applied> {
+    let home = &paths.home;
+    // --- prepare: what exists now, and which directories must be made.
+    let mut records = Vec::with_capacity(ops.len() + 1);
+    for op in ops {
+        records.push(Record {
+            rel: op.rel().to_string(),
+            kind: op.kind().to_string(),
+            before: kind_of(&join_rel(home, op.rel()))?.to_string(),
+        });
+    }
+    records.push(Record {
+        rel: MANIFEST_REL.to_string(),
+        kind: "manifest".to_string(),
+        before: kind_of(&paths.manifest())?.to_string(),
+    });
+    let removed: BTreeSet<&str> = ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::Remove { rel } => Some(rel.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut mkdirs: BTreeSet<String> = BTreeSet::new();
+    for op in ops {
+        if !matches!(op, Op::Write { .. } | Op::Restore { from: Some(_), .. }) {
+            continue;
+        }
+        let rel = op.rel();
+        let mut idx = 0;
+        while let Some(pos) = rel[idx..].find('/') {
+            let anc = &rel[..idx + pos];
+            if removed.contains(anc) || kind_of(&join_rel(home, anc))? == "absent" {
+                mkdirs.insert(anc.to_string());
+            }
+            idx += pos + 1;
+        }
+    }
+    let (stamp, rfc) = utc_now();
+    let from = info.from_version.clone().unwrap_or_else(|| "none".to_string());
+    std::fs::create_dir_all(paths.backups()).at(paths.backups())?;
+    let mut id = format!("{stamp}-{from}-{}", info.to_version);
+    let mut n = 1;
+    while paths.backups().join(&id).exists() {
+        n += 1;
+        id = format!("{stamp}-{from}-{}.{n}", info.to_version);
+    }
+    let bdir = paths.backups().join(&id);
+    let meta = BackupMeta {
+        id: id.clone(),
+        home: home.clone(),
+        created: rfc,
+        command: info.command.clone(),
+        from_version: info.from_version.clone(),
+        to_version: info.to_version.clone(),
+        records,
+        mkdirs: mkdirs.into_iter().collect(),
+        complete: false,
+    };
+    std::fs::DirBuilder::new().mode(0o700).create(&bdir).at(&bdir)?;
+    write_json(&bdir.join("meta.json"), &meta, 0o600)?;
+    let journal = paths.journal();
+    write_json(&journal, &Journal { backup: bdir.clone(), phase: "backup".into() }, 0o600)?;
+
+    // --- back up everything that exists and will be touched.
+    let files = bdir.join("files");
+    let result = (|| -> Result<()> {
+        for rec in &meta.records {
+            if rec.before == "absent" || rec.kind == "rmdir" {
+                continue;
+            }
+            let dst = join_rel(&files, &rec.rel);
+            fsutil::create_dirs(dst.parent().expect("below files/"), 0o700)?;
+            copy_tree(&join_rel(home, &rec.rel), &dst)?;
+        }
+        fsutil::syncfs(&bdir)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&bdir);
+        let _ = std::fs::remove_file(&journal);
+        return Err(e);
+    }
+    failpoint::hit("after-backup");
+    write_json(&journal, &Journal { backup: bdir.clone(), phase: "apply".into() }, 0o600)?;
+
+    // --- apply.
+    match apply_ops(home, ops, &meta, manifest) {
+        Ok(()) => {
+            let mut done = meta;
+            done.complete = true;
+            write_json(&bdir.join("meta.json"), &done, 0o600)?;
+            std::fs::remove_file(&journal).at(&journal)?;
+            fsutil::fsync_dir(&paths.state)?;
+            prune(paths)?;
+            Ok(Applied { backup: Some(bdir) })
+        }
+        Err(first) => match restore_from(home, &bdir, &meta) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir_all(&bdir);
+                let _ = std::fs::remove_file(&journal);
+                Err(Error::RolledBack(Box::new(first)))
+            }
+            Err(second) => Err(Error::RollbackFailed { first: Box::new(first), second: Box::new(second), backup: bdir }),
+        },
+    }
+}
+
+fn apply_ops(
+    home: &Path,
+    ops: &[Op<'_>],
+    meta: &BackupMeta,
+    manifest: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
+) -> Result<()> {
+    // Removals first: an obstacle must go before its replacement is written.
+    for op in ops {
+        if let Op::Remove { rel } = op {
+            remove_any(&join_rel(home, rel))?;
+        }
+    }
+    for d in &meta.mkdirs {
+        let p = join_rel(home, d);
+        if kind_of(&p)? == "absent" {
+            std::fs::DirBuilder::new().mode(0o755).create(&p).at(&p)?;
+        }
+    }
+    // Writes: every temp first, one syncfs, then the renames.
+    let mut temps = Vec::new();
+    for op in ops {
+        if let Op::Write { rel, bytes, mode } = op {
+            let path = join_rel(home, rel);
+            temps.push((fsutil::write_temp(&path, bytes, *mode, false)?, path));
+        }
+    }
+    if !temps.is_empty() {
+        fsutil::syncfs(home)?;
+    }
+    for (i, (tmp, path)) in temps.iter().enumerate() {
+        if i == temps.len() / 2 {
+            failpoint::hit("mid-apply");
+        }
+        std::fs::rename(tmp, path).at(path)?;
+    }
+    for op in ops {
+        match op {
+            Op::Restore { rel, from } => restore_path(from.as_deref(), &join_rel(home, rel))?,
+            Op::RemoveDirIfEmpty { rel } => {
+                let p = join_rel(home, rel);
+                match std::fs::remove_dir(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+                    Err(e) => return Err(Error::io(p, e)),
+                }
+            }
+            _ => {}
+        }
+    }
+    fsutil::syncfs(home)?;
+    failpoint::hit("before-manifest");
+    let mpath = join_rel(home, MANIFEST_REL);
+    match manifest()? {
+        Some(bytes) => {
+            fsutil::create_dirs(mpath.parent().expect("below .mosaic"), 0o700)?;
+            fsutil::write_atomic(&mpath, &bytes, 0o600)?;
+        }
+        None => remove_any(&mpath)?,
+    }
+    Ok(())
+}
+
+/// Puts every recorded path back as the backup holds it, removes temps and
+/// the directories the run created.
+fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<()> {
+    let files = bdir.join("files");
+    for rec in meta.records.iter().rev() {
+        let path = join_rel(home, &rec.rel);
+        let tmp = temp_path(&path);
+        if std::fs::symlink_metadata(&tmp).is_ok() {
+            remove_any(&tmp)?;
+        }
+        if rec.before == "absent" {
+            remove_any(&path)?;
+        } else if rec.kind == "rmdir" {
+            if kind_of(&path)? == "absent" {
+                fsutil::create_dirs(&path, 0o755)?;
+            }
+        } else {
+            restore_path(Some(&join_rel(&files, &rec.rel)), &path)?;
+        }
+    }
+    for d in meta.mkdirs.iter().rev() {
+        let _ = std::fs::remove_dir(join_rel(home, d));
+    }
+    fsutil::syncfs(home)?;
+    Ok(())
+}
+
+/// If a journal from an interrupted run exists, rolls the tree back to the
+/// state before that run. Returns the backup id it recovered from.
+pub fn recover(paths: &Paths) -> Result<Option<String>> {
+    let journal = paths.journal();
+    if !journal.exists() {
+        return Ok(None);
+    }
+    let j: Journal = read_json(&journal)?;
+    let meta_path = j.backup.join("meta.json");
+    let id = j.backup.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if j.phase == "apply" {
+        let meta: BackupMeta = read_json(&meta_path)?;
+        restore_from(&paths.home, &j.backup, &meta)?;
+    }
+    if j.backup.exists() {
+        std::fs::remove_dir_all(&j.backup).at(&j.backup)?;
+    }
+    std::fs::remove_file(&journal).at(&journal)?;
+    fsutil::fsync_dir(&paths.state)?;
+    Ok(Some(id))
+}
+
+/// Complete backups of this home, newest first.
+pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
+    let dir = paths.backups();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.at(&dir)?;
+        let mp = entry.path().join("meta.json");
+        let Ok(meta) = read_json::<BackupMeta>(&mp) else { continue };
+        if meta.complete && meta.home == paths.home {
+            out.push(meta);
+        }
+    }
+    out.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(out)
+}
+
+fn prune(paths: &Paths) -> Result<()> {
+    for old in list(paths)?.into_iter().skip(KEEP_BACKUPS) {
+        let d = paths.backups().join(&old.id);
+        std::fs::remove_dir_all(&d).at(&d)?;
+    }
+    Ok(())
+}
+
+/// The operations that put the tree back as backup `meta` found it.
+pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
+    let files = paths.backups().join(&meta.id).join("files");
+    let mut ops = Vec::new();
+    for rec in &meta.records {
+        if rec.kind == "manifest" || rec.kind == "rmdir" {
+            continue;
+        }
+        let from = (rec.before != "absent").then(|| join_rel(&files, &rec.rel));
+        ops.push(Op::Restore { rel: rec.rel.clone(), from });
+    }
+    for d in meta.mkdirs.iter().rev() {
+        ops.push(Op::RemoveDirIfEmpty { rel: d.clone() });
+    }
+    ops
+}
+
+/// The manifest bytes a backup holds (`None` when the run started without one).
+pub fn backed_up_manifest(paths: &Paths, meta: &BackupMeta) -> Result<Option<Vec<u8>>> {
+    let p = join_rel(&paths.backups().join(&meta.id).join("files"), MANIFEST_REL);
+    match std::fs::read(&p) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
