@@ -68,6 +68,18 @@ pub enum Command {
     },
     /// List the backups of this home, newest first.
     Backups,
+    /// Manage the agent fleet (roster, units, sessions).
+    Fleet {
+        /// Fleet command.
+        #[command(subcommand)]
+        command: crate::fleet::cli::FleetCommand,
+    },
+    /// Talk to or watch one agent.
+    Agent {
+        /// Agent command.
+        #[command(subcommand)]
+        command: crate::fleet::cli::AgentCommand,
+    },
     /// Print a shell completion script.
     Completions {
         /// Shell to generate for.

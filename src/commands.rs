@@ -35,7 +35,16 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
     let g = &cli.global;
     match &cli.command {
         Command::Install => run_sync(g, p, "install"),
-        Command::Update(_args) => run_sync(g, p, "update"),
+        Command::Update(args) => {
+            if !args.offline {
+                if let crate::selfupdate::Outcome::Reexeced(code) = crate::selfupdate::check_and_update(args, g, p)? {
+                    return Ok(code);
+                }
+            }
+            run_sync(g, p, "update")
+        }
+        Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
+        Command::Agent { command } => crate::fleet::run_agent(command, g, p),
         Command::Status => {
             let (from, to, lines) = sync::status(paths(g)?)?;
             if p.json {

@@ -9,6 +9,8 @@
 //! - [`txn`]: backups, journal, atomic apply and recovery;
 //! - [`sync`]: the install/update engine and its inspections;
 //! - [`lock`], [`fsutil`], [`paths`], [`failpoint`]: plumbing;
+//! - [`fleet`]: the fleet runtime commands;
+//! - [`selfupdate`]: updating the binary from verified releases;
 //! - [`cli`], [`commands`], [`report`]: the command line and its output.
 #![warn(missing_docs)]
 
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod failpoint;
+pub mod fleet;
 pub mod fsutil;
 pub mod lock;
 pub mod manifest;
@@ -24,6 +27,7 @@ pub mod plan;
 pub mod preserve;
 pub mod report;
 pub mod scan;
+pub mod selfupdate;
 pub mod source;
 pub mod sync;
 pub mod txn;
