@@ -12,7 +12,12 @@ use std::path::PathBuf;
 /// ever losing the operator's files, and runs the agent fleet in tmux under
 /// systemd user units.
 #[derive(Debug, Parser)]
-#[command(name = "mosaic", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "mosaic",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]

@@ -15,7 +15,9 @@ pub fn dispatch(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             if printer.json {
-                printer.json_out(&serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() }));
+                printer.json_out(
+                    &serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() }),
+                );
             }
             eprintln!("mosaic: {}", one_line(&e));
             e.exit_code()
@@ -37,7 +39,9 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Install => run_sync(g, p, "install"),
         Command::Update(args) => {
             if !args.offline {
-                if let crate::selfupdate::Outcome::Reexeced(code) = crate::selfupdate::check_and_update(args, g, p)? {
+                if let crate::selfupdate::Outcome::Reexeced(code) =
+                    crate::selfupdate::check_and_update(args, g, p)?
+                {
                     return Ok(code);
                 }
             }
@@ -72,7 +76,11 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                 for l in &bad {
                     println!("{} {}", p.paint("31", &l.state), l.path);
                 }
-                p.line(&format!("{} files checked, {} problem(s)", lines.len(), bad.len()));
+                p.line(&format!(
+                    "{} files checked, {} problem(s)",
+                    lines.len(),
+                    bad.len()
+                ));
             }
             Ok(if bad.is_empty() { 0 } else { 1 })
         }
@@ -125,7 +133,8 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Man => {
             let man = clap_mangen::Man::new(Cli::command());
-            man.render(&mut std::io::stdout()).map_err(|e| Error::io("stdout", e))?;
+            man.render(&mut std::io::stdout())
+                .map_err(|e| Error::io("stdout", e))?;
             Ok(0)
         }
     }

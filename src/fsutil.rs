@@ -62,7 +62,10 @@ impl Fingerprint {
 
 /// The temp name used beside `path` while it is being written.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.mosaic-tmp"))
 }
 
@@ -82,7 +85,7 @@ pub fn write_temp(path: &Path, bytes: &[u8], mode: u32, fsync: bool) -> Result<P
         .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(&tmp)
-        .at(&tmp)?;
+        .at(path)?;
     let result = (|| -> std::io::Result<()> {
         f.write_all(bytes)?;
         // The umask may have narrowed the mode; set it exactly.
@@ -94,7 +97,7 @@ pub fn write_temp(path: &Path, bytes: &[u8], mode: u32, fsync: bool) -> Result<P
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(crate::error::Error::io(&tmp, e));
+        return Err(crate::error::Error::io(path, e));
     }
     Ok(tmp)
 }
@@ -123,7 +126,10 @@ pub fn syncfs(path: &Path) -> Result<()> {
     // SAFETY: syncfs takes a valid open descriptor, which `f` holds.
     let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
     if rc != 0 {
-        return Err(crate::error::Error::io(path, std::io::Error::last_os_error()));
+        return Err(crate::error::Error::io(
+            path,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

@@ -46,12 +46,19 @@ pub fn acquire(path: &Path, home: &Path, timeout: Duration) -> Result<Lock> {
                     let _ = file.read_to_string(&mut pid);
                     let pid = pid.trim();
                     return Err(Error::Locked {
-                        pid: if pid.is_empty() { "unknown".into() } else { pid.to_string() },
+                        pid: if pid.is_empty() {
+                            "unknown".into()
+                        } else {
+                            pid.to_string()
+                        },
                         home: home.to_path_buf(),
                     });
                 }
                 if !announced {
-                    eprintln!("mosaic: waiting for another mosaic run to finish on {}", home.display());
+                    eprintln!(
+                        "mosaic: waiting for another mosaic run to finish on {}",
+                        home.display()
+                    );
                     announced = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));

@@ -83,7 +83,10 @@ impl Manifest {
         if m.format > FORMAT {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),
-                msg: format!("manifest format {} is newer than this mosaic understands", m.format),
+                msg: format!(
+                    "manifest format {} is newer than this mosaic understands",
+                    m.format
+                ),
                 fix: "update the mosaic binary".to_string(),
             });
         }

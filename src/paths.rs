@@ -17,13 +17,14 @@ pub struct Paths {
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn user_home() -> Result<PathBuf> {
-    env_path("HOME").ok_or_else(|| {
-        Error::Input("HOME is not set; set HOME or pass --home DIR".to_string())
-    })
+    env_path("HOME")
+        .ok_or_else(|| Error::Input("HOME is not set; set HOME or pass --home DIR".to_string()))
 }
 
 fn config_dir() -> Result<PathBuf> {
@@ -36,7 +37,10 @@ fn config_dir() -> Result<PathBuf> {
 impl Paths {
     /// Resolves the paths from an optional `--home` flag and the environment.
     pub fn resolve(home_flag: Option<&Path>) -> Result<Paths> {
-        let raw_home = match home_flag.map(Path::to_path_buf).or_else(|| env_path("MOSAIC_HOME")) {
+        let raw_home = match home_flag
+            .map(Path::to_path_buf)
+            .or_else(|| env_path("MOSAIC_HOME"))
+        {
             Some(h) => h,
             None => config_dir()?.join("mosaic"),
         };
@@ -113,5 +117,8 @@ fn resolve_home(raw: &Path) -> Result<PathBuf> {
 /// `MOSAIC_SYSTEMCTL` / `MOSAIC_TMUX` overrides.
 pub fn program(name: &str) -> String {
     let var = format!("MOSAIC_{}", name.to_ascii_uppercase());
-    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| name.to_string())
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| name.to_string())
 }

@@ -156,7 +156,9 @@ pub struct Plan {
 impl Plan {
     /// The blocked items.
     pub fn blockers(&self) -> impl Iterator<Item = &Item> {
-        self.items.iter().filter(|i| matches!(i.action, Action::Blocked { .. }))
+        self.items
+            .iter()
+            .filter(|i| matches!(i.action, Action::Blocked { .. }))
     }
 
     /// Whether applying the plan changes anything below the home.
@@ -182,12 +184,29 @@ pub fn plan(
         let d = disk.paths.get(path).unwrap_or(&Disk::Absent);
         let shipped = source.get(path);
         let recorded = manifest.and_then(|m| m.files.get(path));
-        let action = decide(path, shipped, recorded, manifest.is_some(), d, disk, preserve, conflict);
-        items.push(Item { path: path.to_string(), action });
+        let action = decide(
+            path,
+            shipped,
+            recorded,
+            manifest.is_some(),
+            d,
+            disk,
+            preserve,
+            conflict,
+        );
+        items.push(Item {
+            path: path.to_string(),
+            action,
+        });
     }
     let mkdirs = dirs_to_create(&items, disk);
     let rmdirs = dirs_to_remove(&items, source, manifest);
-    Plan { items, mkdirs, rmdirs, legacy: manifest.is_none() }
+    Plan {
+        items,
+        mkdirs,
+        rmdirs,
+        legacy: manifest.is_none(),
+    }
 }
 
 /// The first ancestor of `path` that is not a real directory.
@@ -232,7 +251,9 @@ fn decide(
     }
     let Some(s) = shipped else {
         // Not shipped any more: only what the manifest proves we wrote is ours.
-        let Some(m) = recorded else { return Action::Preserved };
+        let Some(m) = recorded else {
+            return Action::Preserved;
+        };
         if blocking_ancestor(path, disk).is_some() {
             return Action::Orphaned;
         }
@@ -248,7 +269,9 @@ fn decide(
     match d {
         Disk::Absent => Action::Create,
         Disk::Dir | Disk::Symlink | Disk::Other => blocked(path.to_string(), d),
-        Disk::File { sha256: h_d, mode, .. } => {
+        Disk::File {
+            sha256: h_d, mode, ..
+        } => {
             if *h_d == s.sha256 {
                 return if *mode == s.mode {
                     Action::Unchanged
@@ -318,7 +341,10 @@ fn dirs_to_remove(
         }
     }
     let mut out = BTreeSet::new();
-    for item in items.iter().filter(|i| matches!(i.action, Action::Delete | Action::Forget)) {
+    for item in items
+        .iter()
+        .filter(|i| matches!(i.action, Action::Delete | Action::Forget))
+    {
         let mut cur = item.path.as_str();
         while let Some(idx) = cur.rfind('/') {
             cur = &cur[..idx];
@@ -328,17 +354,30 @@ fn dirs_to_remove(
         }
     }
     let mut v: Vec<String> = out.into_iter().collect();
-    v.sort_by(|a, b| b.matches('/').count().cmp(&a.matches('/').count()).then(b.cmp(a)));
+    v.sort_by(|a, b| {
+        b.matches('/')
+            .count()
+            .cmp(&a.matches('/').count())
+            .then(b.cmp(a))
+    });
     v
 }
 
 /// The manifest entry to record for a path after the plan has been applied,
 /// given the file's observation after the apply (`None` when absent).
-pub fn next_entry(item: &Item, shipped: Option<&SourceFile>, observed: Option<Observed>) -> Option<Entry> {
+pub fn next_entry(
+    item: &Item,
+    shipped: Option<&SourceFile>,
+    observed: Option<Observed>,
+) -> Option<Entry> {
     let s = shipped?;
     match item.action {
         Action::Preserved | Action::Seed | Action::Blocked { .. } => None,
-        _ => Some(Entry { sha256: s.sha256.clone(), mode: s.mode, observed }),
+        _ => Some(Entry {
+            sha256: s.sha256.clone(),
+            mode: s.mode,
+            observed,
+        }),
     }
 }
 

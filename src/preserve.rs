@@ -12,7 +12,12 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::path::Path;
 
 /// Patterns every install preserves.
-pub const BUILT_IN: &[&str] = &["fleet/*.yaml", "fleet/agents/**", "fleet/run/**", ".mosaic/**"];
+pub const BUILT_IN: &[&str] = &[
+    "fleet/*.yaml",
+    "fleet/agents/**",
+    "fleet/run/**",
+    ".mosaic/**",
+];
 
 /// A compiled preserve set.
 #[derive(Debug, Clone)]
@@ -25,8 +30,11 @@ impl Preserve {
     /// Compiles the built-in patterns plus `extra` (the operator's). `origin`
     /// names where the extra patterns came from, for error messages.
     pub fn new(extra: &[String], origin: &str) -> Result<Preserve> {
-        let numbered: Vec<(usize, String)> =
-            extra.iter().enumerate().map(|(i, p)| (i + 1, p.clone())).collect();
+        let numbered: Vec<(usize, String)> = extra
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i + 1, p.clone()))
+            .collect();
         Preserve::with_lines(&numbered, origin)
     }
 
@@ -34,20 +42,28 @@ impl Preserve {
     fn with_lines(extra: &[(usize, String)], origin: &str) -> Result<Preserve> {
         let mut builder = GlobSetBuilder::new();
         let mut patterns = Vec::new();
-        let all = BUILT_IN.iter().map(|s| (0, s.to_string())).chain(extra.iter().cloned());
+        let all = BUILT_IN
+            .iter()
+            .map(|s| (0, s.to_string()))
+            .chain(extra.iter().cloned());
         for (line, pat) in all {
-            let glob = GlobBuilder::new(&pat).literal_separator(true).build().map_err(|e| {
-                Error::Input(format!(
+            let glob = GlobBuilder::new(&pat)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| {
+                    Error::Input(format!(
                     "{origin}:{line}: bad preserve pattern {pat:?} ({}); fix or remove that line",
                     e.kind()
                 ))
-            })?;
+                })?;
             builder.add(glob);
             patterns.push(pat);
         }
-        let set = builder
-            .build()
-            .map_err(|e| Error::Input(format!("{origin}: bad preserve patterns ({e}); fix the file")))?;
+        let set = builder.build().map_err(|e| {
+            Error::Input(format!(
+                "{origin}: bad preserve patterns ({e}); fix the file"
+            ))
+        })?;
         Ok(Preserve { set, patterns })
     }
 

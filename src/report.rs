@@ -19,7 +19,8 @@ pub struct Printer {
 impl Printer {
     /// A printer for the given flags, detecting the terminal.
     pub fn new(json: bool, quiet: bool) -> Printer {
-        let color = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color =
+            !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Printer { json, quiet, color }
     }
 
@@ -34,7 +35,10 @@ impl Printer {
 
     /// Prints a serialisable value as pretty JSON.
     pub fn json_out<T: Serialize>(&self, value: &T) {
-        println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("serialisable")
+        );
     }
 
     /// Prints a human line unless quiet.
@@ -56,7 +60,9 @@ impl Printer {
             return;
         }
         if let Some(id) = &r.recovered {
-            self.warn(&format!("an interrupted run was rolled back first (backup {id})"));
+            self.warn(&format!(
+                "an interrupted run was rolled back first (backup {id})"
+            ));
         }
         for c in &r.changes {
             if c.quiet {
@@ -78,9 +84,16 @@ impl Printer {
         let counts: Vec<String> = r.summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let from = r.from_version.as_deref().unwrap_or("none");
         let mut s = if counts.is_empty() {
-            format!("mosaic {from} → {}: up to date, nothing to do", r.to_version)
+            format!(
+                "mosaic {from} → {}: up to date, nothing to do",
+                r.to_version
+            )
         } else {
-            format!("mosaic {from} → {}: {verb} {}", r.to_version, counts.join(", "))
+            format!(
+                "mosaic {from} → {}: {verb} {}",
+                r.to_version,
+                counts.join(", ")
+            )
         };
         if let Some(b) = &r.backup {
             s.push_str(&format!("; backup {b}"));

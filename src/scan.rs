@@ -15,7 +15,11 @@ use std::path::Path;
 /// Reads what is at `path` without following a link. `known` is the
 /// manifest's observation, trusted when the fingerprint matches; `hash`
 /// says whether the content hash is needed at all.
-pub fn stat_path(path: &Path, known: Option<&crate::manifest::Observed>, hash: bool) -> Result<Disk> {
+pub fn stat_path(
+    path: &Path,
+    known: Option<&crate::manifest::Observed>,
+    hash: bool,
+) -> Result<Disk> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Disk::Absent),
@@ -64,21 +68,31 @@ pub fn scan<'a>(
     // Parents sort before children, so a blocked parent is known first.
     let mut blocked: Vec<&str> = Vec::new();
     for anc in ancestors {
-        let under_blocked = blocked.iter().any(|b| anc.starts_with(b) && anc.as_bytes().get(b.len()) == Some(&b'/'));
-        let d = if under_blocked { Disk::Absent } else { stat_path(&join_rel(home, anc), None, false)? };
+        let under_blocked = blocked
+            .iter()
+            .any(|b| anc.starts_with(b) && anc.as_bytes().get(b.len()) == Some(&b'/'));
+        let d = if under_blocked {
+            Disk::Absent
+        } else {
+            stat_path(&join_rel(home, anc), None, false)?
+        };
         if !matches!(d, Disk::Dir | Disk::Absent) {
             blocked.push(anc);
         }
         view.ancestors.insert(anc.to_string(), d);
     }
     for rel in paths {
-        let under_blocked = blocked.iter().any(|b| rel.starts_with(b) && rel.as_bytes().get(b.len()) == Some(&b'/'));
+        let under_blocked = blocked
+            .iter()
+            .any(|b| rel.starts_with(b) && rel.as_bytes().get(b.len()) == Some(&b'/'));
         let d = if under_blocked {
             Disk::Absent
         } else {
             // A preserved path only needs to be known present or absent.
             let need_hash = !preserve.matches(rel);
-            let known = manifest.and_then(|m| m.files.get(rel)).and_then(|e| e.observed.as_ref());
+            let known = manifest
+                .and_then(|m| m.files.get(rel))
+                .and_then(|e| e.observed.as_ref());
             stat_path(&join_rel(home, rel), known, need_hash)?
         };
         view.paths.insert(rel.to_string(), d);

@@ -62,7 +62,10 @@ impl Source {
                 )
             })
             .collect();
-        Source { version: binary_version(), files }
+        Source {
+            version: binary_version(),
+            files,
+        }
     }
 
     /// Reads a tree from a directory, as `MOSAIC_FRAMEWORK_DIR` asks.
@@ -75,9 +78,15 @@ impl Source {
             if entry.file_type().is_dir() {
                 continue;
             }
-            let rel = entry.path().strip_prefix(dir).expect("walkdir stays below its root");
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .expect("walkdir stays below its root");
             let rel = rel.to_str().ok_or_else(|| {
-                Error::Input(format!("{}: framework paths must be UTF-8", entry.path().display()))
+                Error::Input(format!(
+                    "{}: framework paths must be UTF-8",
+                    entry.path().display()
+                ))
             })?;
             if !entry.file_type().is_file() {
                 return Err(Error::Input(format!(
@@ -86,13 +95,21 @@ impl Source {
                 )));
             }
             let bytes = std::fs::read(entry.path()).at(entry.path())?;
-            let meta = entry.metadata().map_err(|e| {
-                Error::Input(format!("{}: {e}", entry.path().display()))
-            })?;
-            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::Input(format!("{}: {e}", entry.path().display())))?;
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
             files.insert(
                 rel.to_string(),
-                SourceFile { sha256: sha256_hex(&bytes), mode, bytes: Cow::Owned(bytes) },
+                SourceFile {
+                    sha256: sha256_hex(&bytes),
+                    mode,
+                    bytes: Cow::Owned(bytes),
+                },
             );
         }
         Ok(Source { version, files })

@@ -76,7 +76,9 @@ pub struct SyncReport {
 impl SyncReport {
     /// Whether the run changed (or would change) the tree.
     pub fn changed(&self) -> bool {
-        self.changes.iter().any(|c| !c.quiet && c.action != "blocked" && c.action != "kept (yours)")
+        self.changes
+            .iter()
+            .any(|c| !c.quiet && c.action != "blocked" && c.action != "kept (yours)")
     }
 }
 
@@ -103,17 +105,38 @@ impl Inputs {
     pub fn with_source(paths: Paths, source: Source) -> Result<Inputs> {
         let manifest = Manifest::load(&paths.manifest())?;
         let preserve = Preserve::load(&paths.preserve_file())?;
-        Ok(Inputs { paths, source, manifest, preserve })
+        Ok(Inputs {
+            paths,
+            source,
+            manifest,
+            preserve,
+        })
     }
 
     /// Scans the disk and plans.
     pub fn plan(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
         let mut keys: Vec<&str> = self.source.files.keys().map(String::as_str).collect();
         if let Some(m) = &self.manifest {
-            keys.extend(m.files.keys().map(String::as_str).filter(|k| !self.source.files.contains_key(*k)));
+            keys.extend(
+                m.files
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !self.source.files.contains_key(*k)),
+            );
         }
-        let view = scan::scan(&self.paths.home, keys, self.manifest.as_ref(), &self.preserve)?;
-        let p = plan::plan(&self.source.files, self.manifest.as_ref(), &view, &self.preserve, conflict);
+        let view = scan::scan(
+            &self.paths.home,
+            keys,
+            self.manifest.as_ref(),
+            &self.preserve,
+        )?;
+        let p = plan::plan(
+            &self.source.files,
+            self.manifest.as_ref(),
+            &view,
+            &self.preserve,
+            conflict,
+        );
         Ok((p, view))
     }
 }
@@ -133,15 +156,24 @@ pub fn describe(item: &plan::Item) -> Option<Change> {
         Action::FixMode { from } => ch("updated", Some(format!("mode {from:o} fixed"))),
         Action::Update => ch("updated", None),
         Action::UpdateLegacy => ch("updated", Some("legacy copy backed up".into())),
-        Action::KeptYours => Change { quiet: true, ..ch("kept (yours)", Some("edited; release unchanged".into())) },
+        Action::KeptYours => Change {
+            quiet: true,
+            ..ch("kept (yours)", Some("edited; release unchanged".into()))
+        },
         Action::Conflict => ch("conflict", Some(format!("→ {}.mosaic-new", item.path))),
         Action::ConflictReplaced => ch("updated", Some("conflict: your copy backed up".into())),
         Action::Delete => ch("deleted", Some("no longer shipped; backed up".into())),
-        Action::Orphaned => ch("kept (yours)", Some("no longer shipped; edited, so kept".into())),
-        Action::Blocked { obstacle, found } => ch("blocked", Some(format!("{found} at {obstacle}"))),
-        Action::ObstacleReplaced { obstacle, found } => {
-            ch("updated", Some(format!("{found} at {obstacle} moved into the backup")))
+        Action::Orphaned => ch(
+            "kept (yours)",
+            Some("no longer shipped; edited, so kept".into()),
+        ),
+        Action::Blocked { obstacle, found } => {
+            ch("blocked", Some(format!("{found} at {obstacle}")))
         }
+        Action::ObstacleReplaced { obstacle, found } => ch(
+            "updated",
+            Some(format!("{found} at {obstacle} moved into the backup")),
+        ),
     })
 }
 
@@ -153,7 +185,11 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
         let shipped = source.files.get(&item.path);
         let write = |rel: String| {
             let s = shipped.expect("written paths ship");
-            Op::Write { rel, bytes: std::borrow::Cow::Borrowed(&s.bytes[..]), mode: s.mode }
+            Op::Write {
+                rel,
+                bytes: std::borrow::Cow::Borrowed(&s.bytes[..]),
+                mode: s.mode,
+            }
         };
         match &item.action {
             Action::Seed
@@ -165,11 +201,15 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
             Action::Conflict => ops.push(write(format!("{}.mosaic-new", item.path))),
             Action::ObstacleReplaced { obstacle, .. } => {
                 if obstacles.insert(obstacle.clone()) {
-                    ops.push(Op::Remove { rel: obstacle.clone() });
+                    ops.push(Op::Remove {
+                        rel: obstacle.clone(),
+                    });
                 }
                 ops.push(write(item.path.clone()));
             }
-            Action::Delete => ops.push(Op::Remove { rel: item.path.clone() }),
+            Action::Delete => ops.push(Op::Remove {
+                rel: item.path.clone(),
+            }),
             _ => {}
         }
     }
@@ -209,10 +249,14 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
         );
         let path = join_rel(&inputs.paths.home, &item.path);
         let observed = match view.paths.get(&item.path) {
-            _ if written => std::fs::symlink_metadata(&path)
-                .ok()
-                .map(|meta| Observed { fp: Fingerprint::of(&meta), sha256: s.sha256.clone() }),
-            Some(Disk::File { sha256, fp, .. }) => Some(Observed { fp: *fp, sha256: sha256.clone() }),
+            _ if written => std::fs::symlink_metadata(&path).ok().map(|meta| Observed {
+                fp: Fingerprint::of(&meta),
+                sha256: s.sha256.clone(),
+            }),
+            Some(Disk::File { sha256, fp, .. }) => Some(Observed {
+                fp: *fp,
+                sha256: sha256.clone(),
+            }),
             _ => None,
         };
         if let Some(e) = plan::next_entry(item, Some(s), observed) {
@@ -264,7 +308,8 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
         None
     } else {
         ensure_meta_dir(&paths)?;
-        let lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
+        let lock =
+            crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
         crate::failpoint::pause("after-lock");
         report.recovered = txn::recover(&paths)?;
         Some(lock)
@@ -341,18 +386,35 @@ pub fn status(paths: Paths) -> Result<(Option<Version>, Version, Vec<StatusLine>
             Action::Unchanged | Action::Preserved | Action::Forget => continue,
             Action::Seed => ("S", "will be seeded (ships, absent)".to_string()),
             Action::Create => ("A", "ships, missing on disk".to_string()),
-            Action::FixMode { from } => ("U", format!("mode {from:o} differs from the shipped mode")),
-            Action::Update => ("U", "the release changes it; yours is untouched".to_string()),
-            Action::UpdateLegacy => ("U", "differs from the shipped file (no manifest)".to_string()),
-            Action::KeptYours => ("M", "edited by you; the release did not change it".to_string()),
-            Action::Conflict | Action::ConflictReplaced => ("C", "edited by you and changed by the release".to_string()),
+            Action::FixMode { from } => {
+                ("U", format!("mode {from:o} differs from the shipped mode"))
+            }
+            Action::Update => (
+                "U",
+                "the release changes it; yours is untouched".to_string(),
+            ),
+            Action::UpdateLegacy => (
+                "U",
+                "differs from the shipped file (no manifest)".to_string(),
+            ),
+            Action::KeptYours => (
+                "M",
+                "edited by you; the release did not change it".to_string(),
+            ),
+            Action::Conflict | Action::ConflictReplaced => {
+                ("C", "edited by you and changed by the release".to_string())
+            }
             Action::Delete => ("D", "no longer shipped; unedited".to_string()),
             Action::Orphaned => ("O", "no longer shipped; edited by you".to_string()),
             Action::Blocked { obstacle, found } | Action::ObstacleReplaced { obstacle, found } => {
                 ("B", format!("{found} at {obstacle} blocks it"))
             }
         };
-        out.push(StatusLine { code: code.to_string(), path: item.path.clone(), what });
+        out.push(StatusLine {
+            code: code.to_string(),
+            path: item.path.clone(),
+            what,
+        });
     }
     let from = inputs.manifest.as_ref().map(|m| m.version.clone());
     Ok((from, inputs.source.version.clone(), out))
@@ -378,14 +440,21 @@ pub fn verify(paths: Paths) -> Result<Vec<VerifyLine>> {
     })?;
     let mut out = Vec::new();
     for (rel, entry) in &manifest.files {
-        out.push(VerifyLine { path: rel.clone(), state: verify_one(&paths, rel, entry)? });
+        out.push(VerifyLine {
+            path: rel.clone(),
+            state: verify_one(&paths, rel, entry)?,
+        });
     }
     Ok(out)
 }
 
 fn verify_one(paths: &Paths, rel: &str, entry: &Entry) -> Result<String> {
     let view = scan::scan(&paths.home, [rel], None, &Preserve::new(&[], "none")?)?;
-    if let Some(anc) = view.ancestors.iter().find(|(_, d)| !matches!(d, Disk::Dir | Disk::Absent)) {
+    if let Some(anc) = view
+        .ancestors
+        .iter()
+        .find(|(_, d)| !matches!(d, Disk::Dir | Disk::Absent))
+    {
         return Ok(format!("blocked by {}", anc.0));
     }
     Ok(match view.paths.get(rel) {
@@ -409,22 +478,32 @@ pub fn diff(paths: Paths, filter: &[String], conflict: ConflictMode) -> Result<S
     let (plan, _) = inputs.plan(conflict)?;
     let mut out = String::new();
     for item in &plan.items {
-        if !filter.is_empty() && !filter.iter().any(|f| item.path == *f || item.path.starts_with(&format!("{f}/"))) {
+        if !filter.is_empty()
+            && !filter
+                .iter()
+                .any(|f| item.path == *f || item.path.starts_with(&format!("{f}/")))
+        {
             continue;
         }
         let new = inputs.source.files.get(&item.path).map(|s| &s.bytes[..]);
         let disk_path = join_rel(&inputs.paths.home, &item.path);
         let (old, new, label_new) = match &item.action {
             Action::Create | Action::Seed => (None, new, item.path.clone()),
-            Action::Update | Action::UpdateLegacy | Action::ConflictReplaced => {
-                (Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?), new, item.path.clone())
-            }
+            Action::Update | Action::UpdateLegacy | Action::ConflictReplaced => (
+                Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
+                new,
+                item.path.clone(),
+            ),
             Action::Conflict => (
                 Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
                 new,
                 format!("{}.mosaic-new", item.path),
             ),
-            Action::Delete => (Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?), None, item.path.clone()),
+            Action::Delete => (
+                Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
+                None,
+                item.path.clone(),
+            ),
             _ => continue,
         };
         out.push_str(&unified(&item.path, old.as_deref(), &label_new, new));
@@ -436,13 +515,25 @@ fn unified(old_label: &str, old: Option<&[u8]>, new_label: &str, new: Option<&[u
     let a = old.map(String::from_utf8_lossy).unwrap_or_default();
     let b = new.map(String::from_utf8_lossy).unwrap_or_default();
     let is_binary = |x: Option<&[u8]>| x.is_some_and(|x| x.contains(&0));
-    let ol = if old.is_some() { format!("a/{old_label}") } else { "/dev/null".into() };
-    let nl = if new.is_some() { format!("b/{new_label}") } else { "/dev/null".into() };
+    let ol = if old.is_some() {
+        format!("a/{old_label}")
+    } else {
+        "/dev/null".into()
+    };
+    let nl = if new.is_some() {
+        format!("b/{new_label}")
+    } else {
+        "/dev/null".into()
+    };
     if is_binary(old) || is_binary(new) {
         return format!("Binary files {ol} and {nl} differ\n");
     }
     let diff = similar::TextDiff::from_lines(a.as_ref(), b.as_ref());
-    let mut s = diff.unified_diff().context_radius(3).header(&ol, &nl).to_string();
+    let mut s = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&ol, &nl)
+        .to_string();
     if !s.is_empty() && !s.ends_with('\n') {
         s.push('\n');
     }
@@ -458,11 +549,21 @@ pub fn rollback(paths: Paths, id: Option<&str>) -> Result<(String, Option<String
     let backups = txn::list(&paths)?;
     let meta = match id {
         None => backups.first().cloned().ok_or_else(|| {
-            Error::Input(format!("no backups of {} to roll back to; see `mosaic backups`", paths.home.display()))
+            Error::Input(format!(
+                "no backups of {} to roll back to; see `mosaic backups`",
+                paths.home.display()
+            ))
         })?,
-        Some(id) => backups.iter().find(|b| b.id == id).cloned().ok_or_else(|| {
-            Error::Input(format!("no backup {id:?} for {}; list them with `mosaic backups`", paths.home.display()))
-        })?,
+        Some(id) => backups
+            .iter()
+            .find(|b| b.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "no backup {id:?} for {}; list them with `mosaic backups`",
+                    paths.home.display()
+                ))
+            })?,
     };
     let ops = txn::rollback_ops(&paths, &meta);
     let manifest = txn::backed_up_manifest(&paths, &meta)?;
@@ -470,7 +571,10 @@ pub fn rollback(paths: Paths, id: Option<&str>) -> Result<(String, Option<String
     let info = RunInfo {
         command: "rollback".to_string(),
         from_version: current.map(|m| m.version.to_string()),
-        to_version: meta.from_version.clone().unwrap_or_else(|| "none".to_string()),
+        to_version: meta
+            .from_version
+            .clone()
+            .unwrap_or_else(|| "none".to_string()),
     };
     let applied = txn::apply(&paths, &ops, &info, &mut || Ok(manifest.clone()))?;
     Ok((meta.id, applied.backup.map(|b| b.display().to_string())))

@@ -55,7 +55,10 @@ impl Op<'_> {
     /// The relative path the operation is about.
     pub fn rel(&self) -> &str {
         match self {
-            Op::Write { rel, .. } | Op::Remove { rel } | Op::RemoveDirIfEmpty { rel } | Op::Restore { rel, .. } => rel,
+            Op::Write { rel, .. }
+            | Op::Remove { rel }
+            | Op::RemoveDirIfEmpty { rel }
+            | Op::Restore { rel, .. } => rel,
         }
     }
 
@@ -120,10 +123,13 @@ pub struct RunInfo {
     pub to_version: String,
 }
 
-/// UTC time as `YYYYMMDDTHHMMSSZ` and RFC 3339, from the system clock.
+/// UTC time as `YYYYMMDDTHHMMSS.ffffffZ` (sorts by time) and RFC 3339, from the system clock.
 fn utc_now() -> (String, String) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
+    let micros = now.subsec_micros();
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let (h, mi, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     // Civil from days (Howard Hinnant's algorithm).
@@ -138,7 +144,7 @@ fn utc_now() -> (String, String) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
     (
-        format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z"),
+        format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}.{micros:06}Z"),
         format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
     )
 }
@@ -170,7 +176,11 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         std::fs::set_permissions(to, meta.permissions()).at(to)?;
     } else if meta.is_file() {
         std::fs::copy(from, to).at(to)?;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode())).at(to)?;
+        std::fs::set_permissions(
+            to,
+            std::fs::Permissions::from_mode(meta.permissions().mode()),
+        )
+        .at(to)?;
     }
     Ok(())
 }
@@ -187,7 +197,9 @@ fn remove_any(path: &Path) -> Result<()> {
 
 /// Makes `dst` hold what `src` holds (or nothing), leaving an identical file alone.
 fn restore_path(src: Option<&Path>, dst: &Path) -> Result<()> {
-    let Some(src) = src else { return remove_any(dst) };
+    let Some(src) = src else {
+        return remove_any(dst);
+    };
     let sm = std::fs::symlink_metadata(src).at(src)?;
     if sm.is_file() {
         if let Ok(dm) = std::fs::symlink_metadata(dst) {
@@ -256,7 +268,13 @@ pub fn apply(
     let home = &paths.home;
     // --- prepare: what exists now, and which directories must be made.
     let mut records = Vec::with_capacity(ops.len() + 1);
+    let mut seen = BTreeSet::new();
     for op in ops {
+        // The first op on a path sees its state before the run; that is what
+        // the backup must hold.
+        if !seen.insert(op.rel()) {
+            continue;
+        }
         records.push(Record {
             rel: op.rel().to_string(),
             kind: op.kind().to_string(),
@@ -291,7 +309,10 @@ pub fn apply(
         }
     }
     let (stamp, rfc) = utc_now();
-    let from = info.from_version.clone().unwrap_or_else(|| "none".to_string());
+    let from = info
+        .from_version
+        .clone()
+        .unwrap_or_else(|| "none".to_string());
     std::fs::create_dir_all(paths.backups()).at(paths.backups())?;
     let mut id = format!("{stamp}-{from}-{}", info.to_version);
     let mut n = 1;
@@ -311,10 +332,20 @@ pub fn apply(
         mkdirs: mkdirs.into_iter().collect(),
         complete: false,
     };
-    std::fs::DirBuilder::new().mode(0o700).create(&bdir).at(&bdir)?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&bdir)
+        .at(&bdir)?;
     write_json(&bdir.join("meta.json"), &meta, 0o600)?;
     let journal = paths.journal();
-    write_json(&journal, &Journal { backup: bdir.clone(), phase: "backup".into() }, 0o600)?;
+    write_json(
+        &journal,
+        &Journal {
+            backup: bdir.clone(),
+            phase: "backup".into(),
+        },
+        0o600,
+    )?;
 
     // --- back up everything that exists and will be touched.
     let files = bdir.join("files");
@@ -336,7 +367,14 @@ pub fn apply(
         return Err(e);
     }
     failpoint::hit("after-backup");
-    write_json(&journal, &Journal { backup: bdir.clone(), phase: "apply".into() }, 0o600)?;
+    write_json(
+        &journal,
+        &Journal {
+            backup: bdir.clone(),
+            phase: "apply".into(),
+        },
+        0o600,
+    )?;
 
     // --- apply.
     match apply_ops(home, ops, &meta, manifest) {
@@ -355,7 +393,11 @@ pub fn apply(
                 let _ = std::fs::remove_file(&journal);
                 Err(Error::RolledBack(Box::new(first)))
             }
-            Err(second) => Err(Error::RollbackFailed { first: Box::new(first), second: Box::new(second), backup: bdir }),
+            Err(second) => Err(Error::RollbackFailed {
+                first: Box::new(first),
+                second: Box::new(second),
+                backup: bdir,
+            }),
         },
     }
 }
@@ -459,7 +501,11 @@ pub fn recover(paths: &Paths) -> Result<Option<String>> {
     }
     let j: Journal = read_json(&journal)?;
     let meta_path = j.backup.join("meta.json");
-    let id = j.backup.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let id = j
+        .backup
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if j.phase == "apply" {
         let meta: BackupMeta = read_json(&meta_path)?;
         restore_from(&paths.home, &j.backup, &meta)?;
@@ -484,7 +530,9 @@ pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
     for entry in rd {
         let entry = entry.at(&dir)?;
         let mp = entry.path().join("meta.json");
-        let Ok(meta) = read_json::<BackupMeta>(&mp) else { continue };
+        let Ok(meta) = read_json::<BackupMeta>(&mp) else {
+            continue;
+        };
         if meta.complete && meta.home == paths.home {
             out.push(meta);
         }
@@ -510,7 +558,10 @@ pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
             continue;
         }
         let from = (rec.before != "absent").then(|| join_rel(&files, &rec.rel));
-        ops.push(Op::Restore { rel: rec.rel.clone(), from });
+        ops.push(Op::Restore {
+            rel: rec.rel.clone(),
+            from,
+        });
     }
     for d in meta.mkdirs.iter().rev() {
         ops.push(Op::RemoveDirIfEmpty { rel: d.clone() });
