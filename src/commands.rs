@@ -36,7 +36,7 @@ fn paths(g: &Global) -> Result<Paths> {
 fn run(cli: &Cli, p: &Printer) -> Result<i32> {
     let g = &cli.global;
     match &cli.command {
-        Command::Install => run_sync(g, p, "install"),
+        Command::Install => run_sync(g, p, "install", false),
         Command::Update(args) => {
             if !args.offline {
                 if let crate::selfupdate::Outcome::Reexeced(code) =
@@ -45,7 +45,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                     return Ok(code);
                 }
             }
-            run_sync(g, p, "update")
+            run_sync(g, p, "update", args.relaunch)
         }
         Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
         Command::Agent { command } => crate::fleet::run_agent(command, g, p),
@@ -140,17 +140,30 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
     }
 }
 
-fn run_sync(g: &Global, p: &Printer, command: &str) -> Result<i32> {
+fn run_sync(g: &Global, p: &Printer, command: &str, relaunch: bool) -> Result<i32> {
     let opts = SyncOptions {
         dry_run: g.dry_run,
         conflict: g.conflict,
         allow_downgrade: g.allow_downgrade,
         command: command.to_string(),
+        relaunch,
     };
     let report = sync::sync(paths(g)?, &opts)?;
     p.sync_report(&report);
     if report.blocked > 0 {
         return Err(Error::Blocked(report.blocked));
+    }
+    let down: Vec<&str> = report
+        .relaunch
+        .iter()
+        .filter(|a| !a.session_up)
+        .map(|a| a.agent.as_str())
+        .collect();
+    if !down.is_empty() {
+        return Err(Error::Input(format!(
+            "relaunch incomplete: no tmux session for {}; see `mosaic fleet status` and `journalctl --user -u mosaic-agent@NAME`",
+            down.join(", ")
+        )));
     }
     Ok(0)
 }

@@ -8,6 +8,8 @@
 //! - [`scan`] and [`plan`]: disk facts and the pure keep-mode planner;
 //! - [`txn`]: backups, journal, atomic apply and recovery;
 //! - [`sync`]: the install/update engine and its inspections;
+//! - [`migrate`], [`units`], [`relaunch`]: socket migration, active-unit
+//!   refresh and `--relaunch`, inside the update;
 //! - [`lock`], [`fsutil`], [`paths`], [`failpoint`]: plumbing;
 //! - [`fleet`]: the fleet runtime commands;
 //! - [`selfupdate`]: updating the binary from verified releases;
@@ -22,12 +24,16 @@ pub mod fleet;
 pub mod fsutil;
 pub mod lock;
 pub mod manifest;
+pub mod migrate;
 pub mod paths;
 pub mod plan;
 pub mod preserve;
+pub mod relaunch;
 pub mod report;
+pub mod runner;
 pub mod scan;
 pub mod selfupdate;
 pub mod source;
 pub mod sync;
 pub mod txn;
+pub mod units;

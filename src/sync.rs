@@ -29,6 +29,8 @@ pub struct SyncOptions {
     pub allow_downgrade: bool,
     /// `install` or `update`, for the backup record.
     pub command: String,
+    /// Restart the fleet after the sync (and finish a deferred socket migration).
+    pub relaunch: bool,
 }
 
 /// One reported change.
@@ -71,6 +73,10 @@ pub struct SyncReport {
     /// Number of blockers; when non-zero nothing was changed and the caller
     /// reports [`Error::Blocked`].
     pub blocked: usize,
+    /// Whether `systemctl --user daemon-reload` ran.
+    pub daemon_reload: bool,
+    /// Per-agent results of `--relaunch`.
+    pub relaunch: Vec<crate::relaunch::AgentResult>,
 }
 
 impl SyncReport {
@@ -320,24 +326,113 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
     let (plan, view) = inputs.plan(opts.conflict)?;
     report.changes = plan.items.iter().filter_map(describe).collect();
     report.blocked = plan.blockers().count();
-    if report.blocked == 0 && !opts.dry_run {
-        let ops = ops_for(&plan, &inputs.source);
-        if ops.is_empty() {
-            let next = next_manifest(&inputs, &plan, &view)?;
-            if inputs.manifest.as_ref() != Some(&next) {
-                crate::fsutil::write_atomic(&inputs.paths.manifest(), &next.to_bytes(), 0o600)?;
-            }
+    if report.blocked > 0 {
+        summarise(&mut report);
+        return Ok(report);
+    }
+    let mut ops = ops_for(&plan, &inputs.source);
+
+    // SPEC §5.1: the legacy socket, unless its sessions are live.
+    let rewrites = crate::migrate::socket_rewrites(&inputs.paths.home)?;
+    let mut stop_legacy = false;
+    let legacy_live = if rewrites.is_empty() {
+        Vec::new()
+    } else {
+        crate::migrate::legacy_sessions()
+    };
+    if !rewrites.is_empty() {
+        if !legacy_live.is_empty() && !opts.relaunch {
+            report.warnings.push(format!(
+                "socket migration deferred: tmux sessions are live on {} ({}); finish it with `mosaic update --relaunch`, which stops the fleet there and starts it on {}",
+                crate::migrate::LEGACY_SOCKET,
+                legacy_live.join(", "),
+                crate::migrate::FLEET_SOCKET
+            ));
         } else {
-            let info = RunInfo {
-                command: opts.command.clone(),
-                from_version: report.from_version.clone(),
-                to_version: report.to_version.clone(),
-            };
-            let applied = txn::apply(&inputs.paths, &ops, &info, &mut || {
-                Ok(Some(next_manifest(&inputs, &plan, &view)?.to_bytes()))
-            })?;
-            report.backup = applied.backup.map(|b| b.display().to_string());
+            stop_legacy = !legacy_live.is_empty();
+            for r in &rewrites {
+                report.changes.push(Change {
+                    path: r.rel.clone(),
+                    action: "migrated".into(),
+                    detail: Some(format!(
+                        "socket {} → {}",
+                        crate::migrate::LEGACY_SOCKET,
+                        crate::migrate::FLEET_SOCKET
+                    )),
+                    quiet: false,
+                });
+                ops.push(Op::Write {
+                    rel: r.rel.clone(),
+                    bytes: std::borrow::Cow::Borrowed(&r.bytes[..]),
+                    mode: r.mode,
+                });
+            }
         }
+    }
+
+    // SPEC §6: the active units, when a fleet is installed.
+    let units = if crate::units::fleet_installed(&inputs.paths.units) {
+        Some(crate::units::plan_refresh(
+            &inputs.source,
+            inputs.manifest.as_ref(),
+            &inputs.paths.units,
+            opts.conflict,
+        )?)
+    } else {
+        None
+    };
+    let mut unit_ops = Vec::new();
+    if let Some(u) = &units {
+        report.changes.extend(u.changes());
+        report.warnings.extend(u.warnings());
+        unit_ops = u.ops();
+    }
+    let units_changed = !unit_ops.is_empty();
+    ops.extend(unit_ops);
+
+    if opts.dry_run {
+        summarise(&mut report);
+        return Ok(report);
+    }
+    let before = opts.relaunch.then(|| crate::relaunch::before(&legacy_live));
+    if stop_legacy {
+        if let Some(b) = &before {
+            crate::relaunch::stop(b)?;
+        }
+    }
+    let make_manifest = || -> Result<Manifest> {
+        let mut next = next_manifest(&inputs, &plan, &view)?;
+        if let Some(u) = &units {
+            next.units = u.next_entries();
+        }
+        Ok(next)
+    };
+    if ops.is_empty() {
+        let next = make_manifest()?;
+        if inputs.manifest.as_ref() != Some(&next) {
+            crate::fsutil::write_atomic(&inputs.paths.manifest(), &next.to_bytes(), 0o600)?;
+        }
+    } else {
+        let info = RunInfo {
+            command: opts.command.clone(),
+            from_version: report.from_version.clone(),
+            to_version: report.to_version.clone(),
+        };
+        let applied = txn::apply(&inputs.paths, &ops, &info, &mut || {
+            Ok(Some(make_manifest()?.to_bytes()))
+        })?;
+        report.backup = applied.backup.map(|b| b.display().to_string());
+    }
+    if units_changed || (opts.relaunch && units.is_some()) {
+        match crate::units::daemon_reload() {
+            Ok(()) => report.daemon_reload = true,
+            Err(w) => report.warnings.push(w),
+        }
+    }
+    if let Some(b) = &before {
+        let (results, warnings) = crate::relaunch::after(&inputs.paths, b);
+        report.relaunch = results;
+        report.warnings.extend(warnings);
     }
     summarise(&mut report);
     Ok(report)

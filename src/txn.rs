@@ -149,6 +149,24 @@ fn utc_now() -> (String, String) {
     )
 }
 
+/// Where `rel` lives: below the home, or as is when absolute (the active
+/// systemd unit directory is outside the home).
+pub fn target(home: &Path, rel: &str) -> PathBuf {
+    if rel.starts_with('/') {
+        PathBuf::from(rel)
+    } else {
+        join_rel(home, rel)
+    }
+}
+
+/// Where the backup copy of `rel` lives below a backup's `files/`.
+fn backup_copy(files: &Path, rel: &str) -> PathBuf {
+    match rel.strip_prefix('/') {
+        Some(abs) => join_rel(&files.join("_abs"), abs),
+        None => join_rel(files, rel),
+    }
+}
+
 fn kind_of(path: &Path) -> Result<&'static str> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Ok("symlink"),
@@ -278,7 +296,7 @@ pub fn apply(
         records.push(Record {
             rel: op.rel().to_string(),
             kind: op.kind().to_string(),
-            before: kind_of(&join_rel(home, op.rel()))?.to_string(),
+            before: kind_of(&target(home, op.rel()))?.to_string(),
         });
     }
     records.push(Record {
@@ -299,6 +317,9 @@ pub fn apply(
             continue;
         }
         let rel = op.rel();
+        if rel.starts_with('/') {
+            continue;
+        }
         let mut idx = 0;
         while let Some(pos) = rel[idx..].find('/') {
             let anc = &rel[..idx + pos];
@@ -354,9 +375,9 @@ pub fn apply(
             if rec.before == "absent" || rec.kind == "rmdir" {
                 continue;
             }
-            let dst = join_rel(&files, &rec.rel);
+            let dst = backup_copy(&files, &rec.rel);
             fsutil::create_dirs(dst.parent().expect("below files/"), 0o700)?;
-            copy_tree(&join_rel(home, &rec.rel), &dst)?;
+            copy_tree(&target(home, &rec.rel), &dst)?;
         }
         fsutil::syncfs(&bdir)?;
         Ok(())
@@ -411,7 +432,7 @@ fn apply_ops(
     // Removals first: an obstacle must go before its replacement is written.
     for op in ops {
         if let Op::Remove { rel } = op {
-            remove_any(&join_rel(home, rel))?;
+            remove_any(&target(home, rel))?;
         }
     }
     for d in &meta.mkdirs {
@@ -424,7 +445,7 @@ fn apply_ops(
     let mut temps = Vec::new();
     for op in ops {
         if let Op::Write { rel, bytes, mode } = op {
-            let path = join_rel(home, rel);
+            let path = target(home, rel);
             temps.push((fsutil::write_temp(&path, bytes, *mode, false)?, path));
         }
     }
@@ -439,9 +460,9 @@ fn apply_ops(
     }
     for op in ops {
         match op {
-            Op::Restore { rel, from } => restore_path(from.as_deref(), &join_rel(home, rel))?,
+            Op::Restore { rel, from } => restore_path(from.as_deref(), &target(home, rel))?,
             Op::RemoveDirIfEmpty { rel } => {
-                let p = join_rel(home, rel);
+                let p = target(home, rel);
                 match std::fs::remove_dir(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -453,6 +474,18 @@ fn apply_ops(
         }
     }
     fsutil::syncfs(home)?;
+    // Targets outside the home (active units) may be on another file system.
+    let mut outside: BTreeSet<&Path> = BTreeSet::new();
+    for op in ops {
+        if op.rel().starts_with('/') {
+            outside.extend(Path::new(op.rel()).parent());
+        }
+    }
+    for dir in outside {
+        if dir.is_dir() {
+            fsutil::fsync_dir(dir)?;
+        }
+    }
     failpoint::hit("before-manifest");
     let mpath = join_rel(home, MANIFEST_REL);
     match manifest()? {
@@ -470,7 +503,7 @@ fn apply_ops(
 fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<()> {
     let files = bdir.join("files");
     for rec in meta.records.iter().rev() {
-        let path = join_rel(home, &rec.rel);
+        let path = target(home, &rec.rel);
         let tmp = temp_path(&path);
         if std::fs::symlink_metadata(&tmp).is_ok() {
             remove_any(&tmp)?;
@@ -482,7 +515,7 @@ fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<()> {
                 fsutil::create_dirs(&path, 0o755)?;
             }
         } else {
-            restore_path(Some(&join_rel(&files, &rec.rel)), &path)?;
+            restore_path(Some(&backup_copy(&files, &rec.rel)), &path)?;
         }
     }
     for d in meta.mkdirs.iter().rev() {
@@ -557,7 +590,7 @@ pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
         if rec.kind == "manifest" || rec.kind == "rmdir" {
             continue;
         }
-        let from = (rec.before != "absent").then(|| join_rel(&files, &rec.rel));
+        let from = (rec.before != "absent").then(|| backup_copy(&files, &rec.rel));
         ops.push(Op::Restore {
             rel: rec.rel.clone(),
             from,

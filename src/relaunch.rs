@@ -1,0 +1,213 @@
+//! `mosaic update --relaunch` (SPEC §5.1, §6): note which fleet units were
+//! active before the sync, stop the fleet on the legacy socket when the
+//! socket migration needs it, and after the sync restart the holder and every
+//! agent that was running, then check each agent's tmux session exists.
+//!
+//! argv are built by pure functions and run through [`crate::runner`].
+
+use crate::error::Result;
+use crate::paths::Paths;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// The holder unit.
+pub const HOLDER_UNIT: &str = "mosaic-tmux-holder.service";
+
+fn sv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// argv listing the active mosaic units.
+pub fn list_active_argv() -> Vec<String> {
+    sv(&[
+        "systemctl",
+        "--user",
+        "list-units",
+        "--plain",
+        "--no-legend",
+        "--state=active",
+        "mosaic-*",
+    ])
+}
+
+/// argv running `systemctl --user VERB UNITS…`.
+pub fn systemctl_argv(verb: &str, units: &[String]) -> Vec<String> {
+    let mut v = sv(&["systemctl", "--user", verb]);
+    v.extend(units.iter().cloned());
+    v
+}
+
+/// argv checking an exact session on a socket (`None`: the default server).
+pub fn has_session_argv(socket: Option<&str>, session: &str) -> Vec<String> {
+    let mut v = sv(&["tmux"]);
+    if let Some(s) = socket.filter(|s| !s.is_empty()) {
+        v.extend(sv(&["-L", s]));
+    }
+    v.extend(sv(&["has-session", "-t", &format!("={session}")]));
+    v
+}
+
+/// The agent name of a unit `mosaic-agent@NAME.service`.
+pub fn agent_of(unit: &str) -> Option<&str> {
+    unit.strip_prefix("mosaic-agent@")?
+        .strip_suffix(".service")
+        .filter(|n| !n.is_empty())
+}
+
+/// Parses `list-units --plain --no-legend` output into unit names.
+pub fn parse_units(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|u| u.ends_with(".service"))
+        .map(String::from)
+        .collect()
+}
+
+/// What was running before the sync.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    /// Agents whose units were active (or whose sessions were live on the
+    /// legacy socket).
+    pub agents: BTreeSet<String>,
+    /// Whether systemctl answered.
+    pub systemd: bool,
+}
+
+/// One agent's relaunch result.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentResult {
+    /// Agent name.
+    pub agent: String,
+    /// Whether its session exists after the restart.
+    pub session_up: bool,
+}
+
+/// Records the active fleet units.
+pub fn before(legacy_sessions: &[String]) -> Before {
+    let mut b = Before::default();
+    if let Ok(out) = crate::runner::output(&list_active_argv()) {
+        if out.status.success() {
+            b.systemd = true;
+            for u in parse_units(&String::from_utf8_lossy(&out.stdout)) {
+                if let Some(a) = agent_of(&u) {
+                    b.agents.insert(a.to_string());
+                }
+            }
+        }
+    }
+    b.agents.extend(
+        legacy_sessions
+            .iter()
+            .filter(|s| !s.starts_with('_'))
+            .cloned(),
+    );
+    b
+}
+
+fn units_of(b: &Before) -> Vec<String> {
+    b.agents
+        .iter()
+        .map(|a| format!("mosaic-agent@{a}.service"))
+        .collect()
+}
+
+/// Stops the fleet (agents, then the holder) before the legacy socket's
+/// configuration is rewritten.
+pub fn stop(b: &Before) -> Result<()> {
+    if b.systemd {
+        let mut units = units_of(b);
+        units.push(HOLDER_UNIT.to_string());
+        let _ = crate::runner::output(&systemctl_argv("stop", &units))?;
+    }
+    crate::migrate::kill_legacy_server()
+}
+
+fn env_value(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.trim().split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    })
+}
+
+/// Restarts the holder and every agent that was running, then checks each
+/// agent's session. Returns per-agent results and warnings.
+pub fn after(paths: &Paths, b: &Before) -> (Vec<AgentResult>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut units = vec![HOLDER_UNIT.to_string()];
+    units.extend(units_of(b));
+    match crate::runner::output(&systemctl_argv("restart", &units)) {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => warnings.push(format!(
+            "relaunch: systemctl --user restart failed: {}; check `mosaic fleet status`",
+            crate::runner::first_line(&out)
+        )),
+        Err(e) => warnings.push(format!("relaunch skipped: {e}")),
+    }
+    let mut results = Vec::new();
+    for agent in &b.agents {
+        let env =
+            std::fs::read_to_string(paths.home.join("fleet/agents").join(format!("{agent}.env")))
+                .unwrap_or_default();
+        let socket = env_value(&env, "MOSAIC_TMUX_SOCKET");
+        let up = crate::runner::output(&has_session_argv(socket.as_deref(), agent))
+            .is_ok_and(|o| o.status.success());
+        results.push(AgentResult {
+            agent: agent.clone(),
+            session_up: up,
+        });
+    }
+    (results, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_shapes() {
+        assert_eq!(
+            list_active_argv(),
+            [
+                "systemctl",
+                "--user",
+                "list-units",
+                "--plain",
+                "--no-legend",
+                "--state=active",
+                "mosaic-*"
+            ]
+        );
+        assert_eq!(
+            has_session_argv(Some("mosaic-fleet"), "coder0"),
+            ["tmux", "-L", "mosaic-fleet", "has-session", "-t", "=coder0"]
+        );
+        assert_eq!(
+            has_session_argv(None, "coder0"),
+            ["tmux", "has-session", "-t", "=coder0"]
+        );
+        assert_eq!(
+            has_session_argv(Some(""), "a"),
+            ["tmux", "has-session", "-t", "=a"]
+        );
+        assert_eq!(
+            systemctl_argv("restart", &["a.service".into()]),
+            ["systemctl", "--user", "restart", "a.service"]
+        );
+    }
+
+    #[test]
+    fn parses_units_and_agents() {
+        let out = "mosaic-agent@coder0.service loaded active exited mosaic fleet agent coder0\nmosaic-tmux-holder.service loaded active exited holder\n";
+        let u = parse_units(out);
+        assert_eq!(
+            u,
+            ["mosaic-agent@coder0.service", "mosaic-tmux-holder.service"]
+        );
+        assert_eq!(agent_of(&u[0]), Some("coder0"));
+        assert_eq!(agent_of(&u[1]), None);
+        assert_eq!(
+            env_value("A=1\nMOSAIC_TMUX_SOCKET=\"x\"\n", "MOSAIC_TMUX_SOCKET").as_deref(),
+            Some("x")
+        );
+    }
+}
