@@ -355,13 +355,14 @@ fn fleet_lifecycle(socket: Option<&str>) {
         "{}",
         text(&out)
     );
+    // Restarting the holder restarts the agents (PartOf=), no extra start.
     sctl(&["restart", "mosaic-tmux-holder.service"]);
-    sctl(&[
-        "start",
-        "mosaic-agent@alpha.service",
-        "mosaic-agent@beta.service",
-    ]);
+    for unit in ["mosaic-agent@alpha.service", "mosaic-agent@beta.service"] {
+        let up = common::wait_until(Duration::from_secs(15), || is_active(&um, unit) == "active");
+        assert!(up, "{unit} not restarted:\n{}", um.status(unit));
+    }
     wait_for_pane(&um, socket, "alpha", "stub-agent alpha ready");
+    wait_for_pane(&um, socket, "beta", "stub-agent beta ready");
     assert_ne!(
         pane_field(&um, socket, "alpha", "#{pane_pid}"),
         pid_before,

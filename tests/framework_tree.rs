@@ -392,6 +392,7 @@ fn units_follow_the_contract() {
         "ExecStart=%E/mosaic/tools/fleet/start-agent-session.sh %i",
         "After=mosaic-tmux-holder.service",
         "BindsTo=mosaic-tmux-holder.service",
+        "PartOf=mosaic-tmux-holder.service",
         "WantedBy=default.target",
     ] {
         assert!(has(&agent, line), "agent unit lacks `{line}`");
