@@ -72,6 +72,29 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// Writes `bytes` to the temp file beside `path` with `mode`, optionally
 /// fsyncing it. Returns the temp path. The caller renames it into place.
 pub fn write_temp(path: &Path, bytes: &[u8], mode: u32, fsync: bool) -> Result<PathBuf> {
+    write_temp_with(path, mode, fsync, &mut |f| f.write_all(bytes))
+}
+
+/// Like [`write_temp`], streaming the content of the file `from` (errors
+/// reading it name `from`).
+pub fn copy_temp(path: &Path, from: &Path, mode: u32, fsync: bool) -> Result<PathBuf> {
+    let mut src = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(from)
+        .at(from)?;
+    write_temp_with(path, mode, fsync, &mut |f| {
+        std::io::copy(&mut src, f).map(|_| ())
+    })
+}
+
+/// The temp writer behind [`write_temp`] and [`copy_temp`].
+fn write_temp_with(
+    path: &Path,
+    mode: u32,
+    fsync: bool,
+    fill: &mut dyn FnMut(&mut File) -> std::io::Result<()>,
+) -> Result<PathBuf> {
     let tmp = temp_path(path);
     // A stale temp from a killed run is ours: remove it, never follow it.
     match std::fs::symlink_metadata(&tmp) {
@@ -87,7 +110,7 @@ pub fn write_temp(path: &Path, bytes: &[u8], mode: u32, fsync: bool) -> Result<P
         .open(&tmp)
         .at(path)?;
     let result = (|| -> std::io::Result<()> {
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         // The umask may have narrowed the mode; set it exactly.
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if fsync {

@@ -103,7 +103,7 @@ pub struct Inputs {
 impl Inputs {
     /// Loads the source, the manifest and the preserve set for `paths`.
     pub fn load(paths: Paths) -> Result<Inputs> {
-        let source = Source::from_env()?;
+        let source = Source::from_env(Some(&paths.state), false)?;
         Inputs::with_source(paths, source)
     }
 
@@ -193,7 +193,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
             let s = shipped.expect("written paths ship");
             Op::Write {
                 rel,
-                bytes: std::borrow::Cow::Borrowed(&s.bytes[..]),
+                bytes: txn::Payload::of(s),
                 mode: s.mode,
             }
         };
@@ -293,7 +293,7 @@ fn ensure_meta_dir(paths: &Paths) -> Result<()> {
 /// Runs `install` / `update`: the whole of SPEC §4.3. A plan with blockers
 /// changes nothing and comes back with `blocked > 0`.
 pub fn sync(paths: Paths, opts: &SyncOptions) -> Result<SyncReport> {
-    let source = Source::from_env()?;
+    let source = Source::from_env(Some(&paths.state), !opts.dry_run)?;
     sync_with(paths, source, opts)
 }
 
@@ -363,7 +363,7 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
                 });
                 ops.push(Op::Write {
                     rel: r.rel.clone(),
-                    bytes: std::borrow::Cow::Borrowed(&r.bytes[..]),
+                    bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
                     mode: r.mode,
                 });
             }
@@ -580,7 +580,13 @@ pub fn diff(paths: Paths, filter: &[String], conflict: ConflictMode) -> Result<S
         {
             continue;
         }
-        let new = inputs.source.files.get(&item.path).map(|s| &s.bytes[..]);
+        let shipped = inputs
+            .source
+            .files
+            .get(&item.path)
+            .map(|s| s.read())
+            .transpose()?;
+        let new = shipped.as_deref();
         let disk_path = join_rel(&inputs.paths.home, &item.path);
         let (old, new, label_new) = match &item.action {
             Action::Create | Action::Seed => (None, new, item.path.clone()),

@@ -20,6 +20,26 @@ pub const KEEP_BACKUPS: usize = 5;
 /// Relative path of the manifest below the home.
 pub const MANIFEST_REL: &str = ".mosaic/manifest.json";
 
+/// The content of a written file.
+#[derive(Debug, Clone)]
+pub enum Payload<'a> {
+    /// Bytes in memory.
+    Bytes(Cow<'a, [u8]>),
+    /// Streamed from a file (a framework tree on disk), never held whole.
+    File(&'a Path),
+}
+
+impl<'a> Payload<'a> {
+    /// The payload of a source file.
+    pub fn of(file: &'a crate::source::SourceFile) -> Payload<'a> {
+        match &file.content {
+            crate::source::Content::Static(b) => Payload::Bytes(Cow::Borrowed(b)),
+            crate::source::Content::Owned(b) => Payload::Bytes(Cow::Borrowed(b)),
+            crate::source::Content::File(p) => Payload::File(p),
+        }
+    }
+}
+
 /// One operation below the home.
 #[derive(Debug, Clone)]
 pub enum Op<'a> {
@@ -28,7 +48,7 @@ pub enum Op<'a> {
         /// Relative path.
         rel: String,
         /// Content.
-        bytes: Cow<'a, [u8]>,
+        bytes: Payload<'a>,
         /// Mode.
         mode: u32,
     },
@@ -446,7 +466,11 @@ fn apply_ops(
     for op in ops {
         if let Op::Write { rel, bytes, mode } = op {
             let path = target(home, rel);
-            temps.push((fsutil::write_temp(&path, bytes, *mode, false)?, path));
+            let tmp = match bytes {
+                Payload::Bytes(b) => fsutil::write_temp(&path, b, *mode, false)?,
+                Payload::File(from) => fsutil::copy_temp(&path, from, *mode, false)?,
+            };
+            temps.push((tmp, path));
         }
     }
     if !temps.is_empty() {

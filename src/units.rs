@@ -126,7 +126,7 @@ impl UnitPlan {
             };
             let write = |rel: String| Op::Write {
                 rel,
-                bytes: std::borrow::Cow::Borrowed(&s.bytes[..]),
+                bytes: crate::txn::Payload::of(s),
                 mode: 0o644,
             };
             match item.action {

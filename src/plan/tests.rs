@@ -1,7 +1,7 @@
 //! One test per row of SPEC §4.2, on in-memory inputs.
 
 use super::*;
-use std::borrow::Cow;
+use crate::source::Content;
 
 const FP: Fingerprint = Fingerprint {
     size: 1,
@@ -24,7 +24,7 @@ fn src(files: &[(&str, &str)]) -> BTreeMap<String, SourceFile> {
                 SourceFile {
                     sha256: h.to_string(),
                     mode,
-                    bytes: Cow::Borrowed(b""),
+                    content: Content::Static(b""),
                 },
             )
         })
