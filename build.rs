@@ -35,7 +35,11 @@ fn main() {
     for (rel, abs) in &files {
         let bytes = std::fs::read(abs).expect("read framework file");
         let meta = std::fs::metadata(abs).expect("stat framework file");
-        let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
         let hash = hex::encode(Sha256::digest(&bytes));
         writeln!(
             out,
@@ -53,7 +57,12 @@ fn rel_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).expect("under root");
     let parts: Vec<String> = rel
         .components()
-        .map(|c| c.as_os_str().to_str().expect("framework paths are UTF-8").to_string())
+        .map(|c| {
+            c.as_os_str()
+                .to_str()
+                .expect("framework paths are UTF-8")
+                .to_string()
+        })
         .collect();
     parts.join("/")
 }
