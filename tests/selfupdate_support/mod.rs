@@ -266,3 +266,49 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The `xtask` binary, built once per test process with the cargo running
+/// the tests (a no-op when `cargo test --workspace` already built it).
+pub fn xtask_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "xtask"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p xtask");
+        assert!(status.success(), "cargo build -p xtask failed");
+        // target/debug/deps/TEST-HASH → target/debug/xtask
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe.parent().unwrap().parent().unwrap().join("xtask");
+        assert!(bin.exists(), "{} not built", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Runs `program args` in `dir`, returning the output.
+pub fn run_in(
+    dir: &Path,
+    program: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    let mut c = std::process::Command::new(program);
+    c.args(args).current_dir(dir);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// stdout and stderr of an output, for assertion messages.
+pub fn show(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -60,12 +60,13 @@ pub fn run(args: &[String]) -> Result<()> {
         Some(t) => t,
         None => host_target()?,
     };
+    // The key first: a missing secret should not cost a release build.
+    let signer = Signer::from_env(unsigned)?;
     let binary = match binary {
         Some(b) => b,
         None => build_release(&root, &target)?,
     };
     let out = out.unwrap_or_else(|| root.join("target/dist"));
-    let signer = Signer::from_env(unsigned)?;
     let made = dist(&root, &binary, &out, &target, signer.as_ref())?;
     for p in made {
         println!("{}", p.display());
