@@ -35,5 +35,6 @@ pub mod scan;
 pub mod selfupdate;
 pub mod source;
 pub mod sync;
+pub mod systemd;
 pub mod txn;
 pub mod units;

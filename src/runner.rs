@@ -55,7 +55,11 @@ fn command_for(argv: &[String]) -> Result<(Command, String)> {
 fn record(argv: &[String], program: &str) {
     SPAWNED.fetch_add(1, Ordering::SeqCst);
     if let Some(log) = std::env::var_os("MOSAIC_SPAWN_LOG").filter(|v| !v.is_empty()) {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
             let mut words = vec![program.to_string()];
             words.extend(argv[1..].iter().cloned());
             let _ = writeln!(f, "{}", words.join(" "));
@@ -68,7 +72,10 @@ fn spawn_error(argv: &[String], program: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::Input(format!("{program} not found; {}", override_hint(word)))
     } else if e.kind() == std::io::ErrorKind::PermissionDenied {
-        Error::Input(format!("{program} is not executable; {}", override_hint(word)))
+        Error::Input(format!(
+            "{program} is not executable; {}",
+            override_hint(word)
+        ))
     } else {
         Error::io(program, e)
     }
@@ -116,7 +123,10 @@ pub fn first_line(out: &Output) -> String {
 pub fn display(argv: &[String]) -> String {
     argv.iter()
         .map(|w| {
-            if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,#{}".contains(c)) {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,#{}".contains(c))
+            {
                 w.clone()
             } else {
                 format!("'{}'", w.replace('\'', r"'\''"))
@@ -132,11 +142,22 @@ mod tests {
 
     #[test]
     fn display_quotes_only_what_needs_it() {
-        let argv: Vec<String> = ["tmux", "-L", "mosaic-fleet", "send-keys", "-t", "=a:0.0", "hi there"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(display(&argv), "tmux -L mosaic-fleet send-keys -t =a:0.0 'hi there'");
+        let argv: Vec<String> = [
+            "tmux",
+            "-L",
+            "mosaic-fleet",
+            "send-keys",
+            "-t",
+            "=a:0.0",
+            "hi there",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            display(&argv),
+            "tmux -L mosaic-fleet send-keys -t =a:0.0 'hi there'"
+        );
     }
 
     #[test]

@@ -1,20 +1,161 @@
 //! clap definitions of `mosaic fleet …` and `mosaic agent …`.
 
-use clap::Subcommand;
+use super::roster::{Class, Runtime};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// Which roster to use.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RosterArg {
+    /// Roster file (default: HOME/fleet/roster.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+}
 
 /// `mosaic fleet` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
-    /// Show systemd's view of the fleet's units.
-    Status,
+    /// Write fleet/roster.yaml from a shipped example (never overwrites).
+    Init {
+        /// Example to start from: fleet/examples/PRESET.yaml.
+        #[arg(long, default_value = "minimal")]
+        preset: String,
+        /// Roster to write.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Add an agent to the roster, keeping its comments.
+    Add {
+        /// Agent name ([a-z0-9][a-z0-9_-]{0,62}).
+        name: String,
+        /// Runtime.
+        #[arg(long, value_enum)]
+        runtime: Runtime,
+        /// Role.
+        #[arg(long, value_enum)]
+        class: Option<Class>,
+        /// Model hint (becomes MOSAIC_AGENT_MODEL, then --model).
+        #[arg(long)]
+        model: Option<String>,
+        /// Working directory (overrides defaults.working_directory).
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<String>,
+        /// Per-agent tmux socket.
+        #[arg(long)]
+        socket: Option<String>,
+        /// Roster to edit.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Remove an agent from the roster, keeping its comments.
+    Remove {
+        /// Agent name.
+        name: String,
+        /// Roster to edit.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Write/merge the agents' env files, install the units, daemon-reload, enable for boot.
+    Install {
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Start the holder and the agents (all, or the named ones).
+    Start {
+        /// Agents (default: every local agent).
+        names: Vec<String>,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Stop the agents (named ones), or the whole fleet with its holder.
+    Stop {
+        /// Agents (default: every agent and the holder).
+        names: Vec<String>,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Restart the agents (named ones), or the whole fleet with its holder.
+    Restart {
+        /// Agents (default: every agent and the holder).
+        names: Vec<String>,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Show systemd's view of the fleet's units (exit 1 if any is not active).
+    Status {
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Check that every local agent has its exact session with a live pane (exit 1 if not).
+    Verify {
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// One row per agent: unit, session, pane, process tree, heartbeat, flags.
+    Ps {
+        /// A heartbeat older than this many seconds is STALE.
+        #[arg(long, value_name = "SECS", default_value_t = super::ps::DEFAULT_STALE_AFTER)]
+        stale_after: u64,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
 }
 
 /// `mosaic agent` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
+    /// Deliver a message through tools/tmux/agent-send.sh.
+    Send {
+        /// Agent name.
+        name: String,
+        /// The message (one line; control characters become spaces).
+        #[arg(short = 'm', long = "message")]
+        message: String,
+        /// Source label shown as "[from SOURCE]".
+        #[arg(long, default_value = "operator:mosaic-cli")]
+        source: String,
+        /// Read the pane back: exit 0 when the agent accepted the message, 1 when not.
+        #[arg(long)]
+        verify: bool,
+        /// How long --verify waits for the receipt, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        timeout: u64,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Watch an agent read-only (a grouped viewer session, removed on exit).
+    Watch {
+        /// Agent name.
+        name: String,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
     /// Print the last lines of an agent's pane.
     Tail {
         /// Agent name.
         name: String,
+        /// Number of lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 40)]
+        lines: usize,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Type the runtime's reset_command into that one agent's pane.
+    Reset {
+        /// Agent name.
+        name: String,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
     },
 }

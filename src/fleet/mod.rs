@@ -1,20 +1,679 @@
-//! The fleet runtime commands (SPEC §7–§8): roster, env files, systemd and
-//! tmux control, `fleet ps`, and the per-agent commands.
+//! The fleet runtime commands (SPEC §7–§8): `mosaic fleet …` (roster edits,
+//! install, start/stop/restart, status, verify, ps) and `mosaic agent …`
+//! (send, watch, tail, reset).
 //!
-//! (Being built: see issue 4.)
+//! Sub-modules, one concern each:
+//! - [`roster`]: the roster model, validation and comment-keeping edits;
+//! - [`envfile`]: the per-agent env files and their merge;
+//! - [`tmux`]: exact tmux command lines (pure);
+//! - [`ps`]: the `fleet ps` snapshot and its pure join;
+//! - [`agent`]: the per-agent commands;
+//! - [`cli`]: the clap definitions.
+//!
+//! Every process is started through [`crate::runner`]; systemd calls go
+//! through [`crate::systemd`].
 
+pub mod agent;
 pub mod cli;
+pub mod envfile;
+pub mod ps;
+pub mod roster;
+pub mod tmux;
 
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::paths::Paths;
 use crate::report::Printer;
+use crate::systemd;
+use cli::{FleetCommand, RosterArg};
+use roster::Roster;
+use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Resolved paths and the roster file of one fleet command.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Resolved paths.
+    pub paths: Paths,
+    /// The roster file.
+    pub roster_path: PathBuf,
+}
+
+impl Ctx {
+    /// Resolves the home and the roster path.
+    pub fn new(g: &Global, r: &RosterArg) -> Result<Ctx> {
+        let paths = Paths::resolve(g.home.as_deref())?;
+        let roster_path = match &r.roster {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => std::env::current_dir().at(".")?.join(p),
+            None => roster::default_path(&paths.home),
+        };
+        Ok(Ctx { paths, roster_path })
+    }
+
+    /// Loads and validates the roster (nothing acts on an invalid one).
+    pub fn roster(&self) -> Result<Roster> {
+        roster::load(&self.roster_path)
+    }
+
+    /// `H/fleet/agents`.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.paths.home.join("fleet").join("agents")
+    }
+
+    /// `H/fleet/agents/NAME.env`.
+    pub fn env_file(&self, name: &str) -> PathBuf {
+        self.agents_dir().join(format!("{name}.env"))
+    }
+}
 
 /// Runs a `mosaic fleet …` command; returns the exit code.
-pub fn run_fleet(_cmd: &cli::FleetCommand, _g: &Global, _p: &Printer) -> Result<i32> {
-    Err(Error::Input("mosaic fleet is not built yet".into()))
+pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
+    match cmd {
+        FleetCommand::Init { preset, roster } => init(&Ctx::new(g, roster)?, preset, g, p),
+        FleetCommand::Add {
+            name,
+            runtime,
+            class,
+            model,
+            workdir,
+            socket,
+            roster,
+        } => {
+            let new = roster::NewAgent {
+                name: name.clone(),
+                runtime: *runtime,
+                class: *class,
+                model: model.clone(),
+                workdir: workdir.clone(),
+                socket: socket.clone(),
+            };
+            add(&Ctx::new(g, roster)?, &new, g, p)
+        }
+        FleetCommand::Remove { name, roster } => remove(&Ctx::new(g, roster)?, name, g, p),
+        FleetCommand::Install { roster } => install(&Ctx::new(g, roster)?, g, p),
+        FleetCommand::Start { names, roster } => {
+            control(&Ctx::new(g, roster)?, "start", names, g, p)
+        }
+        FleetCommand::Stop { names, roster } => control(&Ctx::new(g, roster)?, "stop", names, g, p),
+        FleetCommand::Restart { names, roster } => {
+            control(&Ctx::new(g, roster)?, "restart", names, g, p)
+        }
+        FleetCommand::Status { roster } => status(&Ctx::new(g, roster)?, p),
+        FleetCommand::Verify { roster } => verify(&Ctx::new(g, roster)?, p),
+        FleetCommand::Ps {
+            stale_after,
+            roster,
+        } => fleet_ps(&Ctx::new(g, roster)?, *stale_after, p),
+    }
 }
 
 /// Runs a `mosaic agent …` command; returns the exit code.
-pub fn run_agent(_cmd: &cli::AgentCommand, _g: &Global, _p: &Printer) -> Result<i32> {
-    Err(Error::Input("mosaic agent is not built yet".into()))
+pub fn run_agent(cmd: &cli::AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
+    agent::run(cmd, g, p)
+}
+
+fn mode_of(path: &Path, default: u32) -> u32 {
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(default)
+}
+
+fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    fsutil::create_dirs(dir, mode).map(|_| ())
+}
+
+// ---- init / add / remove ----
+
+fn preset_text(home: &Path, preset: &str) -> Result<String> {
+    if preset.is_empty()
+        || !preset
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::Input(format!(
+            "invalid preset name {preset:?}; use a name from fleet/examples/"
+        )));
+    }
+    let rel = format!("fleet/examples/{preset}.yaml");
+    let on_disk = home.join(&rel);
+    if let Ok(t) = std::fs::read_to_string(&on_disk) {
+        return Ok(t);
+    }
+    let src = crate::source::Source::from_env(None, false)?;
+    if let Some(f) = src.files.get(&rel) {
+        return Ok(String::from_utf8_lossy(&f.read()?).into_owned());
+    }
+    let names: Vec<String> = src
+        .files
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix("fleet/examples/")?
+                .strip_suffix(".yaml")
+                .map(str::to_string)
+        })
+        .collect();
+    Err(Error::Input(format!(
+        "unknown preset {preset:?}; choose one of: {}",
+        names.join(", ")
+    )))
+}
+
+fn init(ctx: &Ctx, preset: &str, g: &Global, p: &Printer) -> Result<i32> {
+    let path = &ctx.roster_path;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::Input(format!(
+            "{} already exists; mosaic never overwrites a roster: edit it, or move it aside and re-run",
+            path.display()
+        )));
+    }
+    let text = preset_text(&ctx.paths.home, preset)?;
+    let r = roster::parse(&text, Path::new(&format!("fleet/examples/{preset}.yaml")))?;
+    if g.dry_run {
+        p.line(&format!(
+            "would write {} from preset {preset} ({} agents)",
+            path.display(),
+            r.agents.len()
+        ));
+        return Ok(0);
+    }
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir, 0o755)?;
+    }
+    fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+    if p.json {
+        p.json_out(&serde_json::json!({"roster": path, "preset": preset, "agents": r.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>()}));
+    } else {
+        let names: Vec<&str> = r.agents.iter().map(|a| a.name.as_str()).collect();
+        p.line(&format!(
+            "wrote {} from preset {preset}: {}",
+            path.display(),
+            names.join(", ")
+        ));
+        p.line("next: mosaic fleet install");
+    }
+    Ok(0)
+}
+
+fn write_roster(ctx: &Ctx, text: &str) -> Result<()> {
+    let mode = mode_of(&ctx.roster_path, 0o644);
+    fsutil::write_atomic(&ctx.roster_path, text.as_bytes(), mode)
+}
+
+fn add(ctx: &Ctx, new: &roster::NewAgent, g: &Global, p: &Printer) -> Result<i32> {
+    let text = roster::read(&ctx.roster_path)?;
+    let out = roster::add_agent(&text, &ctx.roster_path, new)?;
+    if g.dry_run {
+        p.line(&format!(
+            "would add {} to {}",
+            new.name,
+            ctx.roster_path.display()
+        ));
+        return Ok(0);
+    }
+    write_roster(ctx, &out)?;
+    if p.json {
+        p.json_out(&serde_json::json!({"roster": ctx.roster_path, "added": new.name}));
+    } else {
+        p.line(&format!(
+            "added {} to {}",
+            new.name,
+            ctx.roster_path.display()
+        ));
+        p.line(&format!(
+            "next: mosaic fleet install && mosaic fleet start {}",
+            new.name
+        ));
+    }
+    Ok(0)
+}
+
+fn remove(ctx: &Ctx, name: &str, g: &Global, p: &Printer) -> Result<i32> {
+    let text = roster::read(&ctx.roster_path)?;
+    let out = roster::remove_agent(&text, &ctx.roster_path, name)?;
+    if g.dry_run {
+        p.line(&format!(
+            "would remove {name} from {}",
+            ctx.roster_path.display()
+        ));
+        return Ok(0);
+    }
+    write_roster(ctx, &out)?;
+    if p.json {
+        p.json_out(&serde_json::json!({"roster": ctx.roster_path, "removed": name}));
+    } else {
+        p.line(&format!(
+            "removed {name} from {}",
+            ctx.roster_path.display()
+        ));
+        p.line(&format!(
+            "its unit keeps running until you stop it: systemctl --user disable --now {}",
+            systemd::agent_unit(name)
+        ));
+    }
+    Ok(0)
+}
+
+// ---- install ----
+
+/// What `fleet install` did to one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAction {
+    /// Path.
+    pub path: PathBuf,
+    /// `created`, `updated`, `unchanged` (or `would …` with --dry-run).
+    pub action: String,
+}
+
+/// The `fleet install` report.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct InstallReport {
+    /// Env files.
+    pub env_files: Vec<FileAction>,
+    /// Unit files in the active directory.
+    pub units: Vec<FileAction>,
+    /// `daemon-reload` ran.
+    pub daemon_reload: bool,
+    /// Units enabled for boot.
+    pub enabled: Vec<String>,
+    /// Remote agents skipped.
+    pub skipped_remote: Vec<String>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8], mode: u32, dry: bool) -> Result<FileAction> {
+    let old = match std::fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let same_mode = mode_of(path, 0) == mode;
+    let action = match &old {
+        Some(b) if b == bytes && same_mode => "unchanged",
+        Some(_) => "updated",
+        None => "created",
+    };
+    if action != "unchanged" && !dry {
+        fsutil::write_atomic(path, bytes, mode)?;
+    }
+    let action = if dry && action != "unchanged" {
+        format!("would be {action}")
+    } else {
+        action.to_string()
+    };
+    Ok(FileAction {
+        path: path.to_path_buf(),
+        action,
+    })
+}
+
+/// `$XDG_CONFIG_HOME/mosaic`, else `~/.config/mosaic`: where the units look.
+fn unit_home() -> Option<PathBuf> {
+    let cfg = match std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+    {
+        Some(p) if p.is_absolute() => p,
+        _ => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".config"),
+    };
+    Some(cfg.join("mosaic"))
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let ca = std::fs::canonicalize(a).unwrap_or_else(|_| a.to_path_buf());
+    let cb = std::fs::canonicalize(b).unwrap_or_else(|_| b.to_path_buf());
+    ca == cb
+}
+
+fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let home = &ctx.paths.home;
+    let shipped = home.join("systemd/user");
+    let unit_files = [systemd::HOLDER_UNIT, systemd::AGENT_TEMPLATE];
+    for u in unit_files {
+        if !shipped.join(u).is_file() {
+            return Err(Error::Input(format!(
+                "{} is missing; install the framework first: mosaic --home {} install",
+                shipped.join(u).display(),
+                home.display()
+            )));
+        }
+    }
+    let mut rep = InstallReport::default();
+    if let Some(expected) = unit_home() {
+        if !same_path(home, &expected) {
+            rep.warnings.push(format!(
+                "the units look for the framework at %E/mosaic = {}, but this home is {}; the fleet will not start from it (install into {} or point XDG_CONFIG_HOME at its parent)",
+                expected.display(),
+                home.display(),
+                expected.display()
+            ));
+        }
+    }
+    let dry = g.dry_run;
+    let agents_dir = ctx.agents_dir();
+    if !dry {
+        ensure_dir(&agents_dir, 0o700)?;
+    }
+    for a in &roster.agents {
+        if !a.is_local() {
+            rep.skipped_remote.push(a.name.as_str().to_string());
+            continue;
+        }
+        let path = ctx.env_file(a.name.as_str());
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let text = envfile::merge(
+            existing.as_deref(),
+            &envfile::agent_keys(home, &roster, a),
+            &envfile::agent_header(a.name.as_str()),
+        );
+        rep.env_files
+            .push(write_if_changed(&path, text.as_bytes(), 0o600, dry)?);
+    }
+    let holder_path = agents_dir.join("_holder.env");
+    let existing = std::fs::read_to_string(&holder_path).ok();
+    let text = envfile::merge(
+        existing.as_deref(),
+        &envfile::holder_keys(&roster),
+        envfile::HOLDER_HEADER,
+    );
+    rep.env_files
+        .push(write_if_changed(&holder_path, text.as_bytes(), 0o600, dry)?);
+
+    if !dry {
+        ensure_dir(&ctx.paths.units, 0o755)?;
+    }
+    for u in unit_files {
+        let bytes = std::fs::read(shipped.join(u)).at(shipped.join(u))?;
+        rep.units.push(write_if_changed(
+            &ctx.paths.units.join(u),
+            &bytes,
+            0o644,
+            dry,
+        )?);
+    }
+    let mut enable = vec![systemd::HOLDER_UNIT.to_string()];
+    enable.extend(
+        roster
+            .agents
+            .iter()
+            .filter(|a| a.is_local())
+            .map(|a| systemd::agent_unit(a.name.as_str())),
+    );
+
+    let systemd_result = if dry {
+        Ok(())
+    } else {
+        (|| -> Result<()> {
+            systemd::check_manager()?;
+            systemd::daemon_reload()?;
+            rep.daemon_reload = true;
+            systemd::run_user(&systemd::verb_argv("enable", &enable))?;
+            rep.enabled = enable.clone();
+            Ok(())
+        })()
+    };
+
+    if p.json {
+        let mut v = serde_json::to_value(&rep).expect("serialisable");
+        if let Err(e) = &systemd_result {
+            v["error"] = serde_json::Value::String(e.to_string());
+        }
+        p.json_out(&v);
+    } else {
+        for f in rep.env_files.iter().chain(&rep.units) {
+            if f.action != "unchanged" || !p.quiet {
+                let code = if f.action == "unchanged" { "0" } else { "32" };
+                p.line(&format!(
+                    "{} {}",
+                    p.paint(code, &f.action),
+                    f.path.display()
+                ));
+            }
+        }
+        for r in &rep.skipped_remote {
+            p.line(&format!(
+                "skipped {r}: it runs on another host; run `mosaic fleet install` there"
+            ));
+        }
+        if dry {
+            p.line(&format!(
+                "would run: systemctl --user daemon-reload; systemctl --user enable {}",
+                enable.join(" ")
+            ));
+        } else if rep.daemon_reload {
+            p.line("systemctl --user daemon-reload");
+            p.line(&format!("enabled for boot: {}", enable.join(" ")));
+            p.line("next: mosaic fleet start");
+        }
+    }
+    for w in &rep.warnings {
+        p.warn(w);
+    }
+    match systemd_result {
+        Ok(()) => Ok(0),
+        Err(e) => Err(Error::Input(format!(
+            "env files and units were written, but systemd was not updated: {e}; fix that and re-run `mosaic fleet install`"
+        ))),
+    }
+}
+
+// ---- start / stop / restart / status ----
+
+fn pick_agents<'a>(
+    roster: &'a Roster,
+    names: &[String],
+    path: &Path,
+) -> Result<Vec<&'a roster::Agent>> {
+    if names.is_empty() {
+        return Ok(roster.agents.iter().filter(|a| a.is_local()).collect());
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let a = roster.agent(n, path)?;
+        if !a.is_local() {
+            return Err(Error::Input(format!(
+                "agent {n} runs on {}; run this command there",
+                a.host
+                    .as_ref()
+                    .map(|h| h.as_str())
+                    .unwrap_or("another host")
+            )));
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+fn control(ctx: &Ctx, verb: &str, names: &[String], g: &Global, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let agents = pick_agents(&roster, names, &ctx.roster_path)?;
+    let whole = names.is_empty();
+    if verb != "stop" {
+        for a in &agents {
+            let env = ctx.env_file(a.name.as_str());
+            if !env.is_file() {
+                return Err(Error::Input(format!(
+                    "{} is missing; run `mosaic fleet install` first",
+                    env.display()
+                )));
+            }
+        }
+        for u in [systemd::HOLDER_UNIT, systemd::AGENT_TEMPLATE] {
+            if !ctx.paths.units.join(u).is_file() {
+                return Err(Error::Input(format!(
+                    "{} is not installed; run `mosaic fleet install` first",
+                    ctx.paths.units.join(u).display()
+                )));
+            }
+        }
+    }
+    let mut units: Vec<String> = agents
+        .iter()
+        .map(|a| systemd::agent_unit(a.name.as_str()))
+        .collect();
+    match verb {
+        // The holder first so the server exists before any agent starts.
+        "start" => units.insert(0, systemd::HOLDER_UNIT.to_string()),
+        _ if whole => units.push(systemd::HOLDER_UNIT.to_string()),
+        _ => {}
+    }
+    let argv = systemd::verb_argv(verb, &units);
+    if g.dry_run {
+        p.line(&format!("would run: {}", crate::runner::display(&argv)));
+        return Ok(0);
+    }
+    systemd::check_manager()?;
+    systemd::run_user(&argv)?;
+    let done = match verb {
+        "start" => "started",
+        "stop" => "stopped",
+        _ => "restarted",
+    };
+    let mut missing = Vec::new();
+    if verb != "stop" {
+        let snap = ps::snapshot(&ctx.paths.home, &roster, false)?;
+        let report = ps::join(&roster, &ctx.roster_path, &snap, ps::DEFAULT_STALE_AFTER);
+        for a in &agents {
+            if let Some(r) = report
+                .agents
+                .iter()
+                .find(|r| r.managed && r.name == a.name.as_str())
+            {
+                if !r.pane_alive {
+                    missing.push(r.name.clone());
+                }
+            }
+        }
+    }
+    if p.json {
+        p.json_out(
+            &serde_json::json!({"action": verb, "units": units, "missing_sessions": missing}),
+        );
+    } else {
+        p.line(&format!("{done}: {}", units.join(" ")));
+    }
+    if !missing.is_empty() {
+        p.warn(&format!(
+            "no live session for {} after {verb}; see `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
+            missing.join(", ")
+        ));
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let mut units = vec![systemd::HOLDER_UNIT.to_string()];
+    units.extend(
+        roster
+            .agents
+            .iter()
+            .filter(|a| a.is_local())
+            .map(|a| systemd::agent_unit(a.name.as_str())),
+    );
+    systemd::check_manager()?;
+    let states = systemd::show(&units)?;
+    let rows: Vec<systemd::UnitState> = units
+        .iter()
+        .map(|u| {
+            states
+                .get(u)
+                .cloned()
+                .unwrap_or_else(|| systemd::UnitState {
+                    id: u.clone(),
+                    ..Default::default()
+                })
+        })
+        .collect();
+    let all_active = rows.iter().all(|r| r.active());
+    if p.json {
+        p.json_out(&serde_json::json!({"units": rows, "all_active": all_active}));
+    } else {
+        let w = rows.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
+        println!(
+            "{:w$}  {:9}  {:10}  {:8}  ENABLED",
+            "UNIT", "LOAD", "ACTIVE", "SUB"
+        );
+        for r in &rows {
+            let code = if r.active() { "32" } else { "31" };
+            let active = format!("{:10}", r.active_state);
+            println!(
+                "{:w$}  {:9}  {}  {:8}  {}",
+                r.id,
+                r.load_state,
+                p.paint(code, &active),
+                r.sub_state,
+                r.unit_file_state
+            );
+        }
+    }
+    Ok(if all_active { 0 } else { 1 })
+}
+
+// ---- verify / ps ----
+
+fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let snap = ps::snapshot(&ctx.paths.home, &roster, false)?;
+    let report = ps::join(&roster, &ctx.roster_path, &snap, ps::DEFAULT_STALE_AFTER);
+    let mut results = Vec::new();
+    for r in report.agents.iter().filter(|r| r.managed && !r.remote) {
+        let why = if r.pane_alive {
+            None
+        } else if r.session {
+            Some("its pane's process has exited".to_string())
+        } else {
+            Some(format!(
+                "no session ={} on {}",
+                r.name,
+                tmux::where_(r.socket.as_deref())
+            ))
+        };
+        results.push((r.name.clone(), why));
+    }
+    let bad = results.iter().filter(|(_, w)| w.is_some()).count();
+    if p.json {
+        let v: Vec<_> = results
+            .iter()
+            .map(|(n, w)| serde_json::json!({"agent": n, "ok": w.is_none(), "problem": w}))
+            .collect();
+        p.json_out(&serde_json::json!({"agents": v, "ok": bad == 0}));
+    } else {
+        for (n, w) in &results {
+            match w {
+                None => p.line(&format!("{} {n}", p.paint("32", "ok"))),
+                Some(w) => println!("{} {n}: {w}", p.paint("31", "MISSING")),
+            }
+        }
+        p.line(&format!(
+            "{} of {} agents have their session",
+            results.len() - bad,
+            results.len()
+        ));
+    }
+    Ok(if bad == 0 { 0 } else { 1 })
+}
+
+fn fleet_ps(ctx: &Ctx, stale_after: u64, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let snap = ps::snapshot(&ctx.paths.home, &roster, true)?;
+    let report = ps::join(&roster, &ctx.roster_path, &snap, stale_after);
+    if p.json {
+        p.json_out(&report);
+    } else {
+        print!("{}", ps::table(&report, &|c, s| p.paint(c, s)));
+        for w in &report.warnings {
+            p.warn(w);
+        }
+    }
+    Ok(0)
 }

@@ -1,0 +1,544 @@
+//! `mosaic agent …`: send (through the shipped `agent-send.sh`, with an
+//! optional read-back `--verify`), watch (a read-only grouped viewer that is
+//! removed on every exit path), tail and reset. One agent, exact targets.
+
+use super::cli::AgentCommand;
+use super::roster::Agent;
+use super::tmux;
+use super::Ctx;
+use crate::cli::Global;
+use crate::error::{Error, Result};
+use crate::report::Printer;
+use crate::runner;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Runs a `mosaic agent …` command; returns the exit code.
+pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
+    match cmd {
+        AgentCommand::Send {
+            name,
+            message,
+            source,
+            verify,
+            timeout,
+            roster,
+        } => send(
+            &Ctx::new(g, roster)?,
+            name,
+            message,
+            source,
+            *verify,
+            *timeout,
+            p,
+        ),
+        AgentCommand::Watch { name, roster } => watch(&Ctx::new(g, roster)?, name),
+        AgentCommand::Tail {
+            name,
+            lines,
+            roster,
+        } => tail(&Ctx::new(g, roster)?, name, *lines, p),
+        AgentCommand::Reset { name, roster } => reset(&Ctx::new(g, roster)?, name, p),
+    }
+}
+
+/// A runtime failure: one line on stderr (and a JSON document with --json), exit 1.
+fn fail(p: &Printer, msg: &str) -> Result<i32> {
+    if p.json {
+        p.json_out(&serde_json::json!({"error": msg, "exit_code": 1}));
+    }
+    eprintln!("mosaic: {msg}");
+    Ok(1)
+}
+
+/// Where one agent lives.
+struct Target<'a> {
+    agent: &'a Agent,
+    socket: Option<String>,
+    ssh: Option<String>,
+}
+
+impl Target<'_> {
+    fn name(&self) -> &str {
+        self.agent.name.as_str()
+    }
+
+    /// A tmux argv, over ssh for a remote agent.
+    fn tmux(&self, argv: Vec<String>) -> Vec<String> {
+        match &self.ssh {
+            Some(t) => tmux::over_ssh(t, &argv),
+            None => argv,
+        }
+    }
+
+    fn where_(&self) -> String {
+        let w = tmux::where_(self.socket.as_deref());
+        match &self.ssh {
+            Some(t) => format!("{w} on {t}"),
+            None => w,
+        }
+    }
+}
+
+fn target<'a>(roster: &'a super::roster::Roster, ctx: &Ctx, name: &str) -> Result<Target<'a>> {
+    let agent = roster.agent(name, &ctx.roster_path)?;
+    Ok(Target {
+        agent,
+        socket: roster.agent_socket(agent).map(str::to_string),
+        ssh: agent.ssh_target(),
+    })
+}
+
+/// Checks that the agent's pane exists and is alive; the error is one line
+/// saying which (no server, no session, dead pane) and what to do.
+fn check_pane(t: &Target) -> Result<std::result::Result<u32, String>> {
+    let argv = t.tmux(tmux::pane_state(t.socket.as_deref(), t.name()));
+    let out = runner::output(&argv)?;
+    let name = t.name();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let msg = if tmux::is_no_server(&err) {
+            format!(
+                "no tmux server on {}: the fleet is not running (start it with `mosaic fleet start`)",
+                t.where_()
+            )
+        } else if err.contains("can't find") || err.contains("no such") {
+            format!(
+                "agent {name} has no session on {} (start it with `mosaic fleet start {name}`)",
+                t.where_()
+            )
+        } else {
+            format!(
+                "`{}` failed: {}",
+                runner::display(&argv),
+                runner::first_line(&out)
+            )
+        };
+        return Ok(Err(msg));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pane = text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 3 && f[0] == "0").then(|| (f[1] == "1", f[2].parse::<u32>().unwrap_or(0)))
+    });
+    let Some((dead, pid)) = pane else {
+        return Ok(Err(format!(
+            "agent {name} has no pane {} on {}",
+            tmux::pane_target(name),
+            t.where_()
+        )));
+    };
+    if dead {
+        return Ok(Err(format!(
+            "the pane of agent {name} is dead (its process exited); restart it with `mosaic fleet restart {name}`"
+        )));
+    }
+    Ok(Ok(pid))
+}
+
+fn capture(t: &Target, lines: usize) -> Result<std::result::Result<String, String>> {
+    let argv = t.tmux(tmux::capture_pane(t.socket.as_deref(), t.name(), lines));
+    let out = runner::output(&argv)?;
+    if out.status.success() {
+        Ok(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
+    } else {
+        Ok(Err(runner::first_line(&out)))
+    }
+}
+
+/// The exact text `agent-send.sh` types: `[from SOURCE] MESSAGE`, each
+/// control character replaced by one space.
+pub fn typed_text(source: &str, message: &str) -> String {
+    format!("[from {source}] {message}")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// What a read-back of the pane says about a sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// The runtime answered `ACK <text>` (the stub's receipt).
+    Acked,
+    /// The text moved above the input line (submitted), no receipt line.
+    Submitted,
+    /// The text is still on the last line: typed but not submitted.
+    Pending,
+    /// The pane does not show the text.
+    Absent,
+}
+
+fn count_lines(pane: &str, pred: impl Fn(&str) -> bool) -> usize {
+    pane.lines().filter(|l| pred(l)).count()
+}
+
+/// Judges a pane read-back against the counts before sending (pure).
+pub fn judge(before: &str, after: &str, text: &str) -> Receipt {
+    let ack = format!("ACK {text}");
+    let acks = |p: &str| count_lines(p, |l| l.trim_end().ends_with(&ack));
+    if acks(after) > acks(before) {
+        return Receipt::Acked;
+    }
+    let shown = |p: &str| count_lines(p, |l| l.contains(text) && !l.trim_end().ends_with(&ack));
+    if shown(after) <= shown(before) {
+        return Receipt::Absent;
+    }
+    let last = after
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    if last.contains(text) {
+        Receipt::Pending
+    } else {
+        Receipt::Submitted
+    }
+}
+
+fn send(
+    ctx: &Ctx,
+    name: &str,
+    message: &str,
+    source: &str,
+    verify: bool,
+    timeout: u64,
+    p: &Printer,
+) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let t = target(&roster, ctx, name)?;
+    if source.is_empty() {
+        return Err(Error::Input("--source must not be empty".into()));
+    }
+    if let Err(why) = check_pane(&t)? {
+        return report_send(p, name, verify, false, &format!("not delivered: {why}"));
+    }
+    let text = typed_text(source, message);
+    let lines = 200;
+    let before = if verify {
+        match capture(&t, lines)? {
+            Ok(s) => s,
+            Err(e) => {
+                return report_send(
+                    p,
+                    name,
+                    verify,
+                    false,
+                    &format!("cannot read the pane: {e}"),
+                )
+            }
+        }
+    } else {
+        String::new()
+    };
+    let argv = tmux::agent_send(
+        &ctx.paths.home,
+        t.socket.as_deref(),
+        t.ssh.as_deref(),
+        source,
+        name,
+        message,
+    );
+    let out = runner::output(&argv)?;
+    if !out.status.success() {
+        return report_send(
+            p,
+            name,
+            verify,
+            false,
+            &format!("not delivered: {}", runner::first_line(&out)),
+        );
+    }
+    if !verify {
+        return report_send(p, name, false, true, "delivered");
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut last;
+    loop {
+        match capture(&t, lines)? {
+            Ok(after) => {
+                last = judge(&before, &after, &text);
+                if last == Receipt::Acked {
+                    return report_send(
+                        p,
+                        name,
+                        true,
+                        true,
+                        "accepted: the agent acknowledged it (ACK seen)",
+                    );
+                }
+            }
+            Err(e) => {
+                let why = match check_pane(&t)? {
+                    Err(w) => w,
+                    Ok(_) => e,
+                };
+                return report_send(p, name, true, false, &format!("not accepted: {why}"));
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if let Err(why) = check_pane(&t)? {
+        return report_send(p, name, true, false, &format!("not accepted: {why}"));
+    }
+    match last {
+        Receipt::Acked => unreachable!("returned above"),
+        Receipt::Submitted => report_send(
+            p,
+            name,
+            true,
+            true,
+            "accepted: the message left the input line (no receipt line from the runtime)",
+        ),
+        Receipt::Pending => report_send(
+            p,
+            name,
+            true,
+            false,
+            &format!("not accepted: the message is still on the input line after {timeout}s (the agent is busy or not reading)"),
+        ),
+        Receipt::Absent => report_send(
+            p,
+            name,
+            true,
+            false,
+            &format!("not accepted: the pane does not show the message after {timeout}s"),
+        ),
+    }
+}
+
+fn report_send(p: &Printer, name: &str, verify: bool, ok: bool, reason: &str) -> Result<i32> {
+    if p.json {
+        p.json_out(&serde_json::json!({"agent": name, "verified": verify, "accepted": ok, "reason": reason}));
+    } else if ok {
+        p.line(&format!("{name}: {reason}"));
+    } else {
+        eprintln!("mosaic: {name}: {reason}");
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn tail(ctx: &Ctx, name: &str, n: usize, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let t = target(&roster, ctx, name)?;
+    if let Err(why) = check_pane(&t)? {
+        if why.contains("is dead") {
+            // A dead pane still has its last screen; show it.
+        } else {
+            return fail(p, &why);
+        }
+    }
+    let text = match capture(&t, n)? {
+        Ok(s) => s,
+        Err(e) => return fail(p, &format!("cannot read the pane of {name}: {e}")),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let start = end.saturating_sub(n);
+    let out = &lines[start..end];
+    if p.json {
+        p.json_out(&serde_json::json!({"agent": name, "lines": out}));
+    } else {
+        for l in out {
+            println!("{l}");
+        }
+    }
+    Ok(0)
+}
+
+fn reset(ctx: &Ctx, name: &str, p: &Printer) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let t = target(&roster, ctx, name)?;
+    let rt = t.agent.runtime;
+    let cmd = roster.reset_command(rt).ok_or_else(|| {
+        Error::Input(format!(
+            "the roster sets no reset_command for runtime {0}; add `runtimes: {{ {0}: {{ reset_command: /clear }} }}` to {1}",
+            rt.program(),
+            ctx.roster_path.display()
+        ))
+    })?;
+    if let Err(why) = check_pane(&t)? {
+        return fail(p, &why);
+    }
+    let argv = tmux::send_message(
+        &ctx.paths.home,
+        t.socket.as_deref(),
+        t.ssh.as_deref(),
+        name,
+        cmd,
+    );
+    let out = runner::output(&argv)?;
+    if !out.status.success() {
+        return fail(
+            p,
+            &format!("reset of {name} failed: {}", runner::first_line(&out)),
+        );
+    }
+    if p.json {
+        p.json_out(&serde_json::json!({"agent": name, "sent": cmd}));
+    } else {
+        p.line(&format!("{name}: sent {cmd}"));
+    }
+    Ok(0)
+}
+
+// ---- watch ----
+
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNALLED.store(sig, Ordering::SeqCst);
+}
+
+const WATCH_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Removes the viewer session when dropped: normal exit, error, signal or panic.
+struct Viewer {
+    socket: Option<String>,
+    name: String,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        // Already gone (destroy-unattached) is fine.
+        let _ = runner::output(&tmux::kill_session(self.socket.as_deref(), &self.name));
+    }
+}
+
+fn watch(ctx: &Ctx, name: &str) -> Result<i32> {
+    let roster = ctx.roster()?;
+    let t = target(&roster, ctx, name)?;
+    if t.ssh.is_some() {
+        return Err(Error::Input(format!(
+            "agent {name} runs on {}; watch it there (ssh -t {} mosaic agent watch {name})",
+            t.where_(),
+            t.ssh.as_deref().unwrap_or_default()
+        )));
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(Error::Input(
+            "mosaic agent watch needs a terminal (stdin and stdout must be a tty); use `mosaic agent tail` in scripts".into(),
+        ));
+    }
+    if let Err(why) = check_pane(&t)? {
+        eprintln!("mosaic: {why}");
+        return Ok(1);
+    }
+    let socket = t.socket.clone();
+    // The agent's window never follows a viewer's size.
+    let pin = tmux::pin_window_size(socket.as_deref(), name);
+    let out = runner::output(&pin)?;
+    if !out.status.success() {
+        eprintln!("mosaic: cannot watch {name}: {}", runner::first_line(&out));
+        return Ok(1);
+    }
+    let viewer_name = tmux::viewer_name(name, std::process::id());
+    // Handlers first, so a signal between creating and attaching still cleans up.
+    for s in WATCH_SIGNALS {
+        // SAFETY: installing an async-signal-safe handler (one atomic store).
+        unsafe {
+            libc::signal(s, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+    let create = tmux::new_viewer(socket.as_deref(), name, &viewer_name);
+    let out = runner::output(&create)?;
+    if !out.status.success() {
+        eprintln!(
+            "mosaic: cannot create the viewer for {name}: {}",
+            runner::first_line(&out)
+        );
+        return Ok(1);
+    }
+    let viewer = Viewer {
+        socket: socket.clone(),
+        name: viewer_name.clone(),
+    };
+    let code = if SIGNALLED.load(Ordering::SeqCst) != 0 {
+        128 + SIGNALLED.load(Ordering::SeqCst)
+    } else {
+        let mut child = runner::spawn(&tmux::attach_viewer(socket.as_deref(), &viewer_name))?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st.code().unwrap_or(1),
+                Ok(None) => {}
+                Err(e) => return Err(Error::io("tmux", e)),
+            }
+            let sig = SIGNALLED.load(Ordering::SeqCst);
+            if sig != 0 {
+                // SAFETY: signalling our own child by its pid.
+                unsafe {
+                    libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+                }
+                let _ = child.wait();
+                break 128 + sig;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    drop(viewer);
+    for s in WATCH_SIGNALS {
+        // SAFETY: restoring the default disposition.
+        unsafe {
+            libc::signal(s, libc::SIG_DFL);
+        }
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_text_is_one_line() {
+        assert_eq!(
+            typed_text("operator:mosaic-cli", "hi\nthere\t!"),
+            "[from operator:mosaic-cli] hi there !"
+        );
+    }
+
+    #[test]
+    fn judge_reads_the_pane() {
+        let t = "[from op] hello";
+        let before = "stub-agent a ready\n> ";
+        assert_eq!(
+            judge(
+                before,
+                "stub-agent a ready\n> [from op] hello\nACK [from op] hello\n> ",
+                t
+            ),
+            Receipt::Acked
+        );
+        assert_eq!(
+            judge(before, "stub-agent a ready\n> [from op] hello\n", t),
+            Receipt::Pending
+        );
+        assert_eq!(
+            judge(
+                before,
+                "stub-agent a ready\n> [from op] hello\nthinking...\n│ >      │\n",
+                t
+            ),
+            Receipt::Submitted
+        );
+        assert_eq!(judge(before, before, t), Receipt::Absent);
+        // An old ACK of the same text does not count for a new send.
+        let old = "> [from op] hello\nACK [from op] hello\n> ";
+        assert_eq!(judge(old, old, t), Receipt::Absent);
+        assert_eq!(
+            judge(
+                old,
+                "> [from op] hello\nACK [from op] hello\n> [from op] hello\n",
+                t
+            ),
+            Receipt::Pending
+        );
+    }
+}

@@ -1,0 +1,962 @@
+//! `mosaic fleet ps` (SPEC §8, §8.1): gathers one snapshot of the fleet —
+//! one `tmux list-panes -a` per socket, one multi-unit `systemctl show`, and
+//! the rest from `/proc`, the env files and the heartbeat run dir — then joins
+//! it with the roster in a pure function ([`join`]) into one record per agent
+//! (plus one per unmanaged session), flagged `DRIFT`, `BOOT-ENABLE`, `STALE`,
+//! `DEAD`, `UNMANAGED`. The number of processes started does not depend on the
+//! number of agents.
+
+use super::envfile;
+use super::roster::{Agent, Roster};
+use super::tmux::{self, Pane};
+use crate::error::{Error, Result};
+use crate::runner;
+use crate::systemd::{self, UnitState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Default `--stale-after`, seconds (SPEC §8.1).
+pub const DEFAULT_STALE_AFTER: u64 = 60;
+
+/// A heartbeat file (protocol v1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Protocol version (1).
+    pub v: u32,
+    /// Agent name.
+    pub agent: String,
+    /// Unix seconds of the beat.
+    pub ts: u64,
+    /// The runtime's pid.
+    pub pid: u32,
+    /// `idle` or `busy`.
+    pub state: String,
+}
+
+/// Parses a heartbeat for `agent`; an error says what is wrong with it.
+pub fn parse_heartbeat(text: &str, agent: &str) -> std::result::Result<Heartbeat, String> {
+    let hb: Heartbeat =
+        serde_json::from_str(text.trim()).map_err(|e| format!("unreadable heartbeat: {e}"))?;
+    if hb.v != 1 {
+        return Err(format!("heartbeat protocol v{} (expected v1)", hb.v));
+    }
+    if hb.agent != agent {
+        return Err(format!("heartbeat names agent {:?}", hb.agent));
+    }
+    Ok(hb)
+}
+
+/// One process of `/proc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Proc {
+    /// pid.
+    pub pid: u32,
+    /// Parent pid.
+    pub ppid: u32,
+    /// `/proc/PID/comm` (the kernel's 15-character name).
+    pub comm: String,
+    /// The command line.
+    pub args: Vec<String>,
+}
+
+/// pid → process, read once from `/proc`.
+pub type ProcTable = BTreeMap<u32, Proc>;
+
+/// Reads every process's parent and name from `/proc` (no subprocess).
+/// Command lines are filled in only for `wanted` trees (see [`fill_args`]).
+pub fn read_proc() -> ProcTable {
+    let mut t = ProcTable::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return t;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        t.insert(
+            pid,
+            Proc {
+                pid,
+                ppid,
+                comm,
+                args: Vec::new(),
+            },
+        );
+    }
+    t
+}
+
+/// Reads the command lines of `pids`.
+pub fn fill_args(t: &mut ProcTable, pids: &[u32]) {
+    for pid in pids {
+        if let Some(p) = t.get_mut(pid) {
+            if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                p.args = raw
+                    .split(|&b| b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+            }
+        }
+    }
+}
+
+/// `pid` and all its descendants, parents first.
+pub fn tree(t: &ProcTable, pid: u32) -> Vec<u32> {
+    if !t.contains_key(&pid) {
+        return Vec::new();
+    }
+    let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for p in t.values() {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(c) = children.get(&out[i]) {
+            for &k in c {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn basename(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+/// The program an agent is expected to run: the basename of the first word
+/// of `MOSAIC_AGENT_COMMAND` (skipping `exec` and `VAR=value`) when declared,
+/// else the runtime's program.
+pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
+    if let Some(cmd) = declared.map(str::trim).filter(|c| !c.is_empty()) {
+        let word = cmd
+            .split_whitespace()
+            .find(|w| *w != "exec" && !(w.contains('=') && !w.starts_with(['/', '~', '.'])))
+            .unwrap_or(cmd);
+        let word = word.trim_matches(['"', '\'']);
+        return basename(word).to_string();
+    }
+    a.runtime.program().to_string()
+}
+
+/// Does process `p` run `program`?
+pub fn runs(p: &Proc, program: &str) -> bool {
+    let comm_match = p.comm == program
+        || (program.len() >= 15 && program.starts_with(&p.comm) && p.comm.len() >= 15);
+    comm_match
+        || p.args.first().is_some_and(|a| basename(a) == program)
+        || p.args.get(1).is_some_and(|a| basename(a) == program)
+}
+
+/// Everything `fleet ps` reads, gathered once.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Unix seconds now.
+    pub now: u64,
+    /// Socket → its panes (`None` key = the default server); a socket with no
+    /// server maps to an empty list.
+    pub panes: BTreeMap<Option<String>, Vec<Pane>>,
+    /// Unit → state; `None` when systemd could not be asked.
+    pub units: Option<BTreeMap<String, UnitState>>,
+    /// Agent → declared `MOSAIC_AGENT_COMMAND`.
+    pub commands: BTreeMap<String, String>,
+    /// Agent → heartbeat (or why it is unusable); absent = no file.
+    pub heartbeats: BTreeMap<String, std::result::Result<Heartbeat, String>>,
+    /// `/proc`.
+    pub procs: ProcTable,
+    /// This host's name.
+    pub hostname: String,
+    /// Problems met while gathering (printed as warnings).
+    pub warnings: Vec<String>,
+}
+
+/// The heartbeat as shown in a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BeatView {
+    /// Unix seconds of the last beat.
+    pub ts: u64,
+    /// `now - ts`.
+    pub age_seconds: u64,
+    /// pid in the beat.
+    pub pid: u32,
+    /// `idle` / `busy`.
+    pub state: String,
+    /// `age_seconds <= stale_after`.
+    pub fresh: bool,
+}
+
+/// One record of `fleet ps` (see docs/fleet.md for the JSON shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Agent (or unmanaged session) name.
+    pub name: String,
+    /// In the roster.
+    pub managed: bool,
+    /// Tenant tag.
+    pub tenant_id: String,
+    /// Host the agent lives on.
+    pub host: String,
+    /// Lives on another host (not observed from here).
+    pub remote: bool,
+    /// Roster runtime.
+    pub runtime: Option<String>,
+    /// Roster class.
+    pub class: Option<String>,
+    /// tmux socket (`null` = default server).
+    pub socket: Option<String>,
+    /// systemd unit.
+    pub unit: Option<String>,
+    /// Unit active (`null` = unknown).
+    pub unit_active: Option<bool>,
+    /// Unit enabled for boot (`null` = unknown).
+    pub unit_enabled: Option<bool>,
+    /// systemd's ActiveState.
+    pub active_state: Option<String>,
+    /// systemd's UnitFileState.
+    pub unit_file_state: Option<String>,
+    /// The exact session exists.
+    pub session: bool,
+    /// pid of the pane's process.
+    pub pane_pid: Option<u32>,
+    /// The pane's process is alive.
+    pub pane_alive: bool,
+    /// tmux's pane_current_command.
+    pub current_command: Option<String>,
+    /// Seconds since the window's last activity.
+    pub idle_seconds: Option<u64>,
+    /// What the pane should run (runtime or declared command).
+    pub expected_command: Option<String>,
+    /// The pane's process tree, parents first.
+    pub processes: Vec<Proc>,
+    /// The last heartbeat.
+    pub heartbeat: Option<BeatView>,
+    /// Why there is no usable heartbeat.
+    pub heartbeat_problem: Option<String>,
+    /// `running`, `stopped`, `dead`, `remote` or `unmanaged`.
+    pub state: String,
+    /// Running with a fresh heartbeat and no flag.
+    pub healthy: bool,
+    /// `DRIFT`, `BOOT-ENABLE`, `STALE`, `DEAD`, `UNMANAGED`.
+    pub flags: Vec<String>,
+}
+
+/// The holder, as shown by `fleet ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HolderView {
+    /// Unit name.
+    pub unit: String,
+    /// Unit active (`null` = unknown).
+    pub unit_active: Option<bool>,
+    /// Unit enabled (`null` = unknown).
+    pub unit_enabled: Option<bool>,
+    /// Socket.
+    pub socket: Option<String>,
+    /// Holder session name.
+    pub session: String,
+    /// The session exists.
+    pub session_present: bool,
+}
+
+/// The whole `fleet ps` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Shape version of this document.
+    pub version: u32,
+    /// Roster file.
+    pub roster: String,
+    /// Tenant tag.
+    pub tenant_id: String,
+    /// This host.
+    pub host: String,
+    /// Unix seconds of the snapshot.
+    pub now: u64,
+    /// Heartbeat age limit, seconds.
+    pub stale_after: u64,
+    /// The holder.
+    pub holder: HolderView,
+    /// One record per roster agent, in roster order, then unmanaged sessions.
+    pub agents: Vec<Record>,
+    /// Problems met while gathering.
+    pub warnings: Vec<String>,
+}
+
+fn unit_fields(
+    s: &Snapshot,
+    unit: &str,
+) -> (Option<bool>, Option<bool>, Option<String>, Option<String>) {
+    match s.units.as_ref().and_then(|u| u.get(unit)) {
+        Some(u) => (
+            Some(u.active()),
+            Some(u.enabled()),
+            Some(u.active_state.clone()),
+            Some(u.unit_file_state.clone()),
+        ),
+        None => (None, None, None, None),
+    }
+}
+
+fn find_pane<'a>(s: &'a Snapshot, socket: Option<&str>, session: &str) -> Option<&'a Pane> {
+    let panes = s.panes.get(&socket.map(str::to_string))?;
+    let mut of_session = panes.iter().filter(|p| p.session == session);
+    let all: Vec<&Pane> = of_session.by_ref().collect();
+    all.iter()
+        .find(|p| p.window == 0 && p.pane == 0)
+        .or(all.first())
+        .copied()
+}
+
+/// Joins the roster with a snapshot (pure).
+pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64) -> Report {
+    let tenant = roster.tenant();
+    let mut agents = Vec::new();
+    for a in &roster.agents {
+        let name = a.name.as_str().to_string();
+        let socket = roster.agent_socket(a).map(str::to_string);
+        let unit = systemd::agent_unit(&name);
+        let base = Record {
+            name: name.clone(),
+            managed: true,
+            tenant_id: tenant.clone(),
+            host: a
+                .host
+                .as_ref()
+                .map(|h| h.as_str().to_string())
+                .unwrap_or_else(|| s.hostname.clone()),
+            remote: !a.is_local(),
+            runtime: Some(a.runtime.program().to_string()),
+            class: a.class.map(|c| c.as_str().to_string()),
+            socket: socket.clone(),
+            unit: Some(unit.clone()),
+            unit_active: None,
+            unit_enabled: None,
+            active_state: None,
+            unit_file_state: None,
+            session: false,
+            pane_pid: None,
+            pane_alive: false,
+            current_command: None,
+            idle_seconds: None,
+            expected_command: None,
+            processes: Vec::new(),
+            heartbeat: None,
+            heartbeat_problem: None,
+            state: "remote".into(),
+            healthy: false,
+            flags: Vec::new(),
+        };
+        if base.remote {
+            agents.push(base);
+            continue;
+        }
+        let mut r = base;
+        (
+            r.unit_active,
+            r.unit_enabled,
+            r.active_state,
+            r.unit_file_state,
+        ) = unit_fields(s, &unit);
+        let expected = expected_program(a, s.commands.get(&name).map(String::as_str));
+        r.expected_command = Some(expected.clone());
+        let pane = find_pane(s, socket.as_deref(), &name);
+        r.session = pane.is_some();
+        if let Some(p) = pane {
+            r.pane_pid = Some(p.pid);
+            r.current_command = Some(p.command.clone());
+            r.idle_seconds = Some(s.now.saturating_sub(p.activity));
+            r.pane_alive = !p.dead && s.procs.contains_key(&p.pid);
+            if r.pane_alive {
+                r.processes = tree(&s.procs, p.pid)
+                    .iter()
+                    .filter_map(|pid| s.procs.get(pid).cloned())
+                    .collect();
+            }
+        }
+        match s.heartbeats.get(&name) {
+            Some(Ok(hb)) => {
+                let age = s.now.saturating_sub(hb.ts);
+                r.heartbeat = Some(BeatView {
+                    ts: hb.ts,
+                    age_seconds: age,
+                    pid: hb.pid,
+                    state: hb.state.clone(),
+                    fresh: age <= stale_after,
+                });
+            }
+            Some(Err(e)) => r.heartbeat_problem = Some(e.clone()),
+            None => r.heartbeat_problem = Some("no heartbeat file".into()),
+        }
+        r.state = if r.pane_alive {
+            "running"
+        } else if r.session || r.unit_active == Some(true) {
+            "dead"
+        } else {
+            "stopped"
+        }
+        .into();
+        if r.state == "running" {
+            let runs_expected = r.current_command.as_deref() == Some(expected.as_str())
+                || r.processes.iter().any(|p| runs(p, &expected));
+            if !runs_expected {
+                r.flags.push("DRIFT".into());
+            }
+        }
+        if r.unit_active == Some(true) && r.unit_enabled == Some(false) {
+            r.flags.push("BOOT-ENABLE".into());
+        }
+        if r.state == "running" && !r.heartbeat.as_ref().is_some_and(|h| h.fresh) {
+            r.flags.push("STALE".into());
+        }
+        if r.state == "dead" {
+            r.flags.push("DEAD".into());
+        }
+        r.healthy = r.state == "running" && r.flags.is_empty();
+        agents.push(r);
+    }
+
+    // Sessions on a named fleet socket that no roster agent claims.
+    let holder_socket = roster.socket().map(str::to_string);
+    for (socket, panes) in &s.panes {
+        let Some(sock) = socket else { continue }; // the default server is the operator's
+        let claimed: BTreeSet<&str> = roster
+            .agents
+            .iter()
+            .filter(|a| a.is_local() && roster.agent_socket(a) == Some(sock.as_str()))
+            .map(|a| a.name.as_str())
+            .collect();
+        let mut seen = BTreeSet::new();
+        for p in panes {
+            let sess = p.session.as_str();
+            if claimed.contains(sess) || !seen.insert(sess) {
+                continue;
+            }
+            if socket == &holder_socket && sess == roster.holder_session() {
+                continue;
+            }
+            let viewer = claimed.contains(p.group.as_str())
+                && sess
+                    .strip_prefix(&format!("{}-watch-", p.group))
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            if viewer {
+                continue;
+            }
+            let pane = find_pane(s, Some(sock), sess).unwrap_or(p);
+            agents.push(Record {
+                name: sess.to_string(),
+                managed: false,
+                tenant_id: tenant.clone(),
+                host: s.hostname.clone(),
+                remote: false,
+                runtime: None,
+                class: None,
+                socket: Some(sock.clone()),
+                unit: None,
+                unit_active: None,
+                unit_enabled: None,
+                active_state: None,
+                unit_file_state: None,
+                session: true,
+                pane_pid: Some(pane.pid),
+                pane_alive: !pane.dead && s.procs.contains_key(&pane.pid),
+                current_command: Some(pane.command.clone()),
+                idle_seconds: Some(s.now.saturating_sub(pane.activity)),
+                expected_command: None,
+                processes: Vec::new(),
+                heartbeat: None,
+                heartbeat_problem: None,
+                state: "unmanaged".into(),
+                healthy: false,
+                flags: vec!["UNMANAGED".into()],
+            });
+        }
+    }
+
+    let (h_active, h_enabled, _, _) = unit_fields(s, systemd::HOLDER_UNIT);
+    let holder = HolderView {
+        unit: systemd::HOLDER_UNIT.to_string(),
+        unit_active: h_active,
+        unit_enabled: h_enabled,
+        socket: holder_socket.clone(),
+        session: roster.holder_session().to_string(),
+        session_present: find_pane(s, holder_socket.as_deref(), roster.holder_session()).is_some(),
+    };
+    Report {
+        version: 1,
+        roster: roster_path.display().to_string(),
+        tenant_id: tenant,
+        host: s.hostname.clone(),
+        now: s.now,
+        stale_after,
+        holder,
+        agents,
+        warnings: s.warnings.clone(),
+    }
+}
+
+/// The local sockets the roster uses (holder's and every local agent's).
+pub fn local_sockets(roster: &Roster) -> BTreeSet<Option<String>> {
+    let mut set = BTreeSet::new();
+    set.insert(roster.socket().map(str::to_string));
+    for a in roster.agents.iter().filter(|a| a.is_local()) {
+        set.insert(roster.agent_socket(a).map(str::to_string));
+    }
+    set
+}
+
+/// Lists every pane on `socket` (one tmux call). No server = empty.
+pub fn panes_on(socket: Option<&str>) -> Result<(Vec<Pane>, bool)> {
+    let argv = tmux::list_panes_all(socket);
+    let out = runner::output(&argv)?;
+    if out.status.success() {
+        return Ok((
+            tmux::parse_panes(&String::from_utf8_lossy(&out.stdout)),
+            true,
+        ));
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if tmux::is_no_server(&err) {
+        return Ok((Vec::new(), false));
+    }
+    Err(Error::Input(format!(
+        "`{}` failed: {}",
+        runner::display(&argv),
+        runner::first_line(&out)
+    )))
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Gathers a snapshot: one tmux call per socket, one systemctl call (when
+/// `with_units`), the rest from files.
+pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapshot> {
+    let mut s = Snapshot {
+        now: now(),
+        hostname: super::roster::local_hostname(),
+        ..Default::default()
+    };
+    let mut any_pane = false;
+    for socket in local_sockets(roster) {
+        let (panes, _server) = panes_on(socket.as_deref())?;
+        any_pane |= !panes.is_empty();
+        s.panes.insert(socket, panes);
+    }
+    if with_units {
+        let mut units = vec![systemd::HOLDER_UNIT.to_string()];
+        units.extend(
+            roster
+                .agents
+                .iter()
+                .filter(|a| a.is_local())
+                .map(|a| systemd::agent_unit(a.name.as_str())),
+        );
+        match systemd::show(&units) {
+            Ok(u) => s.units = Some(u),
+            Err(e) => s.warnings.push(format!("unit states unknown: {e}")),
+        }
+    }
+    for a in roster.agents.iter().filter(|a| a.is_local()) {
+        let name = a.name.as_str();
+        let env = home.join("fleet/agents").join(format!("{name}.env"));
+        if let Ok(text) = std::fs::read_to_string(&env) {
+            if let Some(c) = envfile::parse(&text)
+                .get("MOSAIC_AGENT_COMMAND")
+                .filter(|c| !c.trim().is_empty())
+            {
+                s.commands.insert(name.to_string(), c.clone());
+            }
+        }
+        let hb = home.join("fleet/run").join(format!("{name}.hb"));
+        match std::fs::read_to_string(&hb) {
+            Ok(text) => {
+                s.heartbeats
+                    .insert(name.to_string(), parse_heartbeat(&text, name));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                s.heartbeats
+                    .insert(name.to_string(), Err(format!("{}: {e}", hb.display())));
+            }
+        }
+    }
+    if any_pane {
+        s.procs = read_proc();
+        let roots: Vec<u32> = s.panes.values().flatten().map(|p| p.pid).collect();
+        let mut wanted = Vec::new();
+        for r in roots {
+            wanted.extend(tree(&s.procs, r));
+        }
+        fill_args(&mut s.procs, &wanted);
+    }
+    Ok(s)
+}
+
+fn pad(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n >= w {
+        s.to_string()
+    } else {
+        format!("{s}{}", " ".repeat(w - n))
+    }
+}
+
+fn secs(v: Option<u64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) if s < 172_800 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+/// The human table: aligned columns; `paint` colours flags (a no-op off a TTY).
+pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
+    let header = [
+        "NAME", "RUNTIME", "UNIT", "SESSION", "PID", "COMMAND", "IDLE", "BEAT", "FLAGS",
+    ];
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    for a in &r.agents {
+        let unit = match (a.unit_active, a.unit_enabled) {
+            _ if a.unit.is_none() => "-".to_string(),
+            (Some(act), Some(en)) => format!(
+                "{}/{}",
+                if act {
+                    "active"
+                } else {
+                    a.active_state.as_deref().unwrap_or("inactive")
+                },
+                if en {
+                    "enabled"
+                } else {
+                    a.unit_file_state.as_deref().unwrap_or("disabled")
+                }
+            ),
+            _ => "?".to_string(),
+        };
+        rows.push([
+            a.name.clone(),
+            a.runtime.clone().unwrap_or_else(|| "-".into()),
+            unit,
+            if a.remote {
+                format!("@{}", a.host)
+            } else {
+                a.state.clone()
+            },
+            a.pane_pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            a.current_command.clone().unwrap_or_else(|| "-".into()),
+            secs(a.idle_seconds),
+            match &a.heartbeat {
+                Some(h) => format!("{} {}", secs(Some(h.age_seconds)), h.state),
+                None => "-".into(),
+            },
+            if a.flags.is_empty() {
+                if a.healthy {
+                    "ok".into()
+                } else {
+                    "-".into()
+                }
+            } else {
+                a.flags.join(",")
+            },
+        ]);
+    }
+    let mut widths = header.map(|h| h.len());
+    for row in &rows {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>| -> String {
+        let last = cells.len() - 1;
+        cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| if i == last { c } else { pad(&c, widths[i]) })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    out.push_str(&line(header.iter().map(|h| h.to_string()).collect()));
+    out.push('\n');
+    for (row, a) in rows.into_iter().zip(&r.agents) {
+        let mut cells: Vec<String> = row.to_vec();
+        let code = if a.flags.is_empty() {
+            if a.healthy {
+                "32"
+            } else {
+                "0"
+            }
+        } else if a.flags.iter().any(|f| f == "DEAD") {
+            "31"
+        } else {
+            "33"
+        };
+        let flags = pad(&cells[8], 0);
+        cells[8] = if code == "0" {
+            flags
+        } else {
+            paint(code, &flags)
+        };
+        out.push_str(&line(cells));
+        out.push('\n');
+    }
+    let h = &r.holder;
+    let yn = |b: Option<bool>, y: &str, n: &str| match b {
+        Some(true) => y.to_string(),
+        Some(false) => n.to_string(),
+        None => "?".to_string(),
+    };
+    out.push_str(&format!(
+        "tenant {} on {}; {}; holder {} {}/{}, session {}; stale after {}s\n",
+        r.tenant_id,
+        r.host,
+        tmux::where_(h.socket.as_deref()),
+        h.unit,
+        yn(h.unit_active, "active", "inactive"),
+        yn(h.unit_enabled, "enabled", "not enabled"),
+        if h.session_present {
+            format!("{} up", h.session)
+        } else {
+            format!("{} absent", h.session)
+        },
+        r.stale_after
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::roster;
+
+    fn roster() -> Roster {
+        roster::parse(
+            "version: 1\ntenant_id: ops\ntmux: {socket_name: mosaic-fleet}\nagents:\n  - name: a\n    runtime: codex\n  - name: b\n    runtime: pi\n  - name: c\n    runtime: claude\n  - name: r\n    runtime: codex\n    host: 192.0.2.10\n",
+            Path::new("/h/fleet/roster.yaml"),
+        )
+        .unwrap()
+    }
+
+    fn pane(session: &str, pid: u32, cmd: &str, group: &str) -> Pane {
+        Pane {
+            session: session.into(),
+            window: 0,
+            pane: 0,
+            pid,
+            dead: false,
+            command: cmd.into(),
+            activity: 990,
+            group: group.into(),
+        }
+    }
+
+    fn unit(id: &str, active: &str, file: &str) -> (String, UnitState) {
+        (
+            id.into(),
+            UnitState {
+                id: id.into(),
+                load_state: "loaded".into(),
+                active_state: active.into(),
+                sub_state: "exited".into(),
+                unit_file_state: file.into(),
+            },
+        )
+    }
+
+    fn proc_(pid: u32, ppid: u32, comm: &str, args: &[&str]) -> (u32, Proc) {
+        (
+            pid,
+            Proc {
+                pid,
+                ppid,
+                comm: comm.into(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+    }
+
+    fn hb(agent: &str, ts: u64) -> std::result::Result<Heartbeat, String> {
+        Ok(Heartbeat {
+            v: 1,
+            agent: agent.into(),
+            ts,
+            pid: 1,
+            state: "idle".into(),
+        })
+    }
+
+    #[test]
+    fn join_flags_each_case() {
+        let mut s = Snapshot {
+            now: 1000,
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        s.panes.insert(
+            Some("mosaic-fleet".into()),
+            vec![
+                pane("_holder", 5, "bash", ""),
+                pane("a", 10, "codex", ""),
+                pane("b", 20, "stub-agent", ""),
+                pane("stray", 30, "bash", ""),
+                pane("a-watch-77", 10, "codex", "a"),
+            ],
+        );
+        s.units = Some(
+            [
+                unit("mosaic-tmux-holder.service", "active", "enabled"),
+                unit("mosaic-agent@a.service", "active", "enabled"),
+                unit("mosaic-agent@b.service", "active", "disabled"),
+                unit("mosaic-agent@c.service", "active", "enabled"),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        s.procs = [
+            proc_(5, 1, "bash", &["bash"]),
+            proc_(10, 1, "codex", &["codex"]),
+            proc_(11, 10, "bash", &["bash", "/h/tools/fleet/heartbeat"]),
+            proc_(20, 1, "bash", &["stub-agent", "/h/tools/fleet/stub-agent"]),
+            proc_(30, 1, "bash", &["bash"]),
+        ]
+        .into_iter()
+        .collect();
+        s.heartbeats.insert("a".into(), hb("a", 990));
+        s.heartbeats.insert("b".into(), hb("b", 900));
+        let r = join(&roster(), Path::new("/h/fleet/roster.yaml"), &s, 60);
+        let by = |n: &str| r.agents.iter().find(|x| x.name == n).unwrap();
+        assert_eq!(by("a").flags, Vec::<String>::new());
+        assert!(by("a").healthy);
+        assert_eq!(by("a").state, "running");
+        assert_eq!(by("a").processes.len(), 2);
+        assert_eq!(by("a").idle_seconds, Some(10));
+        assert_eq!(by("b").flags, ["DRIFT", "BOOT-ENABLE", "STALE"]);
+        assert_eq!(by("c").flags, ["DEAD"]);
+        assert_eq!(by("c").state, "dead");
+        assert_eq!(by("r").state, "remote");
+        assert_eq!(by("r").host, "192.0.2.10");
+        assert_eq!(by("stray").flags, ["UNMANAGED"]);
+        assert!(r
+            .agents
+            .iter()
+            .all(|x| x.name != "a-watch-77" && x.name != "_holder"));
+        assert!(r
+            .agents
+            .iter()
+            .all(|x| x.tenant_id == "ops" && !x.host.is_empty()));
+        assert!(r.holder.session_present && r.holder.unit_enabled == Some(true));
+        assert_eq!(r.agents.len(), 5);
+    }
+
+    #[test]
+    fn declared_command_decides_drift() {
+        let ro = roster();
+        let b = &ro.agents[1];
+        assert_eq!(expected_program(b, None), "pi");
+        assert_eq!(
+            expected_program(b, Some("/h/tools/fleet/stub-agent")),
+            "stub-agent"
+        );
+        assert_eq!(expected_program(b, Some("exec FOO=1 ~/bin/pi --x")), "pi");
+        let mut s = Snapshot {
+            now: 1000,
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        s.panes.insert(
+            Some("mosaic-fleet".into()),
+            vec![pane("b", 20, "stub-agent", "")],
+        );
+        s.procs = [proc_(
+            20,
+            1,
+            "bash",
+            &["stub-agent", "/h/tools/fleet/stub-agent"],
+        )]
+        .into_iter()
+        .collect();
+        s.heartbeats.insert("b".into(), hb("b", 1000));
+        s.commands
+            .insert("b".into(), "/h/tools/fleet/stub-agent".into());
+        let r = join(&ro, Path::new("/r"), &s, 60);
+        let b = r.agents.iter().find(|x| x.name == "b").unwrap();
+        assert!(b.flags.is_empty(), "{:?}", b.flags);
+        // Units unknown: no BOOT-ENABLE guess, still running.
+        assert_eq!(b.unit_active, None);
+        assert!(b.healthy);
+    }
+
+    #[test]
+    fn heartbeat_parsing() {
+        let h = parse_heartbeat(
+            "{\"v\":1,\"agent\":\"a\",\"ts\":5,\"pid\":7,\"state\":\"busy\"}\n",
+            "a",
+        )
+        .unwrap();
+        assert_eq!((h.ts, h.pid, h.state.as_str()), (5, 7, "busy"));
+        assert!(parse_heartbeat(
+            "{\"v\":1,\"agent\":\"b\",\"ts\":5,\"pid\":7,\"state\":\"idle\"}",
+            "a"
+        )
+        .is_err());
+        assert!(parse_heartbeat("garbage", "a").is_err());
+    }
+
+    #[test]
+    fn tree_walks_descendants() {
+        let t: ProcTable = [
+            proc_(1, 0, "init", &[]),
+            proc_(2, 1, "a", &[]),
+            proc_(3, 2, "b", &[]),
+            proc_(4, 1, "c", &[]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(tree(&t, 2), [2, 3]);
+        assert_eq!(tree(&t, 9), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn table_is_aligned_and_plain_off_tty() {
+        let mut s = Snapshot {
+            now: 1000,
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        s.panes.insert(Some("mosaic-fleet".into()), vec![]);
+        let r = join(&roster(), Path::new("/r"), &s, 60);
+        let t = table(&r, &|_, s| s.to_string());
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("NAME  RUNTIME  UNIT"), "{t}");
+        let col = lines[0].find("RUNTIME").unwrap();
+        assert_eq!(&lines[1][col..col + 5], "codex");
+        assert!(!t.contains('\x1b'));
+    }
+}

@@ -1,0 +1,503 @@
+//! The fleet commands against real tmux and a private systemd user manager,
+//! with every agent running the shipped stub-agent: install, start, verify,
+//! ps (healthy, DEAD, DRIFT, BOOT-ENABLE, UNMANAGED, STALE), agent send
+//! --verify, tail, reset, watch (read-only viewer removed on exit), stop
+//! (the default tmux server untouched). One manager for the whole walk, so
+//! the suite stays fast; skipped (with the reason) where a user manager
+//! cannot run, failed instead under MOSAIC_REQUIRE_REAL=1.
+
+mod common;
+
+use common::UserManager;
+use serde_json::Value;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SOCKET: &str = "mosaic-fleet";
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Fleet<'a> {
+    um: &'a UserManager,
+    h: PathBuf,
+}
+
+impl Fleet<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.um.command(assert_cmd::cargo::cargo_bin("mosaic"));
+        c.env("NO_COLOR", "1").args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        common::run_with_timeout(&mut self.cmd(args), Duration::from_secs(90)).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(out.status.success(), "mosaic {args:?}: {}", text(&out));
+        out
+    }
+
+    fn ps(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["fleet", "ps", "--json"];
+        args.extend(extra);
+        let out = self.ok(&args);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("ps --json: {e}: {}", text(&out)))
+    }
+
+    fn sessions(&self, socket: Option<&str>) -> Vec<String> {
+        let out = self
+            .um
+            .tmux(socket)
+            .args(["list-sessions", "-F", "#{session_name}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn env_file(&self, name: &str) -> PathBuf {
+        self.h.join("fleet/agents").join(format!("{name}.env"))
+    }
+
+    fn stub(&self) -> String {
+        self.h.join("tools/fleet/stub-agent").display().to_string()
+    }
+}
+
+fn row<'v>(doc: &'v Value, name: &str) -> &'v Value {
+    doc["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {doc:#}"))
+}
+
+fn flags(doc: &Value, name: &str) -> Vec<String> {
+    row(doc, name)["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn fleet_end_to_end_with_the_stub_agent() {
+    let Some(um) = UserManager::start() else {
+        return;
+    };
+    let f = Fleet {
+        um: &um,
+        h: um.config_home().join("mosaic"),
+    };
+    let h = f.h.clone();
+
+    // The operator's own session on the default server: never touched.
+    let out = um
+        .tmux(None)
+        .args(["new-session", "-d", "-s", "mine", "sleep 600"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    f.ok(&["--home", h.to_str().unwrap(), "install"]);
+    f.ok(&["fleet", "init", "--preset", "local-canary"]);
+    f.ok(&["fleet", "install"]);
+    for a in ["lead", "coder0", "reviewer0"] {
+        let env = f.env_file(a);
+        let mut body = std::fs::read_to_string(&env).unwrap();
+        body.push_str(&format!("MOSAIC_AGENT_COMMAND={}\n", f.stub()));
+        if a == "reviewer0" {
+            // This one must not refresh its beat during the test (STALE below).
+            body = body.replace(
+                "MOSAIC_HEARTBEAT_INTERVAL=15",
+                "MOSAIC_HEARTBEAT_INTERVAL=3600",
+            );
+        }
+        std::fs::write(&env, body).unwrap();
+    }
+    // Re-install keeps the operator's lines.
+    f.ok(&["fleet", "install"]);
+    for a in ["lead", "coder0", "reviewer0"] {
+        let body = std::fs::read_to_string(f.env_file(a)).unwrap();
+        assert!(
+            body.contains(&format!("MOSAIC_AGENT_COMMAND={}\n", f.stub())),
+            "{body}"
+        );
+    }
+    assert!(std::fs::read_to_string(f.env_file("reviewer0"))
+        .unwrap()
+        .contains("MOSAIC_HEARTBEAT_INTERVAL=3600\n"));
+    for u in [
+        "mosaic-tmux-holder.service",
+        "mosaic-agent@lead.service",
+        "mosaic-agent@coder0.service",
+    ] {
+        let out = um.systemctl(&["is-enabled", u]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "enabled",
+            "{u}: {}",
+            text(&out)
+        );
+    }
+
+    // Start, verify, ps: all healthy.
+    f.ok(&["fleet", "start"]);
+    f.ok(&["fleet", "verify"]);
+    let status = f.ok(&["fleet", "status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("mosaic-agent@coder0.service"),
+        "{}",
+        text(&status)
+    );
+    let doc = f.ps(&[]);
+    for a in ["lead", "coder0", "reviewer0"] {
+        let r = row(&doc, a);
+        assert_eq!(r["healthy"], true, "{a}: {r:#}");
+        assert_eq!(r["state"], "running", "{a}");
+        assert_eq!(r["unit_active"], true);
+        assert_eq!(r["unit_enabled"], true);
+        assert_eq!(r["current_command"], "stub-agent", "{r:#}");
+        assert_eq!(r["expected_command"], "stub-agent");
+        assert_eq!(r["heartbeat"]["fresh"], true);
+        assert!(r["tenant_id"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(r["host"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(!r["processes"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(doc["holder"]["session_present"], true, "{doc:#}");
+    assert_eq!(doc["agents"].as_array().unwrap().len(), 3, "{doc:#}");
+    let table = String::from_utf8_lossy(&f.ok(&["fleet", "ps"]).stdout).into_owned();
+    assert!(table.starts_with("NAME "), "{table}");
+    assert!(!table.contains('\x1b'), "no colour off a TTY: {table}");
+
+    // agent send --verify: the stub acknowledges.
+    let out = f.ok(&["agent", "send", "coder0", "-m", "hello coder0", "--verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("accepted"),
+        "{}",
+        text(&out)
+    );
+    let tail = f.ok(&["agent", "tail", "coder0", "-n", "5"]);
+    let tail = String::from_utf8_lossy(&tail.stdout).into_owned();
+    assert!(
+        tail.contains("ACK [from operator:mosaic-cli] hello coder0"),
+        "{tail}"
+    );
+    assert!(tail.lines().count() <= 5, "{tail}");
+    // agent reset: the runtime's reset_command, to that session only.
+    f.ok(&["agent", "reset", "coder0"]);
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            String::from_utf8_lossy(&f.ok(&["agent", "tail", "coder0"]).stdout)
+                .contains("ACK /clear")
+        }),
+        "reset not seen"
+    );
+    let lead_tail = String::from_utf8_lossy(&f.ok(&["agent", "tail", "lead"]).stdout).into_owned();
+    assert!(
+        !lead_tail.contains("/clear") && !lead_tail.contains("hello"),
+        "{lead_tail}"
+    );
+
+    // agent watch: read-only viewer, removed on every exit path.
+    watch_checks(&f);
+
+    // DRIFT: roster runtime pi, pane runs the stub, no declared command.
+    f.ok(&["fleet", "add", "pi0", "--runtime", "pi"]);
+    f.ok(&["fleet", "install"]);
+    // BOOT-ENABLE: active but not enabled (after the install, which enables).
+    let out = um.systemctl(&["disable", "mosaic-agent@lead.service"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = um
+        .tmux(Some(SOCKET))
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "pi0",
+            "-e",
+            &format!("MOSAIC_HOME={}", h.display()),
+            &f.stub(),
+            "pi0",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // UNMANAGED: a stray session on the fleet socket.
+    let out = um
+        .tmux(Some(SOCKET))
+        .args(["new-session", "-d", "-s", "stray", "sleep 600"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // STALE: reviewer0's last beat is ten minutes old.
+    let hb = h.join("fleet/run/reviewer0.hb");
+    let pid = row(&doc, "reviewer0")["pane_pid"].as_u64().unwrap();
+    std::fs::write(
+        &hb,
+        format!(
+            "{{\"v\":1,\"agent\":\"reviewer0\",\"ts\":{},\"pid\":{pid},\"state\":\"idle\"}}\n",
+            now() - 600
+        ),
+    )
+    .unwrap();
+    assert!(common::wait_until(Duration::from_secs(10), || h
+        .join("fleet/run/pi0.hb")
+        .exists()));
+
+    let doc = f.ps(&[]);
+    assert_eq!(flags(&doc, "lead"), ["BOOT-ENABLE"], "{doc:#}");
+    assert_eq!(flags(&doc, "pi0"), ["DRIFT"], "{doc:#}");
+    assert_eq!(row(&doc, "pi0")["expected_command"], "pi");
+    assert_eq!(flags(&doc, "stray"), ["UNMANAGED"], "{doc:#}");
+    assert_eq!(row(&doc, "stray")["managed"], false);
+    assert_eq!(flags(&doc, "reviewer0"), ["STALE"], "{doc:#}");
+    assert_eq!(flags(&doc, "coder0"), Vec::<String>::new(), "{doc:#}");
+    let lenient = f.ps(&["--stale-after", "100000"]);
+    assert_eq!(flags(&lenient, "reviewer0"), Vec::<String>::new());
+
+    // DEAD: kill one pane's process; the next ps shows it.
+    let pid = row(&doc, "coder0")["pane_pid"].as_u64().unwrap();
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(common::wait_until(Duration::from_secs(10), || !f
+        .sessions(Some(SOCKET))
+        .contains(&"coder0".to_string())));
+    let doc = f.ps(&[]);
+    assert_eq!(flags(&doc, "coder0"), ["DEAD"], "{doc:#}");
+    assert_eq!(row(&doc, "coder0")["state"], "dead");
+    let out = f.run(&[
+        "agent",
+        "send",
+        "coder0",
+        "-m",
+        "are you there",
+        "--verify",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no session"),
+        "{}",
+        text(&out)
+    );
+    let out = f.run(&["fleet", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("MISSING coder0"),
+        "{}",
+        text(&out)
+    );
+
+    // Stop: the fleet's server goes, the operator's default server stays.
+    f.ok(&["fleet", "stop"]);
+    assert!(
+        f.sessions(Some(SOCKET)).is_empty(),
+        "{:?}",
+        f.sessions(Some(SOCKET))
+    );
+    assert_eq!(f.sessions(None), ["mine"]);
+    let out = um.systemctl(&[
+        "is-active",
+        "mosaic-tmux-holder.service",
+        "mosaic-agent@reviewer0.service",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("\nactive"),
+        "{}",
+        text(&out)
+    );
+    let doc = f.ps(&[]);
+    assert_eq!(row(&doc, "reviewer0")["state"], "stopped", "{doc:#}");
+}
+
+/// Opens a pty; returns (master, slave).
+fn openpty() -> (OwnedFd, OwnedFd) {
+    let mut master = 0;
+    let mut slave = 0;
+    let ws = libc::winsize {
+        ws_row: 20,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills two descriptors we then own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// Starts `mosaic agent watch NAME` on a fresh pty.
+fn watch_on_pty(f: &Fleet, name: &str) -> (std::process::Child, std::thread::JoinHandle<()>) {
+    let (master, slave) = openpty();
+    let mut c = f.cmd(&["agent", "watch", name]);
+    c.env("TERM", "xterm")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe; the pty is fd 0.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = c.spawn().unwrap();
+    drop(c);
+    // Drain the terminal so tmux never blocks on output.
+    let drain = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut m = std::fs::File::from(master);
+        let mut buf = [0u8; 4096];
+        while matches!(m.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    (child, drain)
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn viewers(f: &Fleet) -> Vec<String> {
+    f.sessions(Some(SOCKET))
+        .into_iter()
+        .filter(|s| s.contains("-watch-"))
+        .collect()
+}
+
+fn watch_checks(f: &Fleet) {
+    let size = |f: &Fleet| {
+        let out =
+            f.um.tmux(Some(SOCKET))
+                .args([
+                    "display-message",
+                    "-p",
+                    "-t",
+                    "=lead:0",
+                    "#{window_width}x#{window_height}",
+                ])
+                .output()
+                .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = size(f);
+
+    // Exit path 1: a signal (Ctrl-C from outside, SIGTERM, SIGHUP all alike).
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let (mut child, drain) = watch_on_pty(f, "lead");
+        let viewer = format!("lead-watch-{}", child.id());
+        let up = common::wait_until(Duration::from_secs(10), || viewers(f).contains(&viewer));
+        if !up {
+            let _ = child.kill();
+            panic!(
+                "viewer {viewer} never appeared: {:?}",
+                f.sessions(Some(SOCKET))
+            );
+        }
+        // Attached read-only, ignoring size; the agent's window keeps its size.
+        assert!(common::wait_until(Duration::from_secs(5), || {
+            let out =
+                f.um.tmux(Some(SOCKET))
+                    .args(["list-clients", "-F", "#{client_session} #{client_flags}"])
+                    .output()
+                    .unwrap();
+            let s = String::from_utf8_lossy(&out.stdout).into_owned();
+            s.lines().any(|l| {
+                l.starts_with(&viewer) && l.contains("read-only") && l.contains("ignore-size")
+            })
+        }));
+        assert_eq!(size(f), before, "the agent's window was resized");
+        // SAFETY: signalling the child we started.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, sig);
+        }
+        let st =
+            wait_exit(&mut child, Duration::from_secs(10)).expect("watch did not exit on a signal");
+        assert!(!st.success());
+        assert!(
+            viewers(f).is_empty(),
+            "viewer left behind after signal {sig}: {:?}",
+            viewers(f)
+        );
+        let _ = drain.join();
+    }
+
+    // Exit path 2: the client detaches (the operator's prefix-d).
+    let (mut child, drain) = watch_on_pty(f, "lead");
+    let viewer = format!("lead-watch-{}", child.id());
+    assert!(common::wait_until(Duration::from_secs(10), || viewers(f).contains(&viewer)));
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        f.um.tmux(Some(SOCKET))
+            .args(["detach-client", "-s", &format!("={viewer}")])
+            .status()
+            .unwrap()
+            .success()
+    }));
+    wait_exit(&mut child, Duration::from_secs(10)).expect("watch did not exit after detach");
+    assert!(
+        viewers(f).is_empty(),
+        "viewer left behind after detach: {:?}",
+        viewers(f)
+    );
+    let _ = drain.join();
+
+    // Exit path 3: no terminal at all: refused before any viewer exists.
+    let out = f.run(&["agent", "watch", "lead"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a terminal"),
+        "{}",
+        text(&out)
+    );
+    assert!(viewers(f).is_empty());
+    assert!(Path::new(&f.h).exists());
+}
