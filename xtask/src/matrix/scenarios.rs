@@ -453,14 +453,14 @@ fn socket_files() -> Vec<(&'static str, u32, &'static str, &'static str)> {
         (
             "fleet/team.yaml",
             0o644,
-            "version: 1\ntmux:\n  holder_session: _holder\n  socket_name: 'mosaic-factory'\nagents: []\n",
-            "version: 1\ntmux:\n  holder_session: _holder\n  socket_name: 'mosaic-fleet'\nagents: []\n",
+            "version: 1\ntmux:\n  holder_session: _holder\n  socket_name: 'mosaic-factory'\nagents:\n  - { name: flow0, runtime: pi, socket: mosaic-factory }\n",
+            "version: 1\ntmux:\n  holder_session: _holder\n  socket_name: 'mosaic-fleet'\nagents:\n  - { name: flow0, runtime: pi, socket: mosaic-fleet }\n",
         ),
         (
             "fleet/agents/coder0.env",
             0o600,
-            "# written by mosaic fleet install\nMOSAIC_AGENT=coder0\nMOSAIC_TMUX_SOCKET=mosaic-factory\nMOSAIC_AGENT_COMMAND=codex --yolo\n",
-            "# written by mosaic fleet install\nMOSAIC_AGENT=coder0\nMOSAIC_TMUX_SOCKET=mosaic-fleet\nMOSAIC_AGENT_COMMAND=codex --yolo\n",
+            "# written by mosaic fleet install\nMOSAIC_AGENT=coder0\nMOSAIC_TMUX_SOCKET=mosaic-factory\nMOSAIC_AGENT_COMMAND=codex --note mosaic-factory\n",
+            "# written by mosaic fleet install\nMOSAIC_AGENT=coder0\nMOSAIC_TMUX_SOCKET=mosaic-fleet\nMOSAIC_AGENT_COMMAND=codex --note mosaic-factory\n",
         ),
         (
             "fleet/agents/_holder.env",
@@ -480,6 +480,11 @@ const SOCKET_UNTOUCHED: &[(&str, &str, u32)] = &[
     ),
     ("fleet/already.yaml", "version: 1\ntmux:\n  socket_name: mosaic-fleet\nagents: []\n", 0o644),
     ("fleet/agents/default.env", "MOSAIC_TMUX_SOCKET=\nMOSAIC_AGENT=default\n", 0o600),
+    (
+        "fleet/lookalike.yaml",
+        "version: 1\ntmux:\n  socket_name: mosaic-factory-2\n  my_socket: mosaic-factory\nagents: []\n",
+        0o644,
+    ),
 ];
 
 fn m11(ctx: &Ctx) -> Result<Outcome> {
