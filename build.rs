@@ -51,6 +51,32 @@ fn main() {
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("framework.rs");
     std::fs::write(dest, out).expect("write framework.rs");
+    embed_history(&manifest_dir.join("release-history"));
+}
+
+/// Embeds every `release-history/X.Y.Z.json` (written by `cargo xtask
+/// release`) as `$OUT_DIR/history.rs`, for recognising files shipped by
+/// earlier releases on installs without a manifest.
+fn embed_history(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut jsons: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    jsons.sort();
+    let mut out = String::from("/// The release history manifests, one JSON document each.\n");
+    out.push_str("pub static HISTORY: &[&str] = &[\n");
+    for j in &jsons {
+        println!("cargo:rerun-if-changed={}", j.display());
+        writeln!(out, "    include_str!({:?}),", j.display().to_string()).unwrap();
+    }
+    out.push_str("];\n");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("history.rs");
+    std::fs::write(dest, out).expect("write history.rs");
 }
 
 fn rel_path(root: &Path, path: &Path) -> String {

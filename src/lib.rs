@@ -3,7 +3,7 @@
 //! The library holds every behaviour; `main.rs` only parses and dispatches.
 //! Modules, one concern each:
 //! - [`source`]: the embedded framework tree (or `MOSAIC_FRAMEWORK_DIR`);
-//! - [`manifest`]: the install manifest;
+//! - [`manifest`]: the install manifest; [`history`]: what earlier releases shipped;
 //! - [`preserve`]: the operator's preserve set;
 //! - [`scan`] and [`plan`]: disk facts and the pure keep-mode planner;
 //! - [`txn`]: backups, journal, atomic apply and recovery;
@@ -22,6 +22,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fleet;
 pub mod fsutil;
+pub mod history;
 pub mod lock;
 pub mod manifest;
 pub mod migrate;

@@ -175,6 +175,38 @@ pub fn plan(
     preserve: &Preserve,
     conflict: ConflictMode,
 ) -> Plan {
+    plan_inner(
+        source,
+        manifest,
+        manifest.is_some(),
+        disk,
+        preserve,
+        conflict,
+    )
+}
+
+/// Plans an install without a manifest, given the files on disk that the
+/// release history `recognised` as shipped and unedited (a manifest-shaped
+/// record of them): those are ours (replaced, or deleted when no longer
+/// shipped); every other differing shipped file takes the legacy row.
+pub fn plan_adopting(
+    source: &BTreeMap<String, SourceFile>,
+    recognised: &Manifest,
+    disk: &DiskView,
+    preserve: &Preserve,
+    conflict: ConflictMode,
+) -> Plan {
+    plan_inner(source, Some(recognised), false, disk, preserve, conflict)
+}
+
+fn plan_inner(
+    source: &BTreeMap<String, SourceFile>,
+    manifest: Option<&Manifest>,
+    have_manifest: bool,
+    disk: &DiskView,
+    preserve: &Preserve,
+    conflict: ConflictMode,
+) -> Plan {
     let mut paths: BTreeSet<&str> = source.keys().map(String::as_str).collect();
     if let Some(m) = manifest {
         paths.extend(m.files.keys().map(String::as_str));
@@ -188,7 +220,7 @@ pub fn plan(
             path,
             shipped,
             recorded,
-            manifest.is_some(),
+            have_manifest,
             d,
             disk,
             preserve,
@@ -205,7 +237,7 @@ pub fn plan(
         items,
         mkdirs,
         rmdirs,
-        legacy: manifest.is_none(),
+        legacy: !have_manifest,
     }
 }
 

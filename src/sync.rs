@@ -121,29 +121,96 @@ impl Inputs {
 
     /// Scans the disk and plans.
     pub fn plan(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
-        let mut keys: Vec<&str> = self.source.files.keys().map(String::as_str).collect();
-        if let Some(m) = &self.manifest {
-            keys.extend(
-                m.files
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|k| !self.source.files.contains_key(*k)),
-            );
-        }
+        let shipped = || self.source.files.keys().map(String::as_str);
+        let Some(m) = &self.manifest else {
+            return self.plan_adopting(conflict);
+        };
+        let dropped = m
+            .files
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !self.source.files.contains_key(*k));
         let view = scan::scan(
             &self.paths.home,
-            keys,
-            self.manifest.as_ref(),
+            shipped().chain(dropped),
+            Some(m),
             &self.preserve,
         )?;
-        let p = plan::plan(
+        let p = plan::plan(&self.source.files, Some(m), &view, &self.preserve, conflict);
+        Ok((p, view))
+    }
+
+    /// No manifest: files an earlier release shipped (per the release
+    /// history) and nobody edited are recognised as ours.
+    fn plan_adopting(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
+        let known = release_history()?;
+        let keys = self.source.files.keys().map(String::as_str).chain(
+            known
+                .paths()
+                .filter(|k| !self.source.files.contains_key(*k) && !self.preserve.matches(k)),
+        );
+        let mut view = scan::scan(&self.paths.home, keys, None, &self.preserve)?;
+        let mut recognised = Manifest::new(self.source.version.clone());
+        for (path, d) in &view.paths {
+            if let Disk::File { sha256, mode, .. } = d {
+                if known.shipped(path, sha256) {
+                    recognised.files.insert(
+                        path.clone(),
+                        Entry {
+                            sha256: sha256.clone(),
+                            mode: *mode,
+                            observed: None,
+                        },
+                    );
+                }
+            }
+        }
+        // History paths that are not ours on disk are the operator's business.
+        view.paths
+            .retain(|p, _| self.source.files.contains_key(p) || recognised.files.contains_key(p));
+        let p = plan::plan_adopting(
             &self.source.files,
-            self.manifest.as_ref(),
+            &recognised,
             &view,
             &self.preserve,
             conflict,
         );
         Ok((p, view))
+    }
+}
+
+mod embedded_history {
+    include!(concat!(env!("OUT_DIR"), "/history.rs"));
+}
+
+/// The release history in force: the `release-history/*.json` embedded at
+/// build time, or the `*.json` files in `MOSAIC_RELEASE_HISTORY_DIR` (tests
+/// and the matrix use it).
+pub fn release_history() -> Result<crate::history::History> {
+    let bad = |origin: &str, e: String| {
+        Error::Input(format!(
+            "{origin}: {e}; regenerate it with `cargo xtask release`"
+        ))
+    };
+    match std::env::var_os("MOSAIC_RELEASE_HISTORY_DIR").filter(|v| !v.is_empty()) {
+        None => crate::history::History::parse_all(embedded_history::HISTORY.iter().copied())
+            .map_err(|e| bad("embedded release history", e)),
+        Some(dir) => {
+            let dir = std::path::Path::new(&dir);
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            paths.sort();
+            let mut docs = Vec::new();
+            for p in &paths {
+                docs.push(std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?);
+            }
+            crate::history::History::parse_all(docs.iter().map(String::as_str))
+                .map_err(|e| bad(&dir.display().to_string(), e))
+        }
     }
 }
 

@@ -652,3 +652,82 @@ fn bad_inputs_get_one_line_errors() {
         .failure()
         .stderr(predicate::str::contains("preserve:2"));
 }
+
+#[test]
+fn legacy_install_files_recognised_from_release_history_are_adopted_as_ours() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    // what the old installer left: an unedited v1 tree, one file edited, no manifest
+    for e in walkdir::WalkDir::new(r1.dir.path()) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e
+                .path()
+                .strip_prefix(r1.dir.path())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            w.write(&rel, &std::fs::read_to_string(e.path()).unwrap());
+        }
+    }
+    w.write("docs/guide.md", "operator's guide edit\n");
+    w.write("notes.md", "mine\n");
+    // the history of v1, as `cargo xtask release` records it
+    let hist = tempfile::tempdir().unwrap();
+    let mut files = serde_json::Map::new();
+    for e in walkdir::WalkDir::new(r1.dir.path()) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e
+                .path()
+                .strip_prefix(r1.dir.path())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let sha = mosaic::fsutil::sha256_hex(&std::fs::read(e.path()).unwrap());
+            files.insert(rel, serde_json::Value::String(sha));
+        }
+    }
+    std::fs::write(
+        hist.path().join("1.0.0.json"),
+        serde_json::json!({"version": "1.0.0", "files": files}).to_string(),
+    )
+    .unwrap();
+    let out = w
+        .mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .env("MOSAIC_RELEASE_HISTORY_DIR", hist.path())
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    // recognised files: plain updates and deletions of dropped ones
+    assert!(stdout.contains("updated fleet/README.md\n"), "{stdout}");
+    assert!(stdout.contains("deleted docs/dropped.md"), "{stdout}");
+    assert!(stdout.contains("deleted olddir/gone.md"), "{stdout}");
+    assert!(!w.path("docs/dropped.md").exists());
+    // the edited file is not recognised: legacy row (backed up, replaced)
+    assert!(
+        stdout.contains("updated docs/guide.md (legacy copy backed up)"),
+        "{stdout}"
+    );
+    assert_eq!(w.read("notes.md"), "mine\n");
+    let backup = std::fs::read_dir(w.state().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(backup.join("files/docs/guide.md")).unwrap(),
+        "operator's guide edit\n"
+    );
+    // without the history, the dropped file would have been left as the operator's
+    let w2 = World::new();
+    w2.write("docs/dropped.md", "dropped v1\n");
+    w2.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    assert!(w2.path("docs/dropped.md").exists());
+}

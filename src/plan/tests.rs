@@ -417,3 +417,33 @@ fn glob_rule_examples_are_not_preserved_but_roster_is() {
     assert_eq!(p.items[0].action, Action::Update);
     assert_eq!(p.items[1].action, Action::Preserved);
 }
+
+#[test]
+fn adopting_a_legacy_install_recognises_files_earlier_releases_shipped() {
+    // recognised: unedited copies of earlier releases' files
+    let recognised = manifest(&[("a.md", "old"), ("gone.md", "g")]);
+    let disk = view(&[
+        ("a.md", file("old")),
+        ("gone.md", file("g")),
+        ("b.md", file("edited")),
+    ]);
+    let p = plan_adopting(
+        &src(&[("a.md", "s"), ("b.md", "s")]),
+        &recognised,
+        &disk,
+        &Preserve::built_in(),
+        ConflictMode::Keep,
+    );
+    let act = |path: &str| {
+        p.items
+            .iter()
+            .find(|i| i.path == path)
+            .unwrap()
+            .action
+            .clone()
+    };
+    assert_eq!(act("a.md"), Action::Update);
+    assert_eq!(act("gone.md"), Action::Delete);
+    assert_eq!(act("b.md"), Action::UpdateLegacy);
+    assert!(p.legacy);
+}
