@@ -6,6 +6,16 @@ use crate::plan::ConflictMode;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok; 1 differences found (status, verify) or an I/O error; 2 bad input;
+3 update blocked by a type clash (nothing changed); 4 update failed and was rolled back;
+5 another mosaic run holds the lock; 6 the install is newer than this mosaic.
+
+Environment: MOSAIC_HOME (framework home), MOSAIC_STATE_DIR (backups, journal),
+MOSAIC_FRAMEWORK_DIR + MOSAIC_FRAMEWORK_VERSION (install another framework tree),
+MOSAIC_TMUX, MOSAIC_SYSTEMCTL (programs), MOSAIC_RELEASE_URL (release source),
+NO_COLOR. Docs: docs/install-and-update.md, docs/fleet.md.";
+
 /// Installer, updater and fleet tool for long-lived coding agents.
 ///
 /// mosaic keeps the framework tree in ~/.config/mosaic up to date without
@@ -16,7 +26,8 @@ use std::path::PathBuf;
     name = "mosaic",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
     /// Options shared by every command.

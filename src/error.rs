@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An OS-level failure on a named path.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", hint(source))]
     Io {
         /// The path the operation was about.
         path: PathBuf,
@@ -86,6 +86,21 @@ impl Error {
             Error::Downgrade { .. } => 6,
             Error::Io { .. } | Error::Corrupt { .. } => 1,
         }
+    }
+}
+
+/// What an operator can do about common OS errors.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => "; free some space and re-run",
+        Some(libc::EROFS) => {
+            "; the file system is read-only: remount it read-write, or pass --home DIR"
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => "; check the owner and permissions of that path",
+        Some(libc::ELOOP) => {
+            "; a symlink is in the way: mosaic never writes through links, move it aside"
+        }
+        _ => "",
     }
 }
 
