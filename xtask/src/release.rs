@@ -77,8 +77,10 @@ impl Plan {
         let old =
             semver::Version::parse(&old).with_context(|| format!("Cargo.toml version {old:?}"))?;
         let new = next_version(&old, level)?;
-        if new <= old {
-            bail!("the new version {new} must be greater than the current {old}");
+        // Equal is allowed once: releasing the version already in
+        // Cargo.toml (the first release) when its tag does not exist yet.
+        if new < old {
+            bail!("the new version {new} must not be lower than the current {old}");
         }
         let tag = format!("v{new}");
         if !git(root, &["tag", "--list", &tag])?.trim().is_empty() {
