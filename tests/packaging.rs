@@ -239,6 +239,32 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "{reqs:?}"
     );
 
+    // The whole pipeline: an older mosaic (MOSAIC_SELF_VERSION, debug
+    // only) updates itself from the artefacts `dist` signed.
+    let older = d._dir.path().join("older");
+    std::fs::create_dir_all(&older).unwrap();
+    std::fs::copy(&bin, older.join("mosaic")).unwrap();
+    let up = Command::new(older.join("mosaic"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("MOSAIC_SYSTEMCTL", "/bin/false")
+        .env("MOSAIC_RELEASE_URL", server.release_url())
+        .env("MOSAIC_SELF_VERSION", "0.0.1")
+        .env("MOSAIC_TRUSTED_PUBKEY", &d.keys.public_b64)
+        .arg("update")
+        .output()
+        .unwrap();
+    let text = show(&up);
+    println!("{text}");
+    assert!(up.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&up.stdout).contains(&format!(
+            "updated mosaic 0.0.1 → {v} (sha256 and signature verified)"
+        )),
+        "{text}"
+    );
+
     // A tampered archive is refused and nothing is installed.
     let mut bad = Release {
         tag: format!("v{v}"),
