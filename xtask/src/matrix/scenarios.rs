@@ -605,6 +605,23 @@ fn foreign_snapshot(w: &World) -> Result<Snapshot> {
 }
 
 fn check_units_current(ctx: &Ctx, w: &World) -> Result<()> {
+    let entries: std::collections::BTreeSet<String> = std::fs::read_dir(w.units())?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "foo.service",
+        "mosaic-agent@.service",
+        "mosaic-agent@.service.d",
+        "mosaic-tmux-holder.service",
+        "mosaic-tmux-holder.service.d",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    ensure!(
+        entries == expected,
+        "the active unit dir holds {entries:?}, expected exactly {expected:?}"
+    );
     for u in UNITS {
         check_file(
             &w.units().join(u),
@@ -656,6 +673,13 @@ fn m13(ctx: &Ctx) -> Result<Outcome> {
     ensure!(
         w.daemon_reloads() == 1,
         "expected exactly one daemon-reload, systemctl saw: {:?}",
+        w.systemctl_calls()
+    );
+    ensure!(
+        w.systemctl_calls()
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["--user", "daemon-reload"]),
+        "no `systemctl --user daemon-reload`: {:?}",
         w.systemctl_calls()
     );
     let need = mgr.systemctl(ctx, &w, &["show", "-p", "NeedDaemonReload", holder])?;
