@@ -406,7 +406,6 @@ pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Ou
             ));
             let status = std::process::Command::new(&exe)
                 .args(reexec_args(args, g))
-                .env("MOSAIC_REEXEC_FROM", current.to_string())
                 .status()
                 .map_err(|e| Error::io(&exe, e))?;
             Ok(Outcome::Reexeced(status.code().unwrap_or(1)))
@@ -441,7 +440,12 @@ fn install(cand: &Candidate, target: &str, p: &Printer) -> std::result::Result<P
     let sig = download(sig, 1 << 16, false)?;
     let sig = String::from_utf8(sig).map_err(|_| format!("{SIG_ASSET} is not text"))?;
     let progress = !p.quiet && !p.json && std::io::stderr().is_terminal();
-    let archive = download(&cand.archive, 1 << 30, progress)?;
+    let archive = download(&cand.archive, 1 << 30, progress);
+    if progress {
+        // The finished bar leaves the cursor at the end of its line.
+        eprintln!();
+    }
+    let archive = archive?;
     verify_release(&archive, cand.archive.name(), &sums, &sig, &key)?;
 
     // Stage next to the binary so the final rename stays on one file system.
