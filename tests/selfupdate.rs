@@ -331,3 +331,25 @@ fn release_check_can_be_turned_off() {
     );
     s.binary_untouched();
 }
+
+#[test]
+fn github_backend_updates_too() {
+    let s = Scratch::new();
+    let keys = Keys::generate();
+    let new_bin = new_binary();
+    let server = Server::start(&[Release::signed("0.2.0", &new_bin, &keys)]);
+    let url = format!("github+{}/api/v3/ops/mosaic", server.base);
+    let out = s.cmd(&url, &keys).arg("update").output().unwrap();
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        std::fs::read(&s.exe).unwrap() == new_bin,
+        "binary not replaced\n{text}"
+    );
+    let reqs = server.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r == "/api/v3/repos/ops/mosaic/releases"),
+        "{reqs:?}"
+    );
+}

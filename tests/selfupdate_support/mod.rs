@@ -138,7 +138,8 @@ impl Release {
     }
 }
 
-/// A Gitea-shaped release server on 127.0.0.1, repository `ops/mosaic`.
+/// A release server on 127.0.0.1, repository `ops/mosaic`: a Gitea-shaped
+/// API at `/api/v1` and a GitHub-Enterprise-shaped one at `/api/v3`.
 pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -185,10 +186,13 @@ impl Server {
             let mut assets = Vec::new();
             for (name, bytes) in &r.assets {
                 let path = format!("/ops/mosaic/releases/download/{}/{name}", r.tag);
+                // Gitea downloads `browser_download_url`; GitHub's API
+                // `url` (with Accept: application/octet-stream).
                 assets.push(serde_json::json!({
                     "name": name,
                     "size": bytes.len(),
                     "browser_download_url": format!("{}{path}", self.base),
+                    "url": format!("{}{path}", self.base),
                 }));
                 files.insert(path, bytes.clone());
             }
@@ -201,10 +205,10 @@ impl Server {
                 "assets": assets,
             }));
         }
-        files.insert(
-            "/api/v1/repos/ops/mosaic/releases".into(),
-            serde_json::to_vec(&list).unwrap(),
-        );
+        let listing = serde_json::to_vec(&list).unwrap();
+        files.insert("/api/v1/repos/ops/mosaic/releases".into(), listing.clone());
+        // The same listing in GitHub Enterprise's place (`github+` URLs).
+        files.insert("/api/v3/repos/ops/mosaic/releases".into(), listing);
     }
 
     /// Requests served so far.
