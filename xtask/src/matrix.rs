@@ -71,7 +71,7 @@ pub fn run(args: &[String]) -> Result<()> {
         path_env: std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
         systemctl: realsys::which("systemctl"),
         require_real: std::env::var("MOSAIC_REQUIRE_REAL").is_ok_and(|v| v == "1"),
-        root: realsys::is_root(),
+        can_unshare: realsys::can_unshare(),
     };
 
     let (mut passed, mut failed, mut skipped) = (0, 0, Vec::new());

@@ -5,7 +5,7 @@
 //! ends what it started when dropped.
 
 use super::world::{clip, run_limited, Ctx, Out, World};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,13 +19,23 @@ pub fn which(prog: &str) -> Option<PathBuf> {
     })
 }
 
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    Command::new("id")
+/// Whether this process may make private mount namespaces: root, with
+/// `unshare` and `mount` installed, and `unshare -m` allowed (containers
+/// without CAP_SYS_ADMIN refuse it).
+pub fn can_unshare() -> bool {
+    let root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+        .unwrap_or(false);
+    root && which("unshare").is_some()
+        && which("mount").is_some()
+        && Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 const SYSTEMD: &str = "/usr/lib/systemd/systemd";
@@ -41,12 +51,12 @@ impl Manager {
     /// Starts the manager; `Ok(Err(reason))` when this machine cannot run one
     /// (the caller skips or fails under `MOSAIC_REQUIRE_REAL=1`).
     pub fn start(ctx: &Ctx, w: &World) -> Result<std::result::Result<Manager, String>> {
-        if !ctx.root {
+        if !ctx.can_unshare {
             return Ok(Err(
-                "a private systemd user manager needs root (unshare -m)".into(),
+                "a private systemd user manager needs root and `unshare -m`".into(),
             ));
         }
-        for prog in ["unshare", "systemctl"] {
+        for prog in ["systemctl"] {
             if which(prog).is_none() {
                 return Ok(Err(format!("{prog} is not installed")));
             }
@@ -76,10 +86,10 @@ impl Manager {
         let t0 = Instant::now();
         loop {
             if let Some(st) = m.child.try_wait()? {
-                bail!(
+                return Ok(Err(format!(
                     "the private systemd --user manager exited ({st}): {}",
                     clip(&std::fs::read_to_string(&m.log).unwrap_or_default())
-                );
+                )));
             }
             if private.exists()
                 && m.systemctl(ctx, w, &["list-units", "--no-legend"])?.code == Some(0)
@@ -87,10 +97,10 @@ impl Manager {
                 return Ok(Ok(m));
             }
             if t0.elapsed() > Duration::from_secs(30) {
-                bail!(
+                return Ok(Err(format!(
                     "the private systemd --user manager did not answer within 30 s: {}",
                     clip(&std::fs::read_to_string(&m.log).unwrap_or_default())
-                );
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

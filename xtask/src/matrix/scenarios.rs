@@ -4,7 +4,7 @@
 //! A scenario returns `Ok(Outcome::Pass)` only after all its checks ran.
 
 use super::fixtures::{ADDED, CHANGED, DROPPED, HOLDER_UNIT, NEXT_VERSION, UNCHANGED};
-use super::realsys::{mosaic_with_read_only_dir, which, Manager, TmuxServer};
+use super::realsys::{mosaic_with_read_only_dir, Manager, TmuxServer};
 use super::world::{
     check_absent, check_file, clip, newest_backup, same, snapshot, snapshot_into, write_file, Ctx,
     Release, Snapshot, World,
@@ -872,10 +872,10 @@ fn m17(ctx: &Ctx) -> Result<Outcome> {
 }
 
 fn m18(ctx: &Ctx) -> Result<Outcome> {
-    if !ctx.root || which("unshare").is_none() || which("mount").is_none() {
+    if !ctx.can_unshare {
         return skip_or_fail(
             ctx,
-            "a real read-only mount needs root, unshare and mount".to_string(),
+            "a real read-only mount needs root and `unshare -m` (with mount)".to_string(),
         );
     }
     let w = World::new(ctx)?;

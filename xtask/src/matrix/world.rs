@@ -113,8 +113,8 @@ pub struct Ctx {
     pub systemctl: Option<PathBuf>,
     /// `MOSAIC_REQUIRE_REAL=1`: a missing real tool fails instead of skipping.
     pub require_real: bool,
-    /// Running as root (private mount namespaces are possible).
-    pub root: bool,
+    /// Private mount namespaces are possible (root, `unshare -m` allowed).
+    pub can_unshare: bool,
 }
 
 /// What one command did.
