@@ -490,7 +490,35 @@ fn watch_checks(f: &Fleet) {
     );
     let _ = drain.join();
 
-    // Exit path 3: no terminal at all: refused before any viewer exists.
+    // Exit path 3: mosaic killed with SIGKILL (nothing can run): the viewer
+    // stays until the next watch of that agent sweeps it.
+    let (mut child, drain) = watch_on_pty(f, "lead");
+    let stale = format!("lead-watch-{}", child.id());
+    assert!(common::wait_until(Duration::from_secs(10), || viewers(f).contains(&stale)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ =
+        f.um.tmux(Some(SOCKET))
+            .args(["detach-client", "-s", &format!("={stale}")])
+            .status();
+    let _ = drain.join();
+    let (mut child, drain) = watch_on_pty(f, "lead");
+    let viewer = format!("lead-watch-{}", child.id());
+    assert!(
+        common::wait_until(Duration::from_secs(10), || viewers(f) == [viewer.clone()]),
+        "{:?}",
+        viewers(f)
+    );
+    // SAFETY: signalling the child we started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGHUP);
+    }
+    wait_exit(&mut child, Duration::from_secs(10)).expect("watch did not exit on SIGHUP");
+    let _ = drain.join();
+    assert!(viewers(f).is_empty(), "{:?}", viewers(f));
+    assert_eq!(size(f), before, "the agent's window was resized");
+
+    // Exit path 4: no terminal at all: refused before any viewer exists.
     let out = f.run(&["agent", "watch", "lead"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(

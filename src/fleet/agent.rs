@@ -412,6 +412,20 @@ impl Drop for Viewer {
     }
 }
 
+/// Removes viewers of `agent` left by a watch that could not clean up (its
+/// pid is gone, e.g. after `kill -9`).
+fn sweep_stale_viewers(socket: Option<&str>, agent: &str) -> Result<()> {
+    let out = runner::output(&tmux::list_sessions(socket))?;
+    for s in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(pid) = tmux::viewer_pid(agent, s) {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = runner::output(&tmux::kill_session(socket, s))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn watch(ctx: &Ctx, name: &str) -> Result<i32> {
     let roster = ctx.roster()?;
     let t = target(&roster, ctx, name)?;
@@ -439,6 +453,7 @@ fn watch(ctx: &Ctx, name: &str) -> Result<i32> {
         eprintln!("mosaic: cannot watch {name}: {}", runner::first_line(&out));
         return Ok(1);
     }
+    sweep_stale_viewers(socket.as_deref(), name)?;
     let viewer_name = tmux::viewer_name(name, std::process::id());
     // Handlers first, so a signal between creating and attaching still cleans up.
     for s in WATCH_SIGNALS {

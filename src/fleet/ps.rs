@@ -149,7 +149,10 @@ pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
     if let Some(cmd) = declared.map(str::trim).filter(|c| !c.is_empty()) {
         let word = cmd
             .split_whitespace()
-            .find(|w| *w != "exec" && !(w.contains('=') && !w.starts_with(['/', '~', '.'])))
+            .find(|w| {
+                let assignment = w.contains('=') && !w.starts_with(['/', '~', '.']);
+                *w != "exec" && !assignment
+            })
             .unwrap_or(cmd);
         let word = word.trim_matches(['"', '\'']);
         return basename(word).to_string();
@@ -450,10 +453,8 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             if socket == &holder_socket && sess == roster.holder_session() {
                 continue;
             }
-            let viewer = claimed.contains(p.group.as_str())
-                && sess
-                    .strip_prefix(&format!("{}-watch-", p.group))
-                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            let viewer =
+                claimed.contains(p.group.as_str()) && tmux::viewer_pid(&p.group, sess).is_some();
             if viewer {
                 continue;
             }

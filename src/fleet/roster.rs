@@ -529,14 +529,21 @@ pub fn default_path(home: &Path) -> PathBuf {
 /// Parses and validates roster text; errors name `path`, the line and the field.
 pub fn parse(text: &str, path: &Path) -> Result<Roster> {
     let roster: Roster = serde_yaml_ng::from_str(text).map_err(|e| {
+        // A value's own check (a name pattern, say) is reported by serde at
+        // the enclosing mapping; find the field and its line ourselves.
+        if let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+            if let Some((segs, msg)) = first_invalid(&v) {
+                let line = locate(text, &segs).map(|l| l + 1);
+                return bad(path, line, &format!("{}: {msg}", render_path(&segs)));
+            }
+        }
         let line = e.location().map(|l| l.line());
         let mut msg = e.to_string();
         // serde_yaml_ng appends " at line L column C"; we put the line first.
         if let Some(i) = msg.find(" at line ") {
             msg.truncate(i);
         }
-        let msg = msg.replace('\n', " ");
-        bad(path, line, &msg)
+        bad(path, line, &msg.replace('\n', " "))
     })?;
     let mut seen: Vec<&str> = Vec::new();
     for (i, a) in roster.agents.iter().enumerate() {
@@ -565,6 +572,177 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
         }
     }
     Ok(roster)
+}
+
+/// One step of a path into the roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn render_path(segs: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) if s.is_empty() => s.push_str(k),
+            Seg::Key(k) => {
+                s.push('.');
+                s.push_str(k)
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+type Check = fn(&str) -> std::result::Result<(), String>;
+
+/// The first string value that fails its own check, with its path.
+fn first_invalid(v: &serde_yaml_ng::Value) -> Option<(Vec<Seg<'static>>, String)> {
+    use serde_yaml_ng::Value;
+    let get = |v: &Value, k: &str| {
+        v.as_mapping()
+            .and_then(|m| m.get(Value::String(k.to_string())))
+            .cloned()
+    };
+    let check = |v: Option<Value>, f: Check| match v {
+        Some(Value::String(s)) => f(&s).err(),
+        _ => None,
+    };
+    if let Some(Value::Number(n)) = get(v, "version") {
+        if n.as_u64() != Some(1) {
+            return Some((
+                vec![Seg::Key("version")],
+                format!("unsupported version {n}: must be 1"),
+            ));
+        }
+    }
+    let top: [(&'static str, Option<&'static str>, Check); 4] = [
+        ("tenant_id", None, check_tenant),
+        ("tmux", Some("socket_name"), check_socket),
+        ("tmux", Some("holder_session"), check_session),
+        ("defaults", Some("working_directory"), check_line),
+    ];
+    for (k, sub, f) in top {
+        let val = match sub {
+            None => get(v, k),
+            Some(s) => get(v, k).and_then(|m| get(&m, s)),
+        };
+        if let Some(msg) = check(val, f) {
+            let mut segs = vec![Seg::Key(k)];
+            segs.extend(sub.map(Seg::Key));
+            return Some((segs, msg));
+        }
+    }
+    for rt in ["claude", "codex", "pi", "opencode"] {
+        let val = get(v, "runtimes")
+            .and_then(|m| get(&m, rt))
+            .and_then(|m| get(&m, "reset_command"));
+        if let Some(msg) = check(val, check_line) {
+            return Some((
+                vec![
+                    Seg::Key("runtimes"),
+                    Seg::Key(rt),
+                    Seg::Key("reset_command"),
+                ],
+                msg,
+            ));
+        }
+    }
+    let fields: [(&'static str, Check); 6] = [
+        ("name", check_agent_name),
+        ("model_hint", check_model),
+        ("working_directory", check_line),
+        ("host", check_host),
+        ("ssh", check_ssh),
+        ("socket", check_socket),
+    ];
+    if let Some(Value::Sequence(agents)) = get(v, "agents") {
+        for (i, a) in agents.iter().enumerate() {
+            for (k, f) in fields {
+                if let Some(msg) = check(get(a, k), f) {
+                    return Some((vec![Seg::Key("agents"), Seg::Index(i), Seg::Key(k)], msg));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The column where a line's key starts (after indentation and `- `).
+fn key_col(line: &str) -> (usize, &str) {
+    let ind = indent_of(line);
+    let mut rest = &line[ind..];
+    let mut col = ind;
+    while let Some(r) = rest.strip_prefix("- ") {
+        let r2 = r.trim_start_matches(' ');
+        col += 2 + (r.len() - r2.len());
+        rest = r2;
+    }
+    (col, rest)
+}
+
+/// The 0-based line of the value at `segs`, for block-style YAML (inside a
+/// flow-style mapping, the line that opens it).
+fn locate(text: &str, segs: &[Seg]) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut lo, mut hi) = (0usize, lines.len());
+    let mut parent: isize = -1;
+    let mut found: Option<usize> = None;
+    for seg in segs {
+        if let Some(l) = found {
+            if lines[l].contains('{') || lines[l].contains('[') {
+                return found;
+            }
+        }
+        match *seg {
+            Seg::Key(k) => {
+                let plain = format!("{k}:");
+                let quoted = format!("\"{k}\":");
+                let i = (lo..hi).find(|&i| {
+                    let (col, rest) = key_col(lines[i]);
+                    is_content(lines[i])
+                        && col as isize > parent
+                        && (rest.starts_with(&plain) || rest.starts_with(&quoted))
+                })?;
+                let col = key_col(lines[i]).0;
+                // The key's block ends at the next content line indented no deeper
+                // (a `- ` item at the key's own indent still belongs to it).
+                let end = (i + 1..hi)
+                    .find(|&j| {
+                        let ind = indent_of(lines[j]);
+                        is_content(lines[j])
+                            && (ind < col || (ind == col && !lines[j][ind..].starts_with('-')))
+                    })
+                    .unwrap_or(hi);
+                found = Some(i);
+                parent = col as isize;
+                lo = i + 1;
+                hi = end;
+            }
+            Seg::Index(n) => {
+                let dashes: Vec<usize> = (lo..hi)
+                    .filter(|&i| {
+                        let t = lines[i].trim_start();
+                        is_content(lines[i]) && (t.starts_with("- ") || t == "-")
+                    })
+                    .collect();
+                let ind = indent_of(lines[*dashes.first()?]);
+                let items: Vec<usize> = dashes
+                    .into_iter()
+                    .filter(|&d| indent_of(lines[d]) == ind)
+                    .collect();
+                let start = *items.get(n)?;
+                let end = items.get(n + 1).copied().unwrap_or(hi);
+                found = Some(start);
+                parent = ind as isize;
+                lo = start;
+                hi = end;
+            }
+        }
+    }
+    found
 }
 
 fn bad(path: &Path, line: Option<usize>, msg: &str) -> Error {
@@ -777,11 +955,12 @@ fn split_comment(line: &str) -> (&str, Option<&str>) {
 /// other line. The result is validated before it is returned.
 pub fn remove_agent(text: &str, path: &Path, name: &str) -> Result<String> {
     let roster = parse(text, path)?;
+    roster.agent(name, path)?;
     let idx = roster
         .agents
         .iter()
         .position(|a| a.name.as_str() == name)
-        .ok_or_else(|| roster.agent(name, path).err().expect("absent"))?;
+        .expect("found above");
     let lines: Vec<&str> = text.lines().collect();
     let items = agent_items(&lines);
     if items.len() != roster.agents.len() {
@@ -862,13 +1041,41 @@ mod tests {
         let e = parse("version: 2\nagents: []\n", &p())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("roster.yaml:1:") && e.contains("version"), "{e}");
+        assert!(
+            e.contains("roster.yaml:1: version: unsupported version 2"),
+            "{e}"
+        );
 
         let e = parse("version: 1\nagents: [\n", &p())
             .unwrap_err()
             .to_string();
         assert!(e.contains("roster.yaml"), "{e}");
         assert!(!e.contains('\n'));
+
+        let text = "version: 1\nagents:\n  - name: a\n    runtime: pi\n\n    model_hint: 'x y'\n";
+        let e = parse(text, &p()).unwrap_err().to_string();
+        assert!(
+            e.contains("roster.yaml:6: agents[0].model_hint: invalid model_hint"),
+            "{e}"
+        );
+
+        let text = "version: 1\ntenant_id: ops\ntmux:\n  holder_session: _h\n  socket_name: 'a b'\nagents: []\n";
+        let e = parse(text, &p()).unwrap_err().to_string();
+        assert!(
+            e.contains("roster.yaml:5: tmux.socket_name: invalid socket name"),
+            "{e}"
+        );
+
+        let text = "version: 1\nruntimes:\n  codex: { reset_command: '' }\nagents: []\n";
+        let e = parse(text, &p()).unwrap_err().to_string();
+        assert!(
+            e.contains("roster.yaml:3: runtimes.codex.reset_command:"),
+            "{e}"
+        );
+
+        let text = "version: 1\nagents:\n- name: a\n  runtime: pi\n- name: b\n  runtime: pi\n  socket: '-x'\n";
+        let e = parse(text, &p()).unwrap_err().to_string();
+        assert!(e.contains("roster.yaml:7: agents[1].socket:"), "{e}");
 
         let e = parse("version: 1\n", &p()).unwrap_err().to_string();
         assert!(e.contains("agents"), "{e}");

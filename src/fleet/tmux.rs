@@ -120,11 +120,9 @@ pub fn pin_window_size(socket: Option<&str>, agent: &str) -> Vec<String> {
 }
 
 /// Attaches read-only (`-r`) without affecting the window size
-/// (`-f ignore-size`); once attached, the viewer destroys itself when its
-/// client goes, even if mosaic is killed.
+/// (`-f ignore-size`). (No `destroy-unattached` on the viewer: with grouped
+/// sessions it crashes tmux 3.3a's server, and with it the whole fleet.)
 pub fn attach_viewer(socket: Option<&str>, viewer: &str) -> Vec<String> {
-    let target = session_target(viewer);
-    let opt_target = format!("={viewer}:");
     with(
         socket,
         &[
@@ -133,15 +131,18 @@ pub fn attach_viewer(socket: Option<&str>, viewer: &str) -> Vec<String> {
             "-f",
             "ignore-size",
             "-t",
-            &target,
-            ";",
-            "set-option",
-            "-t",
-            &opt_target,
-            "destroy-unattached",
-            "on",
+            &session_target(viewer),
         ],
     )
+}
+
+/// The pid in a viewer session name `AGENT-watch-PID`, if `session` is one of `agent`'s.
+pub fn viewer_pid(agent: &str, session: &str) -> Option<u32> {
+    let rest = session.strip_prefix(agent)?.strip_prefix("-watch-")?;
+    if rest.is_empty() || !rest.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
 }
 
 /// Kills exactly session `name`.
@@ -422,15 +423,13 @@ mod tests {
                 "-f",
                 "ignore-size",
                 "-t",
-                "=a-watch-1",
-                ";",
-                "set-option",
-                "-t",
-                "=a-watch-1:",
-                "destroy-unattached",
-                "on"
+                "=a-watch-1"
             ])
         );
+        assert_eq!(viewer_pid("a", "a-watch-12"), Some(12));
+        assert_eq!(viewer_pid("a", "ab-watch-12"), None);
+        assert_eq!(viewer_pid("a", "a-watch-"), None);
+        assert_eq!(viewer_pid("a", "a-watch-1x"), None);
         assert_eq!(
             kill_session(f, "a-watch-1"),
             s(&[
