@@ -316,6 +316,13 @@ fn fleet_end_to_end_with_the_stub_agent() {
         "{}",
         text(&out)
     );
+    // Restart brings that one agent back; nothing else is restarted.
+    let lead_pid = row(&doc, "lead")["pane_pid"].as_u64().unwrap();
+    f.ok(&["fleet", "restart", "coder0"]);
+    f.ok(&["fleet", "verify"]);
+    let doc = f.ps(&[]);
+    assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
+    assert_eq!(row(&doc, "lead")["pane_pid"].as_u64(), Some(lead_pid));
 
     // Stop: the fleet's server goes, the operator's default server stays.
     f.ok(&["fleet", "stop"]);
