@@ -162,24 +162,10 @@ pub fn socket_rewrites(home: &Path) -> Result<Vec<Rewrite>> {
     Ok(out)
 }
 
-/// argv listing the sessions on a named tmux socket.
-pub fn list_sessions_argv(socket: &str) -> Vec<String> {
-    [
-        "tmux",
-        "-L",
-        socket,
-        "list-sessions",
-        "-F",
-        "#{session_name}",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 /// The sessions live on the legacy socket (empty when no server runs there
 /// or tmux is not installed).
 pub fn legacy_sessions() -> Vec<String> {
-    match crate::runner::output(&list_sessions_argv(LEGACY_SOCKET)) {
+    match crate::runner::output(&crate::fleet::tmux::list_sessions(Some(LEGACY_SOCKET))) {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::trim)
@@ -192,9 +178,9 @@ pub fn legacy_sessions() -> Vec<String> {
 
 /// argv that stops the legacy socket's tmux server.
 pub fn kill_legacy_server_argv() -> Vec<String> {
-    ["tmux", "-L", LEGACY_SOCKET, "kill-server"]
-        .map(String::from)
-        .to_vec()
+    let mut argv = crate::fleet::tmux::base(Some(LEGACY_SOCKET));
+    argv.push("kill-server".to_string());
+    argv
 }
 
 /// Stops the tmux server on the legacy socket, if one runs.
@@ -247,17 +233,6 @@ mod tests {
 
     #[test]
     fn argv_is_exact() {
-        assert_eq!(
-            list_sessions_argv("mosaic-factory"),
-            [
-                "tmux",
-                "-L",
-                "mosaic-factory",
-                "list-sessions",
-                "-F",
-                "#{session_name}"
-            ]
-        );
         assert_eq!(
             kill_legacy_server_argv(),
             ["tmux", "-L", "mosaic-factory", "kill-server"]

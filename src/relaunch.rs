@@ -10,41 +10,17 @@ use crate::paths::Paths;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-/// The holder unit.
-pub const HOLDER_UNIT: &str = "mosaic-tmux-holder.service";
-
-fn sv(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| w.to_string()).collect()
-}
+use crate::systemd::{agent_unit, verb_argv, HOLDER_UNIT};
 
 /// argv listing the active mosaic units.
 pub fn list_active_argv() -> Vec<String> {
-    sv(&[
-        "systemctl",
-        "--user",
+    crate::systemd::user_argv(&[
         "list-units",
         "--plain",
         "--no-legend",
         "--state=active",
         "mosaic-*",
     ])
-}
-
-/// argv running `systemctl --user VERB UNITS…`.
-pub fn systemctl_argv(verb: &str, units: &[String]) -> Vec<String> {
-    let mut v = sv(&["systemctl", "--user", verb]);
-    v.extend(units.iter().cloned());
-    v
-}
-
-/// argv checking an exact session on a socket (`None`: the default server).
-pub fn has_session_argv(socket: Option<&str>, session: &str) -> Vec<String> {
-    let mut v = sv(&["tmux"]);
-    if let Some(s) = socket.filter(|s| !s.is_empty()) {
-        v.extend(sv(&["-L", s]));
-    }
-    v.extend(sv(&["has-session", "-t", &format!("={session}")]));
-    v
 }
 
 /// The agent name of a unit `mosaic-agent@NAME.service`.
@@ -105,10 +81,7 @@ pub fn before(legacy_sessions: &[String]) -> Before {
 }
 
 fn units_of(b: &Before) -> Vec<String> {
-    b.agents
-        .iter()
-        .map(|a| format!("mosaic-agent@{a}.service"))
-        .collect()
+    b.agents.iter().map(|a| agent_unit(a)).collect()
 }
 
 /// Stops the fleet (agents, then the holder) before the legacy socket's
@@ -117,7 +90,7 @@ pub fn stop(b: &Before) -> Result<()> {
     if b.systemd {
         let mut units = units_of(b);
         units.push(HOLDER_UNIT.to_string());
-        let _ = crate::runner::output(&systemctl_argv("stop", &units))?;
+        let _ = crate::runner::output(&verb_argv("stop", &units))?;
     }
     crate::migrate::kill_legacy_server()
 }
@@ -135,7 +108,7 @@ pub fn after(paths: &Paths, b: &Before) -> (Vec<AgentResult>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut units = vec![HOLDER_UNIT.to_string()];
     units.extend(units_of(b));
-    match crate::runner::output(&systemctl_argv("restart", &units)) {
+    match crate::runner::output(&verb_argv("restart", &units)) {
         Ok(out) if out.status.success() => {}
         Ok(out) => warnings.push(format!(
             "relaunch: systemctl --user restart failed: {}; check `mosaic fleet status`",
@@ -149,7 +122,7 @@ pub fn after(paths: &Paths, b: &Before) -> (Vec<AgentResult>, Vec<String>) {
             std::fs::read_to_string(paths.home.join("fleet/agents").join(format!("{agent}.env")))
                 .unwrap_or_default();
         let socket = env_value(&env, "MOSAIC_TMUX_SOCKET");
-        let up = crate::runner::output(&has_session_argv(socket.as_deref(), agent))
+        let up = crate::runner::output(&crate::fleet::tmux::has_session(socket.as_deref(), agent))
             .is_ok_and(|o| o.status.success());
         results.push(AgentResult {
             agent: agent.clone(),
@@ -176,22 +149,6 @@ mod tests {
                 "--state=active",
                 "mosaic-*"
             ]
-        );
-        assert_eq!(
-            has_session_argv(Some("mosaic-fleet"), "coder0"),
-            ["tmux", "-L", "mosaic-fleet", "has-session", "-t", "=coder0"]
-        );
-        assert_eq!(
-            has_session_argv(None, "coder0"),
-            ["tmux", "has-session", "-t", "=coder0"]
-        );
-        assert_eq!(
-            has_session_argv(Some(""), "a"),
-            ["tmux", "has-session", "-t", "=a"]
-        );
-        assert_eq!(
-            systemctl_argv("restart", &["a.service".into()]),
-            ["systemctl", "--user", "restart", "a.service"]
         );
     }
 

@@ -216,24 +216,11 @@ impl UnitPlan {
     }
 }
 
-/// argv of the one reload after a refresh.
-pub fn daemon_reload_argv() -> Vec<String> {
-    ["systemctl", "--user", "daemon-reload"]
-        .map(String::from)
-        .to_vec()
-}
-
-/// Runs `systemctl --user daemon-reload`; a failure is returned as the
-/// warning to print (the sync itself still succeeded).
+/// Runs `systemctl --user daemon-reload` (through [`crate::systemd`]); a
+/// failure is returned as the warning to print (the sync itself still
+/// succeeded).
 pub fn daemon_reload() -> std::result::Result<(), String> {
-    match crate::runner::output(&daemon_reload_argv()) {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "systemctl --user daemon-reload failed ({}); the unit files are updated: run it yourself once the user manager is up",
-            crate::runner::first_line(&out)
-        )),
-        Err(e) => Err(format!(
-            "{e}; the unit files are updated: run `systemctl --user daemon-reload` yourself"
-        )),
-    }
+    crate::systemd::daemon_reload().map_err(|e| {
+        format!("{e}; the unit files are updated: run `systemctl --user daemon-reload` yourself")
+    })
 }

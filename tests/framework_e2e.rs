@@ -499,7 +499,7 @@ fn start_agent_session_builds_each_runtime_command() {
                 command: None,
             },
         );
-        let out = ok(&mut b.script("tools/fleet/start-agent-session.sh").arg(name));
+        let out = ok(b.script("tools/fleet/start-agent-session.sh").arg(name));
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("started"),
             "{}",
@@ -539,17 +539,17 @@ fn start_agent_session_builds_each_runtime_command() {
 
     // Idempotent: a second start leaves the running session alone.
     let pid = pane_field(&b.tmux, Some(sock), "rt-pi", "#{pane_pid}");
-    let out = ok(&mut b.script("tools/fleet/start-agent-session.sh").arg("rt-pi"));
+    let out = ok(b.script("tools/fleet/start-agent-session.sh").arg("rt-pi"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("already running"));
     assert_eq!(pane_field(&b.tmux, Some(sock), "rt-pi", "#{pane_pid}"), pid);
 
     // stop-agent-session.sh kills exactly that session.
-    ok(&mut b.script("tools/fleet/stop-agent-session.sh").arg("rt-pi"));
+    ok(b.script("tools/fleet/stop-agent-session.sh").arg("rt-pi"));
     let left = sessions(&b.tmux, Some(sock)).unwrap();
     assert!(!left.contains(&"rt-pi".to_string()), "{left:?}");
     assert_eq!(left.len(), 3, "{left:?}");
     // Stopping a session that is gone is fine.
-    ok(&mut b.script("tools/fleet/stop-agent-session.sh").arg("rt-pi"));
+    ok(b.script("tools/fleet/stop-agent-session.sh").arg("rt-pi"));
 }
 
 #[test]
@@ -633,7 +633,7 @@ fn agent_send_targets_exactly_and_types_literally() {
                 command: Some(b.stub()),
             },
         );
-        ok(&mut b.script("tools/fleet/start-agent-session.sh").arg(name));
+        ok(b.script("tools/fleet/start-agent-session.sh").arg(name));
         wait_for_pane(
             &b.tmux,
             Some(sock),
@@ -669,11 +669,10 @@ fn agent_send_targets_exactly_and_types_literally() {
     assert!(!capture(&b.tmux, Some(sock), "alpha2").contains("plain words"));
 
     // send-message.sh: raw, no source tag.
-    ok(&mut b
-        .script("tools/tmux/send-message.sh")
+    ok(b.script("tools/tmux/send-message.sh")
         .args(["-L", sock, "-t", "alpha2", "-m", "/clear"]));
     wait_for_pane(&b.tmux, Some(sock), "alpha2", "ACK /clear");
-    ok(&mut b.script("tools/tmux/send-message.sh").args([
+    ok(b.script("tools/tmux/send-message.sh").args([
         "-L",
         sock,
         "-t",
@@ -709,8 +708,7 @@ fn agent_send_targets_exactly_and_types_literally() {
 fn heartbeat_wrapper_execs_the_runtime_and_keeps_beating() {
     let Some(b) = Bench::new() else { return };
     // One-shot beat.
-    ok(&mut b
-        .script("tools/fleet/heartbeat")
+    ok(b.script("tools/fleet/heartbeat")
         .args(["--once", "--state", "busy", "--pid", "4242", "solo"]));
     let raw = std::fs::read_to_string(b.h.join("fleet/run/solo.hb")).unwrap();
     let v = read_hb(&b.h, "solo");

@@ -577,7 +577,7 @@ fn private_hosts(line: &str) -> Vec<String> {
         {
             out.push(word.to_string());
         }
-        if PRIVATE_NAMES.iter().any(|n| word == *n) {
+        if PRIVATE_NAMES.contains(&word) {
             out.push(word.to_string());
         }
     }

@@ -15,7 +15,9 @@ fn main() {
         Some("release") => release::run(rest),
         Some("dist") => dist::run(rest),
         Some("bench") => bench::run(rest),
-        _ => Err(anyhow::anyhow!("usage: cargo xtask <matrix|release|dist|bench> [ARGS…]")),
+        _ => Err(anyhow::anyhow!(
+            "usage: cargo xtask <matrix|release|dist|bench> [ARGS…]"
+        )),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e:#}");
