@@ -68,23 +68,22 @@ fn reset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Bytes of mosaic's own metadata a run may read: every file directly in
-/// `H/.mosaic/` and directly in the state dir (the manifest, the preserve
-/// file, a hash cache), sized before the run.
+/// Bytes of mosaic's own metadata a run may read, sized before the run:
+/// every file below `H/.mosaic/` (manifest, preserve file, lock) and below
+/// the state dir except `backups/` (the source hash cache, a journal).
 fn metadata_bytes(homes: &Homes) -> u64 {
-    let mut n = 0;
-    for dir in [homes.mosaic.join(".mosaic"), homes.state.clone()] {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if let Ok(m) = e.metadata() {
-                    if m.is_file() {
-                        n += m.len();
-                    }
-                }
-            }
-        }
-    }
-    n
+    let files = |dir: &Path, skip: Option<&Path>| -> u64 {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_entry(|e| Some(e.path()) != skip)
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    files(&homes.mosaic.join(".mosaic"), None)
+        + files(&homes.state, Some(&homes.state.join("backups")))
 }
 
 /// Bytes read beyond process start-up (`mosaic --version`) and mosaic's
