@@ -60,30 +60,42 @@ impl Fingerprint {
     }
 }
 
-/// The temp name used beside `path` while it is being written.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.mosaic-tmp"))
+/// The temp name used beside `path` while it is being written by the run
+/// tagged `tag` (unique per run, so two runs never share a temp file).
+pub fn temp_path(path: &Path, tag: &str) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".mosaic-tmp-");
+    name.push(tag);
+    path.with_file_name(name)
+}
+
+/// A tag unique to this process and call, for one-off atomic writes.
+pub fn unique_tag() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Writes `bytes` to the temp file beside `path` with `mode`, optionally
 /// fsyncing it. Returns the temp path. The caller renames it into place.
-pub fn write_temp(path: &Path, bytes: &[u8], mode: u32, fsync: bool) -> Result<PathBuf> {
-    write_temp_with(path, mode, fsync, &mut |f| f.write_all(bytes))
+pub fn write_temp(path: &Path, tag: &str, bytes: &[u8], mode: u32, fsync: bool) -> Result<PathBuf> {
+    write_temp_with(path, tag, mode, fsync, &mut |f| f.write_all(bytes))
 }
 
 /// Like [`write_temp`], streaming the content of the file `from` (errors
 /// reading it name `from`).
-pub fn copy_temp(path: &Path, from: &Path, mode: u32, fsync: bool) -> Result<PathBuf> {
+pub fn copy_temp(path: &Path, tag: &str, from: &Path, mode: u32, fsync: bool) -> Result<PathBuf> {
     let mut src = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(from)
         .at(from)?;
-    write_temp_with(path, mode, fsync, &mut |f| {
+    write_temp_with(path, tag, mode, fsync, &mut |f| {
         std::io::copy(&mut src, f).map(|_| ())
     })
 }
@@ -91,24 +103,32 @@ pub fn copy_temp(path: &Path, from: &Path, mode: u32, fsync: bool) -> Result<Pat
 /// The temp writer behind [`write_temp`] and [`copy_temp`].
 fn write_temp_with(
     path: &Path,
+    tag: &str,
     mode: u32,
     fsync: bool,
     fill: &mut dyn FnMut(&mut File) -> std::io::Result<()>,
 ) -> Result<PathBuf> {
-    let tmp = temp_path(path);
-    // A stale temp from a killed run is ours: remove it, never follow it.
-    match std::fs::symlink_metadata(&tmp) {
-        Ok(_) => std::fs::remove_file(&tmp).at(&tmp)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(crate::error::Error::io(&tmp, e)),
-    }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(mode)
-        .open(&tmp)
-        .at(path)?;
+    let tmp = temp_path(path, tag);
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(mode)
+            .open(&tmp)
+    };
+    let mut f = match open() {
+        // A stale regular temp file of this very tag is ours; anything else
+        // there (a directory, a link) is not, and is never removed.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) =>
+        {
+            std::fs::remove_file(&tmp).at(path)?;
+            open().at(path)?
+        }
+        other => other.at(path)?,
+    };
     let result = (|| -> std::io::Result<()> {
         fill(&mut f)?;
         // The umask may have narrowed the mode; set it exactly.
@@ -128,7 +148,7 @@ fn write_temp_with(
 /// Atomically replaces `path` with `bytes`: temp file in the same directory,
 /// fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = write_temp(path, bytes, mode, true)?;
+    let tmp = write_temp(path, &unique_tag(), bytes, mode, true)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(crate::error::Error::io(path, e));
@@ -183,7 +203,17 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>> {
     }
     missing.reverse();
     for d in &missing {
-        std::fs::DirBuilder::new().mode(mode).create(d).at(d)?;
+        match std::fs::DirBuilder::new().mode(mode).create(d) {
+            Ok(()) => {}
+            // Another run made it meanwhile: fine if it is a directory.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) =>
+            {
+                continue
+            }
+            Err(e) => return Err(crate::error::Error::io(d, e)),
+        }
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).at(d)?;
     }
     Ok(missing)

@@ -51,6 +51,16 @@ pub struct Manifest {
     pub units: BTreeMap<String, Entry>,
 }
 
+/// Whether `rel` is a relative, `/`-separated path with no empty, `.` or
+/// `..` component (so it can only name something inside the home).
+pub fn is_safe_rel(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.starts_with('/')
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 impl Manifest {
     /// An empty manifest for `version`.
     pub fn new(version: Version) -> Manifest {
@@ -80,6 +90,24 @@ impl Manifest {
             msg: e.to_string(),
             fix: "restore it with `mosaic rollback`, or delete it to have the install adopted as a legacy install".to_string(),
         })?;
+        for key in m.files.keys().chain(m.dirs.iter()) {
+            if !is_safe_rel(key) {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    msg: format!("it names {key:?}, which is not a plain path inside the home"),
+                    fix: "restore it with `mosaic rollback`, or delete it to have the install adopted as a legacy install".to_string(),
+                });
+            }
+        }
+        for key in m.units.keys() {
+            if key.contains('/') || key.is_empty() || key == "." || key == ".." {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    msg: format!("it names the unit {key:?}, which is not a file name"),
+                    fix: "restore it with `mosaic rollback`, or delete it".to_string(),
+                });
+            }
+        }
         if m.format > FORMAT {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),
@@ -93,10 +121,30 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Serialises to pretty JSON with a trailing newline.
+    /// Serialises to compact JSON with a trailing newline (it can list tens
+    /// of thousands of files; `jq .` pretty-prints it).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        let mut v = serde_json::to_vec(self).expect("manifest serialises");
         v.push(b'\n');
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_escaping_the_home_are_refused() {
+        let p = Path::new("m.json");
+        for bad in ["/etc/passwd", "../x", "a/../../x", "a//b", "", "./a"] {
+            let doc = serde_json::json!({"format": 1, "version": "1.0.0", "files": {bad: {"sha256": "x", "mode": 420}}});
+            let err = Manifest::parse(p, doc.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("not a plain path"), "{bad}: {err}");
+        }
+        let ok = serde_json::json!({"format": 1, "version": "1.0.0", "files": {"a/b c/ü.md": {"sha256": "x", "mode": 420}}});
+        Manifest::parse(p, ok.to_string().as_bytes()).unwrap();
     }
 }

@@ -55,15 +55,23 @@ fn split_comment(line: &str) -> (&str, &str) {
     (line, "")
 }
 
+/// Splits a line into its body and its end (`\r\n`, `\n` or nothing).
+fn split_eol(line: &str) -> (&str, &str) {
+    if let Some(b) = line.strip_suffix("\r\n") {
+        (b, "\r\n")
+    } else if let Some(b) = line.strip_suffix('\n') {
+        (b, "\n")
+    } else {
+        (line, "")
+    }
+}
+
 /// Rewrites the legacy socket in a roster's text; `None` when nothing changes.
 pub fn rewrite_roster(text: &str) -> Option<String> {
     let mut changed = false;
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
-        let (body, nl) = match line.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (line, ""),
-        };
+        let (body, nl) = split_eol(line);
         let (code, comment) = split_comment(body);
         let new_code = yaml_re().replace_all(code, |c: &regex::Captures<'_>| {
             let value = c[4].replace(LEGACY_SOCKET, FLEET_SOCKET);
@@ -85,10 +93,7 @@ pub fn rewrite_env(text: &str) -> Option<String> {
     let mut changed = false;
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
-        let (body, nl) = match line.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (line, ""),
-        };
+        let (body, nl) = split_eol(line);
         match env_re().captures(body) {
             Some(c) => {
                 changed = true;
@@ -149,8 +154,12 @@ pub fn socket_rewrites(home: &Path) -> Result<Vec<Rewrite>> {
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
             };
+            // A name that is not UTF-8 cannot be named in the manifest or the
+            // report; such a file is left for the operator.
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
             if let Some(new) = f(&text) {
-                let name = entry.file_name().to_string_lossy().into_owned();
                 out.push(Rewrite {
                     rel: format!("{dir}/{name}"),
                     bytes: new.into_bytes(),
@@ -212,6 +221,18 @@ mod tests {
     fn absent_socket_name_and_comments_are_never_rewritten() {
         let src = "version: 1\ntmux:\n  holder_session: _holder\n# socket_name: mosaic-factory\nmy_socket: mosaic-factory\n";
         assert_eq!(rewrite_roster(src), None);
+    }
+
+    #[test]
+    fn crlf_line_ends_are_kept() {
+        assert_eq!(
+            rewrite_roster("tmux:\r\n  socket_name: mosaic-factory\r\n").as_deref(),
+            Some("tmux:\r\n  socket_name: mosaic-fleet\r\n")
+        );
+        assert_eq!(
+            rewrite_env("MOSAIC_TMUX_SOCKET=mosaic-factory\r\n").as_deref(),
+            Some("MOSAIC_TMUX_SOCKET=mosaic-fleet\r\n")
+        );
     }
 
     #[test]

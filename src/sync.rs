@@ -262,6 +262,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
                 rel,
                 bytes: txn::Payload::of(s),
                 mode: s.mode,
+                sha256: s.sha256.clone(),
             }
         };
         match &item.action {
@@ -360,15 +361,28 @@ fn ensure_meta_dir(paths: &Paths) -> Result<()> {
 /// Runs `install` / `update`: the whole of SPEC §4.3. A plan with blockers
 /// changes nothing and comes back with `blocked > 0`.
 pub fn sync(paths: Paths, opts: &SyncOptions) -> Result<SyncReport> {
-    let source = Source::from_env(Some(&paths.state), !opts.dry_run)?;
-    sync_with(paths, source, opts)
+    sync_from(paths, opts, &mut |paths| {
+        Source::from_env(Some(&paths.state), !opts.dry_run)
+    })
 }
 
 /// [`sync`] with an explicit source tree.
 pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<SyncReport> {
+    let mut source = Some(source);
+    sync_from(paths, opts, &mut |_| {
+        Ok(source.take().expect("loaded once"))
+    })
+}
+
+/// The sync, loading the source only once the lock is held (its hash cache
+/// is written then, never by two runs at once).
+fn sync_from(
+    paths: Paths,
+    opts: &SyncOptions,
+    load: &mut dyn FnMut(&Paths) -> Result<Source>,
+) -> Result<SyncReport> {
     let mut report = SyncReport {
         home: paths.home.display().to_string(),
-        to_version: source.version.to_string(),
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
@@ -384,9 +398,19 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
         let lock =
             crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
         crate::failpoint::pause("after-lock");
-        report.recovered = txn::recover(&paths)?;
+        if let Some(r) = txn::recover(&paths)? {
+            for k in &r.kept {
+                report.warnings.push(format!(
+                    "{k} changed after the interrupted run and was kept as found; its earlier copy is in backup {}",
+                    r.id
+                ));
+            }
+            report.recovered = Some(r.id);
+        }
         Some(lock)
     };
+    let source = load(&paths)?;
+    report.to_version = source.version.to_string();
     let inputs = Inputs::with_source(paths, source)?;
     report.from_version = inputs.manifest.as_ref().map(|m| m.version.to_string());
     check_downgrade(&inputs, opts.allow_downgrade)?;
@@ -432,6 +456,7 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
                     rel: r.rel.clone(),
                     bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
                     mode: r.mode,
+                    sha256: crate::fsutil::sha256_hex(&r.bytes),
                 });
             }
         }
@@ -487,7 +512,17 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
         };
         let applied = txn::apply(&inputs.paths, &ops, &info, &mut || {
             Ok(Some(make_manifest()?.to_bytes()))
-        })?;
+        });
+        let applied = match (applied, &before) {
+            (Ok(a), _) => a,
+            (Err(e), Some(b)) if stop_legacy => {
+                // The files are back as they were: bring the fleet back too,
+                // on the socket they name.
+                let _ = crate::relaunch::after(&inputs.paths, b);
+                return Err(e);
+            }
+            (Err(e), _) => return Err(e),
+        };
         report.backup = applied.backup.map(|b| b.display().to_string());
     }
     if units_changed || (opts.relaunch && units.is_some()) {
@@ -520,7 +555,7 @@ fn check_downgrade(inputs: &Inputs, allow: bool) -> Result<()> {
 
 fn summarise(report: &mut SyncReport) {
     let mut s = BTreeMap::new();
-    for c in &report.changes {
+    for c in report.changes.iter().filter(|c| !c.quiet) {
         *s.entry(c.action.clone()).or_insert(0) += 1;
     }
     report.summary = s;

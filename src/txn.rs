@@ -6,11 +6,11 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
-use crate::fsutil::{self, join_rel, temp_path};
+use crate::fsutil::{self, join_rel, temp_path, Fingerprint};
 use crate::paths::Paths;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -51,6 +51,8 @@ pub enum Op<'a> {
         bytes: Payload<'a>,
         /// Mode.
         mode: u32,
+        /// sha256 of the content (how recovery recognises what it wrote).
+        sha256: String,
     },
     /// Remove a file, a symlink (the link itself) or a directory tree.
     Remove {
@@ -101,6 +103,15 @@ pub struct Record {
     pub kind: String,
     /// What was there before: `absent`, `file`, `dir`, `symlink`.
     pub before: String,
+    /// The stat fingerprint of the file that was there (checked again right
+    /// before it is replaced, so an edit made meanwhile is never lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp: Option<Fingerprint>,
+    /// What the run leaves there: `absent`, or the sha256 of the file it
+    /// writes; unset when unknown. Recovery only undoes a path that still
+    /// holds what the run left, never a later edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// The backup record, `STATE/backups/ID/meta.json`.
@@ -124,6 +135,9 @@ pub struct BackupMeta {
     pub mkdirs: Vec<String>,
     /// True once the run completed.
     pub complete: bool,
+    /// The run's temp-file tag (temp files are `.NAME.mosaic-tmp-TAG`).
+    #[serde(default)]
+    pub tmp_tag: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -187,6 +201,19 @@ fn backup_copy(files: &Path, rel: &str) -> PathBuf {
     }
 }
 
+/// What is at `path` (never following a link) and, for a file, its fingerprint.
+fn stat_of(path: &Path) -> Result<(&'static str, Option<Fingerprint>)> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Ok(("symlink", None)),
+        Ok(m) if m.is_dir() => Ok(("dir", None)),
+        Ok(m) if m.is_file() => Ok(("file", Some(Fingerprint::of(&m)))),
+        Ok(_) => Ok(("special", None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(("absent", None)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(("absent", None)),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 fn kind_of(path: &Path) -> Result<&'static str> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Ok("symlink"),
@@ -219,6 +246,11 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             std::fs::Permissions::from_mode(meta.permissions().mode()),
         )
         .at(to)?;
+    } else {
+        return Err(Error::Input(format!(
+            "{}: a socket, fifo or device cannot be backed up; move it out of the way and re-run",
+            from.display()
+        )));
     }
     Ok(())
 }
@@ -272,7 +304,7 @@ fn remove_if_not_file(path: &Path) -> Result<()> {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    let mut bytes = serde_json::to_vec(value).expect("serialisable");
     bytes.push(b'\n');
     fsutil::write_atomic(path, &bytes, mode)
 }
@@ -293,6 +325,26 @@ pub struct Applied {
     pub backup: Option<PathBuf>,
 }
 
+/// What the last op on each path leaves there (see [`Record::after`]).
+fn afters(ops: &[Op<'_>]) -> Result<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    for op in ops {
+        let after = match op {
+            Op::Write { sha256, .. } => Some(sha256.clone()),
+            Op::Remove { .. } | Op::Restore { from: None, .. } => Some("absent".to_string()),
+            Op::Restore {
+                from: Some(from), ..
+            } => match std::fs::symlink_metadata(from) {
+                Ok(m) if m.is_file() => Some(fsutil::hash_file(from)?),
+                _ => None,
+            },
+            Op::RemoveDirIfEmpty { .. } => None,
+        };
+        out.insert(op.rel().to_string(), after);
+    }
+    Ok(out)
+}
+
 /// Applies `ops` transactionally, then writes the manifest produced by
 /// `manifest` (called after every op has landed, so it can stat the results;
 /// `None` removes the manifest).
@@ -305,25 +357,6 @@ pub fn apply(
 ) -> Result<Applied> {
     let home = &paths.home;
     // --- prepare: what exists now, and which directories must be made.
-    let mut records = Vec::with_capacity(ops.len() + 1);
-    let mut seen = BTreeSet::new();
-    for op in ops {
-        // The first op on a path sees its state before the run; that is what
-        // the backup must hold.
-        if !seen.insert(op.rel()) {
-            continue;
-        }
-        records.push(Record {
-            rel: op.rel().to_string(),
-            kind: op.kind().to_string(),
-            before: kind_of(&target(home, op.rel()))?.to_string(),
-        });
-    }
-    records.push(Record {
-        rel: MANIFEST_REL.to_string(),
-        kind: "manifest".to_string(),
-        before: kind_of(&paths.manifest())?.to_string(),
-    });
     let removed: BTreeSet<&str> = ops
         .iter()
         .filter_map(|o| match o {
@@ -331,24 +364,86 @@ pub fn apply(
             _ => None,
         })
         .collect();
+    let under_removed = |rel: &str| {
+        removed
+            .iter()
+            .any(|r| rel.len() > r.len() && rel.starts_with(r) && rel.as_bytes()[r.len()] == b'/')
+    };
+    let mut dir_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
     let mut mkdirs: BTreeSet<String> = BTreeSet::new();
+    let mut afters = afters(ops)?;
+    let mut records = Vec::with_capacity(ops.len() + 1);
+    let mut seen = BTreeSet::new();
     for op in ops {
-        if !matches!(op, Op::Write { .. } | Op::Restore { from: Some(_), .. }) {
-            continue;
-        }
+        // The first op on a path sees its state before the run; that is what
+        // the backup must hold.
         let rel = op.rel();
-        if rel.starts_with('/') {
+        if !seen.insert(rel) {
             continue;
         }
-        let mut idx = 0;
-        while let Some(pos) = rel[idx..].find('/') {
-            let anc = &rel[..idx + pos];
-            if removed.contains(anc) || kind_of(&join_rel(home, anc))? == "absent" {
-                mkdirs.insert(anc.to_string());
+        let inside = !rel.starts_with('/');
+        let below_removed = inside && under_removed(rel);
+        if inside && !below_removed {
+            // Never act through a link or over a file standing where a
+            // directory must be (the planner blocks these; this guards every
+            // caller, rollback included).
+            let mut idx = 0;
+            while let Some(pos) = rel[idx..].find('/') {
+                let anc = &rel[..idx + pos];
+                let kind = match dir_kinds.get(anc) {
+                    Some(k) => *k,
+                    None => {
+                        let k = kind_of(&join_rel(home, anc))?;
+                        dir_kinds.insert(anc.to_string(), k);
+                        k
+                    }
+                };
+                match kind {
+                    "dir" => {}
+                    "absent" => {
+                        if matches!(op, Op::Write { .. } | Op::Restore { from: Some(_), .. }) {
+                            mkdirs.insert(anc.to_string());
+                        }
+                    }
+                    other => {
+                        return Err(Error::Input(format!(
+                            "{}: a {other} is in the way of {rel}; mosaic never writes through links: move it aside and re-run",
+                            join_rel(home, anc).display()
+                        )))
+                    }
+                }
+                idx += pos + 1;
             }
-            idx += pos + 1;
+        } else if below_removed {
+            let mut idx = 0;
+            while let Some(pos) = rel[idx..].find('/') {
+                let anc = &rel[..idx + pos];
+                if removed.contains(anc) || under_removed(anc) {
+                    mkdirs.insert(anc.to_string());
+                }
+                idx += pos + 1;
+            }
         }
+        let (before, fp) = if below_removed {
+            ("absent", None)
+        } else {
+            stat_of(&target(home, rel))?
+        };
+        records.push(Record {
+            rel: rel.to_string(),
+            kind: op.kind().to_string(),
+            before: before.to_string(),
+            fp,
+            after: afters.remove(rel).flatten(),
+        });
     }
+    records.push(Record {
+        rel: MANIFEST_REL.to_string(),
+        kind: "manifest".to_string(),
+        before: kind_of(&paths.manifest())?.to_string(),
+        fp: None,
+        after: None,
+    });
     let (stamp, rfc) = utc_now();
     let from = info
         .from_version
@@ -372,6 +467,7 @@ pub fn apply(
         records,
         mkdirs: mkdirs.into_iter().collect(),
         complete: false,
+        tmp_tag: format!("{}-{}", std::process::id(), &stamp[9..]),
     };
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -420,19 +516,33 @@ pub fn apply(
     // --- apply.
     match apply_ops(home, ops, &meta, manifest) {
         Ok(()) => {
+            // The tree is updated: only the journal decides whether the next
+            // run rolls back, so it goes first; the rest is bookkeeping.
+            std::fs::remove_file(&journal).at(&journal)?;
+            let _ = fsutil::fsync_dir(&paths.state);
             let mut done = meta;
             done.complete = true;
-            write_json(&bdir.join("meta.json"), &done, 0o600)?;
-            std::fs::remove_file(&journal).at(&journal)?;
-            fsutil::fsync_dir(&paths.state)?;
-            prune(paths)?;
+            let _ = write_json(&bdir.join("meta.json"), &done, 0o600);
+            let _ = prune(paths);
             Ok(Applied { backup: Some(bdir) })
         }
         Err(first) => match restore_from(home, &bdir, &meta) {
-            Ok(()) => {
+            Ok(kept) if kept.is_empty() => {
                 let _ = std::fs::remove_dir_all(&bdir);
                 let _ = std::fs::remove_file(&journal);
                 Err(Error::RolledBack(Box::new(first)))
+            }
+            Ok(kept) => {
+                keep_backup(&journal, &bdir, meta);
+                Err(Error::RollbackFailed {
+                    first: Box::new(first),
+                    second: Box::new(Error::Input(format!(
+                        "{} changed during the run and {} kept as found",
+                        kept.join(", "),
+                        if kept.len() == 1 { "was" } else { "were" }
+                    ))),
+                    backup: bdir,
+                })
             }
             Err(second) => Err(Error::RollbackFailed {
                 first: Box::new(first),
@@ -443,16 +553,48 @@ pub fn apply(
     }
 }
 
+/// Keeps a backup that still holds pre-run copies of paths recovery left
+/// alone: marked complete so `mosaic backups` lists it; the journal goes.
+fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
+    meta.complete = true;
+    let _ = write_json(&bdir.join("meta.json"), &meta, 0o600);
+    let _ = std::fs::remove_file(journal);
+}
+
+/// Fails when `path` is no longer what the run found there.
+fn unchanged(path: &Path, rec: &Record) -> Result<()> {
+    let (kind, fp) = stat_of(path)?;
+    let same = match rec.before.as_str() {
+        "file" => kind == "file" && fp == rec.fp,
+        "absent" => kind == "absent",
+        _ => true,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "{} changed while mosaic was updating it; re-run once it is saved",
+            path.display()
+        )))
+    }
+}
+
 fn apply_ops(
     home: &Path,
     ops: &[Op<'_>],
     meta: &BackupMeta,
     manifest: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
 ) -> Result<()> {
+    let record: BTreeMap<&str, &Record> =
+        meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
     // Removals first: an obstacle must go before its replacement is written.
+    let mut removed = BTreeSet::new();
     for op in ops {
         if let Op::Remove { rel } = op {
-            remove_any(&target(home, rel))?;
+            let path = target(home, rel);
+            unchanged(&path, record[rel.as_str()])?;
+            remove_any(&path)?;
+            removed.insert(rel.as_str());
         }
     }
     for d in &meta.mkdirs {
@@ -461,24 +603,38 @@ fn apply_ops(
             std::fs::DirBuilder::new().mode(0o755).create(&p).at(&p)?;
         }
     }
-    // Writes: every temp first, one syncfs, then the renames.
+    // Writes: every temp first, one flush per file system, then the renames.
     let mut temps = Vec::new();
+    let mut outside: BTreeSet<&Path> = BTreeSet::new();
     for op in ops {
-        if let Op::Write { rel, bytes, mode } = op {
+        if let Op::Write {
+            rel, bytes, mode, ..
+        } = op
+        {
             let path = target(home, rel);
             let tmp = match bytes {
-                Payload::Bytes(b) => fsutil::write_temp(&path, b, *mode, false)?,
-                Payload::File(from) => fsutil::copy_temp(&path, from, *mode, false)?,
+                Payload::Bytes(b) => fsutil::write_temp(&path, &meta.tmp_tag, b, *mode, false)?,
+                Payload::File(from) => fsutil::copy_temp(&path, &meta.tmp_tag, from, *mode, false)?,
             };
-            temps.push((tmp, path));
+            if rel.starts_with('/') {
+                outside.extend(Path::new(rel.as_str()).parent());
+            }
+            temps.push((tmp, path, rel.as_str()));
         }
     }
     if !temps.is_empty() {
         fsutil::syncfs(home)?;
+        for dir in &outside {
+            fsutil::syncfs(dir)?;
+        }
     }
-    for (i, (tmp, path)) in temps.iter().enumerate() {
+    failpoint::pause("before-rename");
+    for (i, (tmp, path, rel)) in temps.iter().enumerate() {
         if i == temps.len() / 2 {
             failpoint::hit("mid-apply");
+        }
+        if !removed.contains(rel) && !under(rel, &removed) {
+            unchanged(path, record[rel])?;
         }
         std::fs::rename(tmp, path).at(path)?;
     }
@@ -498,13 +654,6 @@ fn apply_ops(
         }
     }
     fsutil::syncfs(home)?;
-    // Targets outside the home (active units) may be on another file system.
-    let mut outside: BTreeSet<&Path> = BTreeSet::new();
-    for op in ops {
-        if op.rel().starts_with('/') {
-            outside.extend(Path::new(op.rel()).parent());
-        }
-    }
     for dir in outside {
         if dir.is_dir() {
             fsutil::fsync_dir(dir)?;
@@ -522,57 +671,152 @@ fn apply_ops(
     Ok(())
 }
 
-/// Puts every recorded path back as the backup holds it, removes temps and
-/// the directories the run created.
-fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<()> {
+fn under(rel: &str, removed: &BTreeSet<&str>) -> bool {
+    removed
+        .iter()
+        .any(|r| rel.len() > r.len() && rel.starts_with(r) && rel.as_bytes()[r.len()] == b'/')
+}
+
+/// What is at a path, for comparing the tree with a backup.
+#[derive(Debug, PartialEq, Eq)]
+enum Now {
+    Absent,
+    File(String, u32),
+    Dir,
+    Link(PathBuf),
+    Special,
+}
+
+fn now_at(path: &Path) -> Result<Now> {
+    Ok(match stat_of(path)?.0 {
+        "absent" => Now::Absent,
+        "dir" => Now::Dir,
+        "symlink" => Now::Link(std::fs::read_link(path).at(path)?),
+        "file" => {
+            let mode = std::fs::symlink_metadata(path)
+                .at(path)?
+                .permissions()
+                .mode()
+                & 0o7777;
+            Now::File(fsutil::hash_file(path)?, mode)
+        }
+        _ => Now::Special,
+    })
+}
+
+/// Puts every recorded path back as the backup holds it, removes the run's
+/// temps and the directories it created. A path that no longer holds what
+/// the run left there (the operator changed it after a crash, or while the
+/// run was failing) is left as found; those paths are returned.
+fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<Vec<String>> {
     let files = bdir.join("files");
+    let mut kept = Vec::new();
     for rec in meta.records.iter().rev() {
         let path = target(home, &rec.rel);
-        let tmp = temp_path(&path);
-        if std::fs::symlink_metadata(&tmp).is_ok() {
-            remove_any(&tmp)?;
+        if !meta.tmp_tag.is_empty() {
+            let tmp = temp_path(&path, &meta.tmp_tag);
+            if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+                std::fs::remove_file(&tmp).at(&tmp)?;
+            }
+        }
+        let backup = backup_copy(&files, &rec.rel);
+        match rec.kind.as_str() {
+            "rmdir" => {
+                if kind_of(&path)? == "absent" {
+                    fsutil::create_dirs(&path, 0o755)?;
+                }
+                continue;
+            }
+            "manifest" => {
+                if rec.before == "absent" {
+                    remove_any(&path)?;
+                } else {
+                    restore_path(Some(&backup), &path)?;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let now = now_at(&path)?;
+        let before = if rec.before == "absent" {
+            Now::Absent
+        } else {
+            now_at(&backup)?
+        };
+        if now == before {
+            continue;
+        }
+        let ours = match rec.after.as_deref() {
+            Some("absent") => now == Now::Absent,
+            Some(sha) => matches!(&now, Now::File(h, _) if h == sha),
+            None => true,
+        };
+        if !ours {
+            kept.push(path.display().to_string());
+            continue;
         }
         if rec.before == "absent" {
             remove_any(&path)?;
-        } else if rec.kind == "rmdir" {
-            if kind_of(&path)? == "absent" {
-                fsutil::create_dirs(&path, 0o755)?;
-            }
         } else {
-            restore_path(Some(&backup_copy(&files, &rec.rel)), &path)?;
+            restore_path(Some(&backup), &path)?;
         }
     }
     for d in meta.mkdirs.iter().rev() {
         let _ = std::fs::remove_dir(join_rel(home, d));
     }
     fsutil::syncfs(home)?;
-    Ok(())
+    Ok(kept)
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// The backup id the interrupted run had made.
+    pub id: String,
+    /// Paths changed after the crash, left as found (their pre-run copies
+    /// stay in that backup, which is kept).
+    pub kept: Vec<String>,
 }
 
 /// If a journal from an interrupted run exists, rolls the tree back to the
-/// state before that run. Returns the backup id it recovered from.
-pub fn recover(paths: &Paths) -> Result<Option<String>> {
+/// state before that run.
+pub fn recover(paths: &Paths) -> Result<Option<Recovered>> {
     let journal = paths.journal();
     if !journal.exists() {
         return Ok(None);
     }
     let j: Journal = read_json(&journal)?;
-    let meta_path = j.backup.join("meta.json");
+    if j.backup.parent() != Some(paths.backups().as_path()) {
+        return Err(Error::Corrupt {
+            path: journal,
+            msg: format!(
+                "it names {} outside the backups directory",
+                j.backup.display()
+            ),
+            fix: "remove the journal by hand after checking the tree".to_string(),
+        });
+    }
     let id = j
         .backup
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut kept = Vec::new();
     if j.phase == "apply" {
-        let meta: BackupMeta = read_json(&meta_path)?;
-        restore_from(&paths.home, &j.backup, &meta)?;
+        let meta: BackupMeta = read_json(&j.backup.join("meta.json"))?;
+        kept = restore_from(&paths.home, &j.backup, &meta)?;
+        if !kept.is_empty() {
+            keep_backup(&journal, &j.backup, meta);
+            fsutil::fsync_dir(&paths.state)?;
+            return Ok(Some(Recovered { id, kept }));
+        }
     }
     if j.backup.exists() {
         std::fs::remove_dir_all(&j.backup).at(&j.backup)?;
     }
     std::fs::remove_file(&journal).at(&journal)?;
     fsutil::fsync_dir(&paths.state)?;
-    Ok(Some(id))
+    Ok(Some(Recovered { id, kept }))
 }
 
 /// Complete backups of this home, newest first.

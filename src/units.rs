@@ -69,11 +69,32 @@ pub fn plan_refresh(
     conflict: ConflictMode,
 ) -> Result<UnitPlan> {
     let shipped = shipped(source);
-    let recorded = manifest.filter(|m| !m.units.is_empty()).map(|m| {
+    // The active copies mosaic recorded; before it recorded any (a fleet
+    // installed by `fleet install`, or by older tools), what it last shipped
+    // into the home is what the active copy should hold if unedited.
+    let recorded = manifest.map(|m| {
         let mut u = Manifest::new(m.version.clone());
-        u.files = m.units.clone();
+        u.files = if m.units.is_empty() {
+            shipped
+                .keys()
+                .filter_map(|name| {
+                    m.files.get(&format!("{SHIPPED_DIR}{name}")).map(|e| {
+                        (
+                            name.clone(),
+                            Entry {
+                                observed: None,
+                                ..e.clone()
+                            },
+                        )
+                    })
+                })
+                .collect()
+        } else {
+            m.units.clone()
+        };
         u
     });
+    let recorded = recorded.filter(|u| !u.files.is_empty());
     let mut keys: Vec<&str> = shipped.keys().map(String::as_str).collect();
     if let Some(r) = &recorded {
         keys.extend(
@@ -127,7 +148,8 @@ impl UnitPlan {
             let write = |rel: String| Op::Write {
                 rel,
                 bytes: crate::txn::Payload::of(s),
-                mode: 0o644,
+                mode: s.mode,
+                sha256: s.sha256.clone(),
             };
             match item.action {
                 Action::Create
@@ -207,7 +229,7 @@ impl UnitPlan {
                 item.path.clone(),
                 Entry {
                     sha256: s.sha256.clone(),
-                    mode: 0o644,
+                    mode: s.mode,
                     observed,
                 },
             );

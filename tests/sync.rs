@@ -6,7 +6,7 @@
 mod sync_support;
 
 use predicates::prelude::*;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use sync_support::*;
 
 fn operator_files(w: &World) {
@@ -281,7 +281,7 @@ fn rollback_restores_the_previous_state_and_is_itself_undoable() {
     // the manifest's fingerprints differ; its version must be back to 1.0.0
     let m = rolled.remove(".mosaic/manifest.json").unwrap();
     want.remove(".mosaic/manifest.json");
-    assert!(String::from_utf8_lossy(&m.2).contains("\"version\": \"1.0.0\""));
+    assert!(String::from_utf8_lossy(&m.2).contains("\"version\":\"1.0.0\""));
     assert_same(&want, &rolled, "rollback");
     // v1 is installed again: verify passes against the restored manifest
     w.mosaic(Some(&r1)).arg("verify").assert().success();
@@ -730,4 +730,166 @@ fn legacy_install_files_recognised_from_release_history_are_adopted_as_ours() {
         .assert()
         .success();
     assert!(w2.path("docs/dropped.md").exists());
+}
+
+#[test]
+fn recovery_after_a_crash_keeps_edits_made_since_the_crash() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .env("MOSAIC_FAILPOINT", "before-manifest")
+        .assert()
+        .failure();
+    // after the crash the operator edits a file the run had written, and
+    // one it had created
+    w.write("tools/fleet/hello.sh", "#!/bin/sh\necho operator\n");
+    w.write("docs/new.md", "operator notes\n");
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("interrupted run was rolled back"))
+        .stderr(predicate::str::contains("kept as found"));
+    assert_eq!(w.read("tools/fleet/hello.sh"), "#!/bin/sh\necho operator\n");
+    assert_eq!(w.read("docs/new.md"), "operator notes\n");
+    // untouched paths were rolled back and updated again
+    assert_eq!(w.read("fleet/README.md"), r2.file("fleet/README.md"));
+    // the interrupted run's backup is kept and listed
+    w.mosaic(None)
+        .arg("backups")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1.0.0 → 1.1.0"));
+}
+
+#[test]
+fn an_edit_saved_while_an_update_runs_is_never_overwritten() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let before = snapshot(&w.home());
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
+    cmd.args(["update", "--offline"])
+        .env("HOME", w.dir.path().join("user"))
+        .env("MOSAIC_HOME", w.home())
+        .env("MOSAIC_STATE_DIR", w.state())
+        .env("MOSAIC_FRAMEWORK_DIR", r2.dir.path())
+        .env("MOSAIC_FRAMEWORK_VERSION", &r2.version)
+        .env("MOSAIC_FAILPOINT", "sleep:before-rename")
+        .env("MOSAIC_FAILPOINT_SLEEP_MS", "1500")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // wait until the update has written its temp files
+    let t0 = std::time::Instant::now();
+    loop {
+        let temps = walkdir::WalkDir::new(w.home())
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains(".mosaic-tmp-"));
+        if temps {
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "update never reached its renames"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    w.write("tools/fleet/hello.sh", "#!/bin/sh\necho saved meanwhile\n");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("changed while mosaic was updating it"),
+        "{err}"
+    );
+    assert_eq!(
+        w.read("tools/fleet/hello.sh"),
+        "#!/bin/sh\necho saved meanwhile\n"
+    );
+    // everything else is as before the run
+    let mut after = snapshot(&w.home());
+    let mut want = before;
+    after.remove("tools/fleet/hello.sh");
+    want.remove("tools/fleet/hello.sh");
+    assert_same(&want, &after, "failed update");
+}
+
+#[test]
+fn rollback_never_acts_through_a_symlinked_directory() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    // the operator moves docs/ into a dotfiles dir and links it back
+    let dots = w.dir.path().join("dots");
+    std::fs::create_dir_all(&dots).unwrap();
+    std::fs::rename(w.path("docs"), dots.join("docs")).unwrap();
+    std::os::unix::fs::symlink(dots.join("docs"), w.path("docs")).unwrap();
+    std::fs::write(dots.join("docs/new.md"), "operator's now\n").unwrap();
+    w.mosaic(None)
+        .arg("rollback")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("symlink is in the way"));
+    assert_eq!(
+        std::fs::read_to_string(dots.join("docs/new.md")).unwrap(),
+        "operator's now\n"
+    );
+}
+
+#[test]
+fn replace_clears_a_symlinked_parent_whose_target_holds_files_of_the_same_names() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let dots = w.dir.path().join("dots/tools");
+    std::fs::create_dir_all(dots.join("fleet")).unwrap();
+    std::fs::write(dots.join("fleet/hello.sh"), "dotfiles copy\n").unwrap();
+    std::fs::remove_dir_all(w.path("tools")).unwrap();
+    std::os::unix::fs::symlink(&dots, w.path("tools")).unwrap();
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline", "--conflict", "replace"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(dots.join("fleet/hello.sh")).unwrap(),
+        "dotfiles copy\n"
+    );
+    assert!(!std::fs::symlink_metadata(w.path("tools"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        w.read("tools/fleet/hello.sh"),
+        r2.file("tools/fleet/hello.sh")
+    );
+}
+
+#[test]
+fn a_fifo_in_the_way_is_refused_not_dropped() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    std::fs::remove_file(w.path("docs/guide.md")).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(w.path("docs/guide.md"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline", "--conflict", "replace"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot be backed up"));
+    assert!(std::fs::symlink_metadata(w.path("docs/guide.md"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }

@@ -170,24 +170,31 @@ fn active_units_are_refreshed_with_one_daemon_reload_and_relaunch_moves_the_flee
             .args(args);
         c
     };
-    // the embedded framework, then a fleet on the legacy socket running the stub
-    mosaic(&["install"]).assert().success();
+    // an older release (its holder unit differs), then a fleet on the legacy
+    // socket running the stub; the update brings the embedded framework
+    let older = um.home().join("older-framework");
+    common::copy_tree(&common::framework_dir(), &older);
+    let holder_rel = "systemd/user/mosaic-tmux-holder.service";
+    let old_holder = std::fs::read_to_string(older.join(holder_rel))
+        .unwrap()
+        .replace("Description=", "Description=OLD ");
+    std::fs::write(older.join(holder_rel), &old_holder).unwrap();
+    mosaic(&["install"])
+        .env("MOSAIC_FRAMEWORK_DIR", &older)
+        .env("MOSAIC_FRAMEWORK_VERSION", "0.0.9")
+        .assert()
+        .success();
     assert!(
         !units.exists() || std::fs::read_dir(&units).unwrap().count() == 0,
         "no fleet: no units written"
     );
     assert_eq!(reloads(&log), 0, "no fleet: no daemon-reload");
     std::fs::create_dir_all(&units).unwrap();
-    let shipped_holder =
-        std::fs::read_to_string(home.join("systemd/user/mosaic-tmux-holder.service")).unwrap();
+    let shipped_holder = std::fs::read_to_string(common::framework_dir().join(holder_rel)).unwrap();
     let shipped_agent =
         std::fs::read_to_string(home.join("systemd/user/mosaic-agent@.service")).unwrap();
     // an older holder unit is active, with a drop-in, next to another unit
-    std::fs::write(
-        units.join("mosaic-tmux-holder.service"),
-        shipped_holder.replace("Description=", "Description=OLD "),
-    )
-    .unwrap();
+    std::fs::write(units.join("mosaic-tmux-holder.service"), &old_holder).unwrap();
     std::fs::write(units.join("mosaic-agent@.service"), &shipped_agent).unwrap();
     std::fs::create_dir_all(units.join("mosaic-agent@.service.d")).unwrap();
     std::fs::write(
