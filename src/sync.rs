@@ -510,9 +510,12 @@ fn sync_from(
             from_version: report.from_version.clone(),
             to_version: report.to_version.clone(),
         };
-        let applied = txn::apply(&inputs.paths, &ops, &info, &mut || {
-            Ok(Some(make_manifest()?.to_bytes()))
-        });
+        let applied = txn::apply(
+            &inputs.paths,
+            &ops,
+            &info,
+            Some(&mut || Ok(Some(make_manifest()?.to_bytes()))),
+        );
         let applied = match (applied, &before) {
             (Ok(a), _) => a,
             (Err(e), Some(b)) if stop_legacy => {
@@ -779,6 +782,6 @@ pub fn rollback(paths: Paths, id: Option<&str>) -> Result<(String, Option<String
             .clone()
             .unwrap_or_else(|| "none".to_string()),
     };
-    let applied = txn::apply(&paths, &ops, &info, &mut || Ok(manifest.clone()))?;
+    let applied = txn::apply(&paths, &ops, &info, Some(&mut || Ok(manifest.clone())))?;
     Ok((meta.id, applied.backup.map(|b| b.display().to_string())))
 }

@@ -345,15 +345,15 @@ fn afters(ops: &[Op<'_>]) -> Result<BTreeMap<String, Option<String>>> {
     Ok(out)
 }
 
-/// Applies `ops` transactionally, then writes the manifest produced by
-/// `manifest` (called after every op has landed, so it can stat the results;
-/// `None` removes the manifest).
+/// Applies `ops` transactionally, then, when `manifest` is given, writes the
+/// manifest it produces (called after every op has landed, so it can stat
+/// the results; `None` from it removes the manifest).
 /// On any error the tree is restored and the error returned.
 pub fn apply(
     paths: &Paths,
     ops: &[Op<'_>],
     info: &RunInfo,
-    manifest: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
+    manifest: Option<&mut dyn FnMut() -> Result<Option<Vec<u8>>>>,
 ) -> Result<Applied> {
     let home = &paths.home;
     // --- prepare: what exists now, and which directories must be made.
@@ -437,13 +437,15 @@ pub fn apply(
             after: afters.remove(rel).flatten(),
         });
     }
-    records.push(Record {
-        rel: MANIFEST_REL.to_string(),
-        kind: "manifest".to_string(),
-        before: kind_of(&paths.manifest())?.to_string(),
-        fp: None,
-        after: None,
-    });
+    if manifest.is_some() {
+        records.push(Record {
+            rel: MANIFEST_REL.to_string(),
+            kind: "manifest".to_string(),
+            before: kind_of(&paths.manifest())?.to_string(),
+            fp: None,
+            after: None,
+        });
+    }
     let (stamp, rfc) = utc_now();
     let from = info
         .from_version
@@ -583,7 +585,7 @@ fn apply_ops(
     home: &Path,
     ops: &[Op<'_>],
     meta: &BackupMeta,
-    manifest: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
+    manifest: Option<&mut dyn FnMut() -> Result<Option<Vec<u8>>>>,
 ) -> Result<()> {
     let record: BTreeMap<&str, &Record> =
         meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
@@ -660,6 +662,9 @@ fn apply_ops(
         }
     }
     failpoint::hit("before-manifest");
+    let Some(manifest) = manifest else {
+        return Ok(());
+    };
     let mpath = join_rel(home, MANIFEST_REL);
     match manifest()? {
         Some(bytes) => {

@@ -271,6 +271,22 @@ fn install_merges_env_files_and_installs_units() {
         "{log}"
     );
 
+    // The env file it rewrote is in a backup, byte for byte.
+    let backups = home.root().join(".local/state/mosaic/backups");
+    let found = walkdir::WalkDir::new(&backups)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() == "coder0.env")
+        .any(|e| {
+            std::fs::read_to_string(e.path()).unwrap()
+                == "# my note\nMOSAIC_AGENT_WORKDIR=/srv/old\nMOSAIC_AGENT_COMMAND=/opt/canary.sh --fast\nMOSAIC_HEARTBEAT_INTERVAL=5\n# site note\n"
+        });
+    assert!(
+        found,
+        "the replaced env file is backed up under {}",
+        backups.display()
+    );
+
     // A second install changes nothing in the env files.
     let before = std::fs::read_to_string(&env).unwrap();
     let out = home.run(&["fleet", "install"]);

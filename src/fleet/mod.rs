@@ -284,7 +284,15 @@ pub struct InstallReport {
     pub warnings: Vec<String>,
 }
 
-fn write_if_changed(path: &Path, bytes: &[u8], mode: u32, dry: bool) -> Result<FileAction> {
+/// Decides one write of `fleet install`; the write itself is queued in
+/// `pending` and applied with the others as one backed-up transaction.
+fn write_if_changed(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    dry: bool,
+    pending: &mut Vec<(PathBuf, Vec<u8>, u32)>,
+) -> Result<FileAction> {
     let old = match std::fs::read(path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -297,7 +305,7 @@ fn write_if_changed(path: &Path, bytes: &[u8], mode: u32, dry: bool) -> Result<F
         None => "created",
     };
     if action != "unchanged" && !dry {
-        fsutil::write_atomic(path, bytes, mode)?;
+        pending.push((path.to_path_buf(), bytes.to_vec(), mode));
     }
     let action = if dry && action != "unchanged" {
         format!("would be {action}")
@@ -328,6 +336,37 @@ fn same_path(a: &Path, b: &Path) -> bool {
     ca == cb
 }
 
+/// Writes what `fleet install` decided, under the update lock, as one
+/// transaction: every replaced env file or unit is backed up first (listed by
+/// `mosaic backups`, undone by `mosaic rollback`).
+fn apply_pending(ctx: &Ctx, pending: Vec<(PathBuf, Vec<u8>, u32)>) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let paths = &ctx.paths;
+    let _lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
+    crate::txn::recover(paths)?;
+    let ops: Vec<crate::txn::Op<'_>> = pending
+        .iter()
+        .map(|(path, bytes, mode)| crate::txn::Op::Write {
+            rel: path.display().to_string(),
+            bytes: crate::txn::Payload::Bytes(std::borrow::Cow::Borrowed(&bytes[..])),
+            mode: *mode,
+            sha256: fsutil::sha256_hex(bytes),
+        })
+        .collect();
+    let version = crate::manifest::Manifest::load(&paths.manifest())?
+        .map(|m| m.version.to_string())
+        .unwrap_or_else(|| "none".to_string());
+    let info = crate::txn::RunInfo {
+        command: "fleet install".to_string(),
+        from_version: Some(version.clone()),
+        to_version: version,
+    };
+    crate::txn::apply(paths, &ops, &info, None)?;
+    Ok(())
+}
+
 fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
     let home = &ctx.paths.home;
@@ -354,6 +393,7 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
         }
     }
     let dry = g.dry_run;
+    let mut pending = Vec::new();
     let agents_dir = ctx.agents_dir();
     if !dry {
         ensure_dir(&agents_dir, 0o700)?;
@@ -374,8 +414,13 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
             &envfile::agent_keys(home, &roster, a),
             &envfile::agent_header(a.name.as_str()),
         );
-        rep.env_files
-            .push(write_if_changed(&path, text.as_bytes(), 0o600, dry)?);
+        rep.env_files.push(write_if_changed(
+            &path,
+            text.as_bytes(),
+            0o600,
+            dry,
+            &mut pending,
+        )?);
     }
     let holder_path = agents_dir.join("_holder.env");
     let existing = std::fs::read_to_string(&holder_path).ok();
@@ -384,8 +429,13 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
         &envfile::holder_keys(&roster),
         envfile::HOLDER_HEADER,
     );
-    rep.env_files
-        .push(write_if_changed(&holder_path, text.as_bytes(), 0o600, dry)?);
+    rep.env_files.push(write_if_changed(
+        &holder_path,
+        text.as_bytes(),
+        0o600,
+        dry,
+        &mut pending,
+    )?);
 
     if !dry {
         ensure_dir(&ctx.paths.units, 0o755)?;
@@ -397,8 +447,10 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
             &bytes,
             0o644,
             dry,
+            &mut pending,
         )?);
     }
+    apply_pending(ctx, pending)?;
     let mut enable = vec![systemd::HOLDER_UNIT.to_string()];
     enable.extend(
         roster
