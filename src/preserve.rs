@@ -24,6 +24,9 @@ pub const BUILT_IN: &[&str] = &[
 pub struct Preserve {
     set: GlobSet,
     patterns: Vec<String>,
+    /// Each pattern's literal head (up to its first glob character): a path
+    /// starting with none of them cannot match, nor can its ancestors.
+    heads: Vec<String>,
 }
 
 impl Preserve {
@@ -59,12 +62,20 @@ impl Preserve {
             builder.add(glob);
             patterns.push(pat);
         }
+        let heads = patterns
+            .iter()
+            .map(|p| p[..p.find(['*', '?', '[', '{', '\\']).unwrap_or(p.len())].to_string())
+            .collect();
         let set = builder.build().map_err(|e| {
             Error::Input(format!(
                 "{origin}: bad preserve patterns ({e}); fix the file"
             ))
         })?;
-        Ok(Preserve { set, patterns })
+        Ok(Preserve {
+            set,
+            patterns,
+            heads,
+        })
     }
 
     /// The built-in set alone.
@@ -87,6 +98,12 @@ impl Preserve {
     /// Whether `rel` (a `/`-separated path relative to the home) is preserved:
     /// it, or one of its ancestors, matches a pattern.
     pub fn matches(&self, rel: &str) -> bool {
+        // An ancestor that matches starts with a pattern's literal head, and
+        // so does `rel`; a pattern without a literal path part (a bare
+        // directory name like `notes`) has its whole text as head.
+        if !self.heads.iter().any(|h| rel.starts_with(h.as_str())) {
+            return false;
+        }
         if self.set.is_match(rel) {
             return true;
         }

@@ -124,10 +124,9 @@ impl Source {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .filter(|c: &HashCache| c.dir == dir)
             .unwrap_or_default();
-        let mut new = HashCache {
-            dir: dir.to_path_buf(),
-            files: BTreeMap::new(),
-        };
+        // The cache is rebuilt only when something differs from it.
+        let mut fps: Vec<(String, Fingerprint)> = Vec::new();
+        let mut stale = false;
         let mut files = BTreeMap::new();
         for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
             let entry = entry.map_err(|e| {
@@ -156,14 +155,17 @@ impl Source {
             let fp = Fingerprint::of(&meta);
             let sha256 = match old.files.get(rel) {
                 Some((cfp, sha)) if *cfp == fp => sha.clone(),
-                _ => hash_file(entry.path())?,
+                _ => {
+                    stale = true;
+                    hash_file(entry.path())?
+                }
             };
+            fps.push((rel.to_string(), fp));
             let mode = if meta.permissions().mode() & 0o111 != 0 {
                 0o755
             } else {
                 0o644
             };
-            new.files.insert(rel.to_string(), (fp, sha256.clone()));
             files.insert(
                 rel.to_string(),
                 SourceFile {
@@ -173,8 +175,20 @@ impl Source {
                 },
             );
         }
-        if let (Some(c), true) = (cache, persist) {
-            if new != old {
+        stale |= files.len() != old.files.len();
+        drop(old);
+        if let (Some(c), true, true) = (cache, persist, stale) {
+            let new = HashCache {
+                dir: dir.to_path_buf(),
+                files: fps
+                    .into_iter()
+                    .map(|(rel, fp)| {
+                        let sha = files[&rel].sha256.clone();
+                        (rel, (fp, sha))
+                    })
+                    .collect(),
+            };
+            {
                 if let Some(parent) = c.parent() {
                     crate::fsutil::create_dirs(parent, 0o700)?;
                 }

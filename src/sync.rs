@@ -98,9 +98,52 @@ pub struct Inputs {
     pub manifest: Option<Manifest>,
     /// Preserve set.
     pub preserve: Preserve,
+    /// The disk view of the manifest's paths, when scanned ahead (while the
+    /// source was loading).
+    prescan: Option<plan::DiskView>,
+}
+
+/// The manifest, the preserve set and the disk view of every path the
+/// manifest lists: all that can be read before the source is known.
+fn read_home(paths: &Paths) -> Result<(Option<Manifest>, Preserve, Option<plan::DiskView>)> {
+    let manifest = Manifest::load(&paths.manifest())?;
+    let preserve = Preserve::load(&paths.preserve_file())?;
+    let prescan = match &manifest {
+        Some(m) => Some(scan::scan(
+            &paths.home,
+            m.files.keys().map(String::as_str),
+            Some(m),
+            &preserve,
+        )?),
+        None => None,
+    };
+    Ok((manifest, preserve, prescan))
 }
 
 impl Inputs {
+    /// Loads the source (with `load`) on this thread while the manifest is
+    /// read and its paths are stat'ed on another: on a large tree the two
+    /// halves of the work overlap.
+    pub fn load_overlapped(
+        paths: Paths,
+        load: &mut (dyn FnMut(&Paths) -> Result<Source> + Send),
+    ) -> Result<Inputs> {
+        let (source, home) = std::thread::scope(|s| {
+            let home = s.spawn(|| read_home(&paths));
+            let source = load(&paths);
+            (source, home.join().expect("the home reader does not panic"))
+        });
+        let source = source?;
+        let (manifest, preserve, prescan) = home?;
+        Ok(Inputs {
+            paths,
+            source,
+            manifest,
+            preserve,
+            prescan,
+        })
+    }
+
     /// Loads the source, the manifest and the preserve set for `paths`.
     pub fn load(paths: Paths) -> Result<Inputs> {
         let source = Source::from_env(Some(&paths.state), false)?;
@@ -109,13 +152,13 @@ impl Inputs {
 
     /// Like [`Inputs::load`] with a given source.
     pub fn with_source(paths: Paths, source: Source) -> Result<Inputs> {
-        let manifest = Manifest::load(&paths.manifest())?;
-        let preserve = Preserve::load(&paths.preserve_file())?;
+        let (manifest, preserve, prescan) = read_home(&paths)?;
         Ok(Inputs {
             paths,
             source,
             manifest,
             preserve,
+            prescan,
         })
     }
 
@@ -125,17 +168,31 @@ impl Inputs {
         let Some(m) = &self.manifest else {
             return self.plan_adopting(conflict);
         };
-        let dropped = m
-            .files
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !self.source.files.contains_key(*k));
-        let view = scan::scan(
-            &self.paths.home,
-            shipped().chain(dropped),
-            Some(m),
-            &self.preserve,
-        )?;
+        let view = match &self.prescan {
+            // The manifest's paths are scanned; add what only the source has.
+            Some(pre) => {
+                let extra = shipped().filter(|k| !m.files.contains_key(*k));
+                let mut view = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
+                view.paths
+                    .extend(pre.paths.iter().map(|(k, v)| (k.clone(), v.clone())));
+                view.ancestors
+                    .extend(pre.ancestors.iter().map(|(k, v)| (k.clone(), v.clone())));
+                view
+            }
+            None => {
+                let dropped = m
+                    .files
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !self.source.files.contains_key(*k));
+                scan::scan(
+                    &self.paths.home,
+                    shipped().chain(dropped),
+                    Some(m),
+                    &self.preserve,
+                )?
+            }
+        };
         let p = plan::plan(&self.source.files, Some(m), &view, &self.preserve, conflict);
         Ok((p, view))
     }
@@ -379,7 +436,7 @@ pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<Syn
 fn sync_from(
     paths: Paths,
     opts: &SyncOptions,
-    load: &mut dyn FnMut(&Paths) -> Result<Source>,
+    load: &mut (dyn FnMut(&Paths) -> Result<Source> + Send),
 ) -> Result<SyncReport> {
     let mut report = SyncReport {
         home: paths.home.display().to_string(),
@@ -409,9 +466,8 @@ fn sync_from(
         }
         Some(lock)
     };
-    let source = load(&paths)?;
-    report.to_version = source.version.to_string();
-    let inputs = Inputs::with_source(paths, source)?;
+    let inputs = Inputs::load_overlapped(paths, load)?;
+    report.to_version = inputs.source.version.to_string();
     report.from_version = inputs.manifest.as_ref().map(|m| m.version.to_string());
     check_downgrade(&inputs, opts.allow_downgrade)?;
     let (plan, view) = inputs.plan(opts.conflict)?;
