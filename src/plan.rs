@@ -395,6 +395,45 @@ fn dirs_to_remove(
     v
 }
 
+impl Action {
+    /// Whether applying this action writes the shipped file at its path.
+    pub fn writes_shipped(&self) -> bool {
+        matches!(
+            self,
+            Action::Create
+                | Action::FixMode { .. }
+                | Action::Update
+                | Action::UpdateLegacy
+                | Action::ConflictReplaced
+                | Action::ObstacleReplaced { .. }
+        )
+    }
+}
+
+/// What to record as observed for `item` after the apply: a fresh stat of
+/// `path` for a file just written (whose hash is the shipped one), else what
+/// the scan saw. A stat, never a read.
+pub fn observe_after(
+    item: &Item,
+    path: &std::path::Path,
+    shipped: &SourceFile,
+    seen: Option<&Disk>,
+) -> Option<Observed> {
+    match seen {
+        _ if item.action.writes_shipped() => {
+            std::fs::symlink_metadata(path).ok().map(|m| Observed {
+                fp: Fingerprint::of(&m),
+                sha256: shipped.sha256.clone(),
+            })
+        }
+        Some(Disk::File { sha256, fp, .. }) => Some(Observed {
+            fp: *fp,
+            sha256: sha256.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// The manifest entry to record for a path after the plan has been applied,
 /// given the file's observation after the apply (`None` when absent).
 pub fn next_entry(

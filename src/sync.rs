@@ -5,8 +5,8 @@
 //! and `rollback` / `backups` on the executor's records.
 
 use crate::error::{Error, Result};
-use crate::fsutil::{join_rel, Fingerprint};
-use crate::manifest::{Entry, Manifest, Observed};
+use crate::fsutil::join_rel;
+use crate::manifest::{Entry, Manifest};
 use crate::paths::Paths;
 use crate::plan::{self, Action, ConflictMode, Disk, Plan};
 use crate::preserve::Preserve;
@@ -369,27 +369,8 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
     for item in &plan.items {
         let shipped = inputs.source.files.get(&item.path);
         let Some(s) = shipped else { continue };
-        let written = matches!(
-            item.action,
-            Action::Create
-                | Action::FixMode { .. }
-                | Action::Update
-                | Action::UpdateLegacy
-                | Action::ConflictReplaced
-                | Action::ObstacleReplaced { .. }
-        );
         let path = join_rel(&inputs.paths.home, &item.path);
-        let observed = match view.paths.get(&item.path) {
-            _ if written => std::fs::symlink_metadata(&path).ok().map(|meta| Observed {
-                fp: Fingerprint::of(&meta),
-                sha256: s.sha256.clone(),
-            }),
-            Some(Disk::File { sha256, fp, .. }) => Some(Observed {
-                fp: *fp,
-                sha256: sha256.clone(),
-            }),
-            _ => None,
-        };
+        let observed = plan::observe_after(item, &path, s, view.paths.get(&item.path));
         if let Some(e) = plan::next_entry(item, Some(s), observed) {
             m.files.insert(item.path.clone(), e);
         }

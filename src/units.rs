@@ -8,9 +8,8 @@
 //! anything changed.
 
 use crate::error::Result;
-use crate::fsutil::Fingerprint;
-use crate::manifest::{Entry, Manifest, Observed};
-use crate::plan::{self, Action, ConflictMode, Disk, Plan};
+use crate::manifest::{Entry, Manifest};
+use crate::plan::{self, Action, ConflictMode, Plan};
 use crate::preserve::Preserve;
 use crate::source::{Source, SourceFile};
 use crate::txn::Op;
@@ -204,27 +203,12 @@ impl UnitPlan {
             if item.action == Action::Preserved {
                 continue;
             }
-            let written = matches!(
-                item.action,
-                Action::Create
-                    | Action::FixMode { .. }
-                    | Action::Update
-                    | Action::UpdateLegacy
-                    | Action::ConflictReplaced
+            let observed = plan::observe_after(
+                item,
+                &self.dir.join(&item.path),
+                s,
+                self.view.paths.get(&item.path),
             );
-            let observed = match self.view.paths.get(&item.path) {
-                _ if written => std::fs::symlink_metadata(self.dir.join(&item.path))
-                    .ok()
-                    .map(|m| Observed {
-                        fp: Fingerprint::of(&m),
-                        sha256: s.sha256.clone(),
-                    }),
-                Some(Disk::File { sha256, fp, .. }) => Some(Observed {
-                    fp: *fp,
-                    sha256: sha256.clone(),
-                }),
-                _ => None,
-            };
             out.insert(
                 item.path.clone(),
                 Entry {
