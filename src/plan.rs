@@ -231,7 +231,21 @@ fn plan_inner(
             action,
         });
     }
-    let mkdirs = dirs_to_create(&items, disk);
+    // A file of ours that the release drops is no obstacle to a directory
+    // the release puts in its place: it is deleted (and backed up) first.
+    let deleting: BTreeSet<String> = items
+        .iter()
+        .filter(|i| i.action == Action::Delete)
+        .map(|i| i.path.clone())
+        .collect();
+    for item in &mut items {
+        if let Action::Blocked { obstacle, .. } = &item.action {
+            if deleting.contains(obstacle) && !deleting.contains(&item.path) {
+                item.action = Action::Create;
+            }
+        }
+    }
+    let mkdirs = dirs_to_create(&items, disk, &deleting);
     let rmdirs = dirs_to_remove(&items, source, manifest);
     Plan {
         items,
@@ -332,7 +346,7 @@ fn conflict_action(conflict: ConflictMode) -> Action {
 }
 
 /// Ancestors of written paths that do not exist yet, outermost first.
-fn dirs_to_create(items: &[Item], disk: &DiskView) -> Vec<String> {
+fn dirs_to_create(items: &[Item], disk: &DiskView, deleting: &BTreeSet<String>) -> Vec<String> {
     let mut out = BTreeSet::new();
     for item in items {
         let writes = matches!(
@@ -345,7 +359,8 @@ fn dirs_to_create(items: &[Item], disk: &DiskView) -> Vec<String> {
         let mut idx = 0;
         while let Some(pos) = item.path[idx..].find('/') {
             let anc = &item.path[..idx + pos];
-            let absent = matches!(disk.ancestors.get(anc), Some(Disk::Absent) | None);
+            let absent = matches!(disk.ancestors.get(anc), Some(Disk::Absent) | None)
+                || deleting.contains(anc);
             let replaced = matches!(&item.action, Action::ObstacleReplaced { obstacle, .. } if obstacle == anc);
             if absent || replaced {
                 out.insert(anc.to_string());

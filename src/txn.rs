@@ -261,6 +261,7 @@ fn remove_any(path: &Path) -> Result<()> {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).at(path),
         Ok(_) => std::fs::remove_file(path).at(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
         Err(e) => Err(Error::io(path, e)),
     }
 }
@@ -489,8 +490,15 @@ pub fn apply(
     // --- back up everything that exists and will be touched.
     let files = bdir.join("files");
     let result = (|| -> Result<()> {
+        // A recorded directory is copied whole: paths below it are covered.
+        let trees: BTreeSet<&str> = meta
+            .records
+            .iter()
+            .filter(|r| r.before == "dir" && r.kind != "rmdir")
+            .map(|r| r.rel.as_str())
+            .collect();
         for rec in &meta.records {
-            if rec.before == "absent" || rec.kind == "rmdir" {
+            if rec.before == "absent" || rec.kind == "rmdir" || under(&rec.rel, &trees) {
                 continue;
             }
             let dst = backup_copy(&files, &rec.rel);
@@ -645,6 +653,9 @@ fn apply_ops(
             Op::Restore { rel, from } => restore_path(from.as_deref(), &target(home, rel))?,
             Op::RemoveDirIfEmpty { rel } => {
                 let p = target(home, rel);
+                if kind_of(&p)? != "dir" {
+                    continue;
+                }
                 match std::fs::remove_dir(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -855,7 +866,9 @@ fn prune(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-/// The operations that put the tree back as backup `meta` found it.
+/// The operations that put the tree back as backup `meta` found it: first
+/// what must go (deepest first), then what comes back (parents first), then
+/// the directories the run created.
 pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
     let files = paths.backups().join(&meta.id).join("files");
     let mut ops = Vec::new();
@@ -869,6 +882,17 @@ pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
             from,
         });
     }
+    let depth = |op: &Op<'_>| op.rel().matches('/').count();
+    ops.sort_by(|a, b| match (a, b) {
+        (Op::Restore { from: None, .. }, Op::Restore { from: Some(_), .. }) => {
+            std::cmp::Ordering::Less
+        }
+        (Op::Restore { from: Some(_), .. }, Op::Restore { from: None, .. }) => {
+            std::cmp::Ordering::Greater
+        }
+        (Op::Restore { from: None, .. }, _) => depth(b).cmp(&depth(a)),
+        _ => depth(a).cmp(&depth(b)),
+    });
     for d in meta.mkdirs.iter().rev() {
         ops.push(Op::RemoveDirIfEmpty { rel: d.clone() });
     }

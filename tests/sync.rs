@@ -893,3 +893,26 @@ fn a_fifo_in_the_way_is_refused_not_dropped() {
         .file_type()
         .is_fifo());
 }
+
+#[test]
+fn a_release_turning_our_file_into_a_directory_updates_cleanly() {
+    let w = World::new();
+    let r1 = Release::new("1.0.0", &[("docs/x", "a file in 1.0\n")]);
+    let r2 = Release::new("1.1.0", &[("docs/x/y.md", "a file below a dir in 1.1\n")]);
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted docs/x"))
+        .stdout(predicate::str::contains("created docs/x/y.md"));
+    assert_eq!(w.read("docs/x/y.md"), "a file below a dir in 1.1\n");
+    let snap = snapshot(&w.home());
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    assert_same(&snap, &snapshot(&w.home()), "second update");
+    w.mosaic(None).arg("rollback").assert().success();
+    assert_eq!(w.read("docs/x"), "a file in 1.0\n");
+}

@@ -447,3 +447,42 @@ fn adopting_a_legacy_install_recognises_files_earlier_releases_shipped() {
     assert_eq!(act("b.md"), Action::UpdateLegacy);
     assert!(p.legacy);
 }
+
+#[test]
+fn our_unedited_file_becoming_a_directory_is_deleted_then_created_through() {
+    let m = manifest(&[("docs/x", "m")]);
+    let mut disk = view(&[("docs/x", file("m"))]);
+    disk.ancestors.insert("docs/x".into(), file("m"));
+    let p = plan(
+        &src(&[("docs/x/y.md", "s")]),
+        Some(&m),
+        &disk,
+        &Preserve::built_in(),
+        ConflictMode::Keep,
+    );
+    let act = |path: &str| {
+        p.items
+            .iter()
+            .find(|i| i.path == path)
+            .unwrap()
+            .action
+            .clone()
+    };
+    assert_eq!(act("docs/x"), Action::Delete);
+    assert_eq!(act("docs/x/y.md"), Action::Create);
+    assert_eq!(p.mkdirs, vec!["docs/x".to_string()]);
+    // an edited one stays a blocker
+    let disk = {
+        let mut d = view(&[("docs/x", file("edited"))]);
+        d.ancestors.insert("docs/x".into(), file("edited"));
+        d
+    };
+    let p = plan(
+        &src(&[("docs/x/y.md", "s")]),
+        Some(&m),
+        &disk,
+        &Preserve::built_in(),
+        ConflictMode::Keep,
+    );
+    assert!(p.blockers().count() == 1);
+}
