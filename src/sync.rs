@@ -378,7 +378,8 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
     Ok(m)
 }
 
-fn ensure_meta_dir(paths: &Paths) -> Result<()> {
+/// Creates `H/.mosaic` (0700) when missing; refuses a non-directory there.
+pub(crate) fn ensure_meta_dir(paths: &Paths) -> Result<()> {
     let dir = paths.meta_dir();
     match std::fs::symlink_metadata(&dir) {
         Ok(m) if m.is_dir() => Ok(()),

@@ -145,6 +145,29 @@ fn init_add_remove_keep_the_operators_text() {
     assert_eq!(after_rm, expected);
     assert!(after_rm.contains("# pair: one implementer and one reviewer"));
 
+    // Each edit was backed up: rollback brings the text before `remove` back.
+    let out = home.run(&["rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&roster).unwrap(), after_add);
+    let out = home.run(&["rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&roster).unwrap(), after_rm);
+
+    // A roster that is a symlink is never replaced.
+    let real = home.root().join("dotfiles-roster.yaml");
+    std::fs::rename(&roster, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &roster).unwrap();
+    let out = home.run(&["fleet", "remove", "research0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("is a symlink"), "{}", text(&out));
+    assert!(std::fs::symlink_metadata(&roster)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), after_rm);
+    std::fs::remove_file(&roster).unwrap();
+    std::fs::rename(&real, &roster).unwrap();
+
     let out = home.run(&["fleet", "remove", "nobody"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -197,9 +197,28 @@ fn init(ctx: &Ctx, preset: &str, g: &Global, p: &Printer) -> Result<i32> {
     Ok(0)
 }
 
+/// Rewrites the roster as one backed-up transaction (the previous text is
+/// in a backup; `mosaic rollback` restores it). A roster that is a symlink
+/// (kept in a dotfiles repository) is never written through or replaced.
 fn write_roster(ctx: &Ctx, text: &str) -> Result<()> {
-    let mode = mode_of(&ctx.roster_path, 0o644);
-    fsutil::write_atomic(&ctx.roster_path, text.as_bytes(), mode)
+    let path = &ctx.roster_path;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Input(format!(
+            "{} is a symlink; mosaic never writes through links: make the change in the file it points to",
+            path.display()
+        )));
+    }
+    let mode = mode_of(path, 0o644);
+    let path = if path.is_absolute() {
+        path.clone()
+    } else {
+        std::env::current_dir().at(".")?.join(path)
+    };
+    apply_pending(
+        ctx,
+        "fleet roster edit",
+        vec![(path, text.as_bytes().to_vec(), mode)],
+    )
 }
 
 fn add(ctx: &Ctx, new: &roster::NewAgent, g: &Global, p: &Printer) -> Result<i32> {
@@ -336,14 +355,15 @@ fn same_path(a: &Path, b: &Path) -> bool {
     ca == cb
 }
 
-/// Writes what `fleet install` decided, under the update lock, as one
-/// transaction: every replaced env file or unit is backed up first (listed by
-/// `mosaic backups`, undone by `mosaic rollback`).
-fn apply_pending(ctx: &Ctx, pending: Vec<(PathBuf, Vec<u8>, u32)>) -> Result<()> {
+/// Writes what a fleet command decided, under the update lock, as one
+/// transaction: every replaced env file, unit or roster is backed up first
+/// (listed by `mosaic backups`, undone by `mosaic rollback`).
+fn apply_pending(ctx: &Ctx, command: &str, pending: Vec<(PathBuf, Vec<u8>, u32)>) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
     let paths = &ctx.paths;
+    crate::sync::ensure_meta_dir(paths)?;
     let _lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
     crate::txn::recover(paths)?;
     let ops: Vec<crate::txn::Op<'_>> = pending
@@ -359,7 +379,7 @@ fn apply_pending(ctx: &Ctx, pending: Vec<(PathBuf, Vec<u8>, u32)>) -> Result<()>
         .map(|m| m.version.to_string())
         .unwrap_or_else(|| "none".to_string());
     let info = crate::txn::RunInfo {
-        command: "fleet install".to_string(),
+        command: command.to_string(),
         from_version: Some(version.clone()),
         to_version: version,
     };
@@ -450,7 +470,7 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
             &mut pending,
         )?);
     }
-    apply_pending(ctx, pending)?;
+    apply_pending(ctx, "fleet install", pending)?;
     let mut enable = vec![systemd::HOLDER_UNIT.to_string()];
     enable.extend(
         roster
