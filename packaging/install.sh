@@ -66,6 +66,11 @@ owner_repo=$(printf '%s\n' "$repo_url" | sed -n 's#^https\{0,1\}://[^/]*/\([^/]*
 if [ -z "$scheme_host" ] || [ -z "$owner_repo" ]; then
     die "MOSAIC_RELEASE_URL=$repo_url is not https://HOST/OWNER/REPO"
 fi
+# Plain http only to this machine (a local mirror or a test server).
+case "$scheme_host" in
+    https://*|http://127.0.0.1|http://127.0.0.1:*|http://localhost|http://localhost:*) ;;
+    *) die "MOSAIC_RELEASE_URL=$repo_url must use https (plain http only for 127.0.0.1 or localhost)" ;;
+esac
 
 target=${MOSAIC_TARGET:-$(detect_target)}
 install_dir=${MOSAIC_INSTALL_DIR:-${HOME:?HOME is not set}/.local/bin}
@@ -78,11 +83,13 @@ version=${version#v}
 if [ -z "$version" ]; then
     case "$scheme_host" in
         https://github.com) api="https://api.github.com/repos/$owner_repo/releases/latest" ;;
-        *) api="$scheme_host/api/v1/repos/$owner_repo/releases?limit=1" ;;
+        *) api="$scheme_host/api/v1/repos/$owner_repo/releases?limit=1&pre-release=false&draft=false" ;;
     esac
     fetch "$api" "$tmp/latest.json" || die "cannot reach the release server at $api"
     version=$(tr ',' '\n' <"$tmp/latest.json" | sed -n 's/.*"tag_name" *: *"v\{0,1\}\([^"]*\)".*/\1/p' | head -n 1)
     [ -n "$version" ] || die "no release found at $api"
+    printf '%s\n' "$version" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' \
+        || die "the newest release at $api is $version, not a stable X.Y.Z; set MOSAIC_VERSION to choose one"
 fi
 
 archive="mosaic-$version-$target.tar.gz"
@@ -91,10 +98,15 @@ say "downloading $archive (mosaic $version)"
 fetch "$base/$archive" "$tmp/$archive" || die "cannot download $base/$archive"
 fetch "$base/SHA256SUMS" "$tmp/SHA256SUMS" || die "cannot download $base/SHA256SUMS"
 
-if command -v minisign >/dev/null 2>&1 && fetch "$base/SHA256SUMS.minisig" "$tmp/SHA256SUMS.minisig"; then
+if command -v minisign >/dev/null 2>&1; then
+    # With minisign at hand a missing signature is a refusal, never a skip.
+    fetch "$base/SHA256SUMS.minisig" "$tmp/SHA256SUMS.minisig" \
+        || die "the release has no SHA256SUMS.minisig; nothing was installed"
     minisign -Vm "$tmp/SHA256SUMS" -P "$PUBKEY" -x "$tmp/SHA256SUMS.minisig" >/dev/null 2>&1 \
         || die "the signature of SHA256SUMS does not verify; nothing was installed"
     say "signature of SHA256SUMS verified"
+else
+    say "warning: minisign is not installed, so the signature of SHA256SUMS is not checked (the sha256 is); mosaic update checks signatures itself"
 fi
 
 want=$(awk -v f="$archive" '$2 == f || $2 == "*" f { print $1 }' "$tmp/SHA256SUMS" | head -n 1)
@@ -111,6 +123,12 @@ bin="$tmp/x/mosaic-$version-$target/mosaic"
 mkdir -p "$install_dir"
 cp "$bin" "$install_dir/.mosaic.new.$$"
 chmod 0755 "$install_dir/.mosaic.new.$$"
+# The new binary must run here before it replaces anything.
+ran=$("$install_dir/.mosaic.new.$$" --version 2>/dev/null) || ran=""
+case "$ran" in
+    *" $version") ;;
+    *) rm -f "$install_dir/.mosaic.new.$$"; die "the downloaded mosaic does not run here (or is not $version); nothing was installed" ;;
+esac
 mv -f "$install_dir/.mosaic.new.$$" "$install_dir/mosaic"
 say "installed $install_dir/mosaic"
 

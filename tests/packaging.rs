@@ -298,6 +298,50 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "{text}"
     );
     assert!(!home2.join(".local/bin/mosaic").exists(), "{text}");
+
+    // With minisign installed, a release whose signature file is missing is
+    // refused (a fake minisign that would accept anything proves the
+    // refusal does not depend on it).
+    let fakebin = d._dir.path().join("fakebin");
+    std::fs::create_dir_all(&fakebin).unwrap();
+    std::fs::write(fakebin.join("minisign"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        fakebin.join("minisign"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut unsigned = Release {
+        tag: format!("v{v}"),
+        assets: Vec::new(),
+    };
+    for f in [archive.as_str(), "SHA256SUMS"] {
+        unsigned
+            .assets
+            .push((f.to_string(), std::fs::read(d.out.join(f)).unwrap()));
+    }
+    server.publish(&[unsigned]);
+    let home3 = d._dir.path().join("home3");
+    std::fs::create_dir_all(&home3).unwrap();
+    let sh = Command::new("sh")
+        .arg(d.out.join("install.sh"))
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", fakebin.display()),
+        )
+        .env("HOME", &home3)
+        .env("MOSAIC_RELEASE_URL", server.release_url())
+        .env("MOSAIC_VERSION", v)
+        .env("MOSAIC_TARGET", &t)
+        .output()
+        .unwrap();
+    let text = show(&sh);
+    assert!(!sh.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&sh.stderr).contains("no SHA256SUMS.minisig"),
+        "{text}"
+    );
+    assert!(!home3.join(".local/bin/mosaic").exists(), "{text}");
 }
 
 #[test]
