@@ -62,6 +62,14 @@ fn check_tenant(s: &str) -> std::result::Result<(), String> {
 }
 
 fn check_socket(s: &str) -> std::result::Result<(), String> {
+    // `tmux -L default` IS the operator's default server: stopping the fleet
+    // would kill it. Leave the name out to mean the default server.
+    if s == "default" {
+        return Err(
+            "socket name \"default\" is the operator's own tmux server; leave socket_name out to use it, or pick another name"
+                .to_string(),
+        );
+    }
     check_pattern(
         s,
         "socket name",
@@ -106,6 +114,7 @@ fn check_ssh(s: &str) -> std::result::Result<(), String> {
     let host = match s.split_once('@') {
         Some((user, host)) => {
             if user.is_empty()
+                || !user.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
                 || !user
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
@@ -559,6 +568,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
             ));
         }
         seen.push(a.name.as_str());
+        if a.name.as_str() == roster.holder_session() {
+            let line = find_agent_line(text, i).map(|(l, _)| l + 1);
+            return Err(bad(
+                path,
+                line,
+                &format!(
+                    "agents[{i}].name: {:?} is the holder session's name; rename the agent or set tmux.holder_session",
+                    a.name.as_str()
+                ),
+            ));
+        }
         if a.ssh.is_some() && a.host.is_none() {
             let line = find_agent_line(text, i).map(|(l, _)| l + 1);
             return Err(bad(
@@ -1009,6 +1029,29 @@ mod tests {
             n += 1;
         }
         assert!(n >= 5);
+    }
+
+    #[test]
+    fn the_default_socket_name_and_the_holder_name_are_refused() {
+        let p = Path::new("/h/fleet/roster.yaml");
+        let e = parse("version: 1\ntmux:\n  socket_name: default\nagents: []\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("operator's own tmux server"), "{e}");
+        let e = parse(
+            "version: 1\ntmux:\n  holder_session: a1\nagents:\n  - name: a1\n    runtime: pi\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("holder session"), "{e}");
+        let e = parse(
+            "version: 1\nagents:\n  - name: a1\n    runtime: pi\n    host: h1\n    ssh: \"-Einj@h1\"\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ssh"), "{e}");
     }
 
     #[test]

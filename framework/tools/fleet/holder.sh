@@ -20,6 +20,9 @@ die() {
 
 action=${1:-}
 socket=${MOSAIC_TMUX_SOCKET:-}
+# `-L default` is the operator's own default server: never treat it as the
+# fleet's (stopping would kill the operator's sessions).
+[[ $socket != default ]] || die "MOSAIC_TMUX_SOCKET=default names your own tmux server; leave it empty for the default server, or pick another name"
 session=${MOSAIC_HOLDER_SESSION:-_holder}
 [[ $session =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$ ]] || die "invalid holder session name '$session'"
 

@@ -122,6 +122,27 @@ session_env=(
   -e "MOSAIC_HEARTBEAT_INTERVAL=$interval"
   -e "PATH=$PATH"
 )
+# Every other key of the agent's env file (an API key, a runtime setting) is
+# passed on too: the pane is spawned by the tmux server, not by this script,
+# so it would otherwise only see the server's environment. systemd has
+# already parsed the file into this script's environment.
+if [[ -r $env_file ]]; then
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line#"${line%%[![:space:]]*}"}
+    [[ $line == *=* && $line != '#'* && $line != ';'* ]] || continue
+    key=${line%%=*}
+    key=${key%"${key##*[![:space:]]}"}
+    [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    case $key in
+      PATH | MOSAIC_HOME | MOSAIC_AGENT_NAME | MOSAIC_AGENT_RUNTIME | MOSAIC_AGENT_CLASS | \
+        MOSAIC_AGENT_MODEL | MOSAIC_AGENT_WORKDIR | MOSAIC_TMUX_SOCKET | MOSAIC_TENANT_ID | \
+        MOSAIC_HEARTBEAT_INTERVAL) continue ;;
+    esac
+    if [[ -n ${!key+set} ]]; then
+      session_env+=(-e "$key=${!key}")
+    fi
+  done <"$env_file"
+fi
 
 "${tmux_cmd[@]}" new-session -d -s "$name" -c "$workdir" -x 200 -y 50 "${session_env[@]}" -- \
   "$H/tools/fleet/heartbeat" --interval "$interval" "$name" -- "${cmd[@]}" ||
@@ -129,4 +150,10 @@ session_env=(
 
 "${tmux_cmd[@]}" has-session -t "=$name" 2>/dev/null ||
   die "session $name on $where ended right after it started; try: $H/tools/fleet/heartbeat $name -- ${cmd[*]}"
+
+# The agent's pane is always =NAME:0.0, whatever base-index or
+# pane-base-index the operator's tmux.conf sets on a server mosaic did not
+# configure (a per-agent socket, the default server).
+"${tmux_cmd[@]}" move-window -s "=$name:^" -t "=$name:0" 2>/dev/null || true
+"${tmux_cmd[@]}" set-option -w -t "=$name:0" pane-base-index 0 >/dev/null 2>&1 || true
 printf '%s: started %s (%s) on %s\n' "$prog" "$name" "${agent_command:-${cmd[*]}}" "$where"

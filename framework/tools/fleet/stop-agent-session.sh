@@ -34,6 +34,18 @@ if [[ -n $socket ]]; then
   tmux_cmd+=(-L "$socket")
 fi
 
+# Read-only viewers (`mosaic agent watch`) are sessions grouped with the
+# agent's; they share its window, so the runtime only ends once they go too.
+viewers=()
+while IFS=$'\t' read -r s group; do
+  if [[ $group == "$name" && $s != "$name" ]]; then
+    viewers+=("$s")
+  fi
+done < <("${tmux_cmd[@]}" list-sessions -F $'#{session_name}\t#{session_group}' 2>/dev/null || true)
+for v in "${viewers[@]}"; do
+  "${tmux_cmd[@]}" kill-session -t "=$v" 2>/dev/null || true
+done
+
 if "${tmux_cmd[@]}" has-session -t "=$name" 2>/dev/null; then
   "${tmux_cmd[@]}" kill-session -t "=$name"
   printf '%s: stopped %s on socket %s\n' "$prog" "$name" "${socket:-default}"
