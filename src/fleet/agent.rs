@@ -415,8 +415,16 @@ impl Drop for Viewer {
 /// Removes viewers of `agent` left by a watch that could not clean up (its
 /// pid is gone, e.g. after `kill -9`).
 fn sweep_stale_viewers(socket: Option<&str>, agent: &str) -> Result<()> {
-    let out = runner::output(&tmux::list_sessions(socket))?;
-    for s in String::from_utf8_lossy(&out.stdout).lines() {
+    let mut argv = tmux::base(socket);
+    argv.extend(["list-sessions", "-F", "#{session_name}\t#{session_group}"].map(String::from));
+    let out = runner::output(&argv)?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // Only sessions grouped with the agent's are viewers: a roster agent
+        // that happens to be named AGENT-watch-N is never touched.
+        let (s, group) = line.split_once('\t').unwrap_or((line, ""));
+        if group != agent || s == agent {
+            continue;
+        }
         if let Some(pid) = tmux::viewer_pid(agent, s) {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = runner::output(&tmux::kill_session(socket, s))?;

@@ -116,7 +116,7 @@ pub enum AgentCommand {
         /// Agent name.
         name: String,
         /// The message (one line; control characters become spaces).
-        #[arg(short = 'm', long = "message")]
+        #[arg(short = 'm', long = "message", allow_hyphen_values = true)]
         message: String,
         /// Source label shown as "[from SOURCE]".
         #[arg(long, default_value = "operator:mosaic-cli")]
@@ -125,7 +125,8 @@ pub enum AgentCommand {
         #[arg(long)]
         verify: bool,
         /// How long --verify waits for the receipt, seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        #[arg(long, value_name = "SECS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
         /// Roster.
         #[command(flatten)]
