@@ -92,8 +92,9 @@ fn line_key(line: &str) -> Option<&str> {
 /// Merges `keys` into `existing` (None = a new file with `header`).
 /// Generated keys are updated in place (later duplicates of them dropped, so
 /// a stale copy cannot win: systemd takes the last one); keys marked
-/// `overwrite: false` keep an existing value; every other line is kept as is;
-/// missing keys are appended.
+/// `overwrite: false` keep every existing line (the last still wins, as the
+/// operator meant); every other line is kept as is; missing keys are
+/// appended.
 pub fn merge(existing: Option<&str>, keys: &[Gen], header: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut done: Vec<&str> = Vec::new();
@@ -106,6 +107,14 @@ pub fn merge(existing: Option<&str>, keys: &[Gen], header: &str) -> String {
                 let gen = line_key(line).and_then(|k| keys.iter().find(|g| g.key == k));
                 match gen {
                     None => out.push(line.to_string()),
+                    // A key whose value is the operator's to set is kept on
+                    // every line, so the operator's last one still wins.
+                    Some(g) if !g.overwrite => {
+                        if !done.contains(&g.key) {
+                            done.push(g.key);
+                        }
+                        out.push(line.to_string());
+                    }
                     Some(g) if done.contains(&g.key) => {} // duplicate: dropped
                     Some(g) => {
                         done.push(g.key);
@@ -204,6 +213,17 @@ mod tests {
             "# my note\nMOSAIC_AGENT_NAME=coder0\nMOSAIC_AGENT_WORKDIR=/srv/new\nMOSAIC_AGENT_COMMAND=/home/op/canary.sh --fast\nMOSAIC_HEARTBEAT_INTERVAL=2\n# site note\nMOSAIC_AGENT_MODEL=\nMOSAIC_TMUX_SOCKET=mosaic-fleet\n"
         );
         // Idempotent.
+        assert_eq!(merge(Some(&s), &keys(), "# head\n"), s);
+    }
+
+    #[test]
+    fn an_operator_value_appended_later_still_wins() {
+        // `fleet install` wrote 15; the operator appended 5 (systemd takes
+        // the last one): both lines stay, so 5 stays in force.
+        let existing =
+            "MOSAIC_AGENT_NAME=coder0\nMOSAIC_HEARTBEAT_INTERVAL=15\nMOSAIC_HEARTBEAT_INTERVAL=5\n";
+        let s = merge(Some(existing), &keys(), "# head\n");
+        assert_eq!(parse(&s)["MOSAIC_HEARTBEAT_INTERVAL"], "5", "{s}");
         assert_eq!(merge(Some(&s), &keys(), "# head\n"), s);
     }
 
