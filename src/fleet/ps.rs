@@ -142,16 +142,27 @@ fn basename(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
 
+/// Launchers that run the real program as their argument.
+const LAUNCHERS: &[&str] = &[
+    "exec", "env", "nice", "nohup", "ionice", "setsid", "stdbuf", "command",
+];
+
 /// The program an agent is expected to run: the basename of the first word
-/// of `MOSAIC_AGENT_COMMAND` (skipping `exec` and `VAR=value`) when declared,
-/// else the runtime's program.
+/// of `MOSAIC_AGENT_COMMAND` (skipping launchers such as `exec`, `env`,
+/// `nice`, their `-options`, and `VAR=value`) when declared, else the
+/// runtime's program.
 pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
     if let Some(cmd) = declared.map(str::trim).filter(|c| !c.is_empty()) {
+        let mut after_launcher = false;
         let word = cmd
             .split_whitespace()
             .find(|w| {
                 let assignment = w.contains('=') && !w.starts_with(['/', '~', '.']);
-                *w != "exec" && !assignment
+                let launcher = LAUNCHERS.contains(w);
+                let option =
+                    after_launcher && (w.starts_with('-') || w.chars().all(|c| c.is_ascii_digit()));
+                after_launcher |= launcher;
+                !launcher && !assignment && !option
             })
             .unwrap_or(cmd);
         let word = word.trim_matches(['"', '\'']);
@@ -886,6 +897,18 @@ mod tests {
             "stub-agent"
         );
         assert_eq!(expected_program(b, Some("exec FOO=1 ~/bin/pi --x")), "pi");
+        assert_eq!(
+            expected_program(b, Some("env FOO=1 /h/stub-agent")),
+            "stub-agent"
+        );
+        assert_eq!(
+            expected_program(b, Some("nice -n 5 codex --model m")),
+            "codex"
+        );
+        assert_eq!(
+            expected_program(b, Some("nohup env -i A=b claude")),
+            "claude"
+        );
         let mut s = Snapshot {
             now: 1000,
             hostname: "box".into(),
