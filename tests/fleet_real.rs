@@ -316,8 +316,15 @@ fn fleet_end_to_end_with_the_stub_agent() {
         "{}",
         text(&out)
     );
-    // Restart brings that one agent back; nothing else is restarted.
+    // `fleet start` brings the dead agent back although its unit is still
+    // active; nothing else is restarted.
     let lead_pid = row(&doc, "lead")["pane_pid"].as_u64().unwrap();
+    f.ok(&["fleet", "start", "coder0"]);
+    f.ok(&["fleet", "verify"]);
+    let doc = f.ps(&[]);
+    assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
+    assert_eq!(row(&doc, "lead")["pane_pid"].as_u64(), Some(lead_pid));
+    // Restart brings that one agent back too; nothing else is restarted.
     f.ok(&["fleet", "restart", "coder0"]);
     f.ok(&["fleet", "verify"]);
     let doc = f.ps(&[]);

@@ -609,21 +609,32 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], g: &Global, p: &Printer) -> 
         "stop" => "stopped",
         _ => "restarted",
     };
-    let mut missing = Vec::new();
-    if verb != "stop" {
+    let dead_panes = || -> Result<Vec<String>> {
         let snap = ps::snapshot(&ctx.paths.home, &roster, false)?;
         let report = ps::join(&roster, &ctx.roster_path, &snap, ps::DEFAULT_STALE_AFTER);
-        for a in &agents {
-            if let Some(r) = report
-                .agents
-                .iter()
-                .find(|r| r.managed && r.name == a.name.as_str())
-            {
-                if !r.pane_alive {
-                    missing.push(r.name.clone());
-                }
-            }
-        }
+        Ok(agents
+            .iter()
+            .filter_map(|a| {
+                report
+                    .agents
+                    .iter()
+                    .find(|r| r.managed && r.name == a.name.as_str())
+                    .filter(|r| !r.pane_alive)
+                    .map(|r| r.name.clone())
+            })
+            .collect())
+    };
+    let mut missing = if verb == "stop" {
+        Vec::new()
+    } else {
+        dead_panes()?
+    };
+    if verb == "start" && !missing.is_empty() {
+        // A unit stays active after its runtime died (oneshot +
+        // RemainAfterExit), so `start` alone would not bring it back.
+        let dead: Vec<String> = missing.iter().map(|n| systemd::agent_unit(n)).collect();
+        systemd::run_user(&systemd::verb_argv("restart", &dead))?;
+        missing = dead_panes()?;
     }
     if p.json {
         p.json_out(
