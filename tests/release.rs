@@ -209,3 +209,27 @@ fn dirty_tree_is_refused() {
     );
     assert_eq!(git(&clone, &["tag", "--list"]), "");
 }
+
+#[test]
+fn an_ignored_stray_file_under_framework_is_refused() {
+    let (_d, clone) = scratch_clone();
+    std::fs::write(clone.join(".git/info/exclude"), "*.swp\n").unwrap();
+    std::fs::write(clone.join("framework/.notes.md.swp"), "editor junk").unwrap();
+    assert_eq!(
+        git(&clone, &["status", "--porcelain"]).trim(),
+        "",
+        "ignored, so not dirty"
+    );
+    let out = run_in(
+        &clone,
+        &xtask_bin(),
+        &["release", "patch", "--dry-run"],
+        &[],
+    );
+    let text = show(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(".notes.md.swp"),
+        "{text}"
+    );
+}

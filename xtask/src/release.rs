@@ -71,6 +71,25 @@ impl Plan {
                 dirty.trim_end()
             );
         }
+        // The binary embeds every file under framework/ and the history
+        // records them: an ignored stray file there would ship, signed.
+        let ignored = git(
+            root,
+            &[
+                "status",
+                "--porcelain",
+                "--ignored",
+                "--untracked-files=all",
+                "--",
+                "framework",
+            ],
+        )?;
+        if !ignored.trim().is_empty() {
+            bail!(
+                "framework/ holds files git does not track (they would be embedded and recorded); remove them first:\n{}",
+                ignored.trim_end()
+            );
+        }
         let root_toml_path = root.join("Cargo.toml");
         let root_toml = read(&root_toml_path)?;
         let old = package_version(&root_toml).context("Cargo.toml: no [package] version found")?;
