@@ -467,6 +467,16 @@ fn install(cand: &Candidate, target: &str, p: &Printer) -> std::result::Result<P
         .extract_file(stage.path(), &inner)
         .map_err(|e| format!("the archive holds no {inner}: {}", one_line(&e.to_string())))?;
     let new_bin = stage.path().join(&inner);
+    // Only a regular file is taken: a link in the archive is never followed
+    // (by the chmod below, or by the copy that replaces this binary).
+    match std::fs::symlink_metadata(&new_bin) {
+        Ok(m) if m.file_type().is_file() => {}
+        _ => {
+            return Err(format!(
+                "{inner} in the archive is not a regular file; refused"
+            ))
+        }
+    }
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&new_bin, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("cannot chmod the new binary: {e}"))?;

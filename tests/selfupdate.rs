@@ -9,7 +9,9 @@
 
 mod selfupdate_support;
 
-use selfupdate_support::{copy_tree, dead_url, small_mosaic, Keys, Release, Server};
+use selfupdate_support::{
+    copy_tree, dead_url, sha256, small_mosaic, target, Keys, Release, Server,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -352,4 +354,33 @@ fn github_backend_updates_too() {
             .any(|r| r == "/api/v3/repos/ops/mosaic/releases"),
         "{reqs:?}"
     );
+}
+
+#[test]
+fn a_signed_archive_whose_binary_is_a_symlink_is_refused() {
+    // Even a validly signed archive may not hand over a link: following it
+    // would chmod and install some other file of the machine.
+    let keys = Keys::generate();
+    let stem = format!("mosaic-0.2.0-{}", target());
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    tar.append_link(&mut h, format!("{stem}/mosaic"), "/nonexistent/mosaic-test-link-target")
+        .unwrap();
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    let name = format!("{stem}.tar.gz");
+    let sums = format!("{}  {name}\n", sha256(&bytes));
+    let sig = keys.sign(sums.as_bytes());
+    let r = Release {
+        tag: "v0.2.0".into(),
+        assets: vec![
+            (name, bytes),
+            ("SHA256SUMS".into(), sums.into_bytes()),
+            ("SHA256SUMS.minisig".into(), sig.into_bytes()),
+        ],
+    };
+    assert_refused(r, &keys, "is not a regular file");
 }
