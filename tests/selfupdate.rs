@@ -368,8 +368,12 @@ fn a_signed_archive_whose_binary_is_a_symlink_is_refused() {
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_size(0);
     h.set_mode(0o777);
-    tar.append_link(&mut h, format!("{stem}/mosaic"), "/nonexistent/mosaic-test-link-target")
-        .unwrap();
+    tar.append_link(
+        &mut h,
+        format!("{stem}/mosaic"),
+        "/nonexistent/mosaic-test-link-target",
+    )
+    .unwrap();
     let bytes = tar.into_inner().unwrap().finish().unwrap();
     let name = format!("{stem}.tar.gz");
     let sums = format!("{}  {name}\n", sha256(&bytes));
