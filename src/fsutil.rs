@@ -219,6 +219,16 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>> {
     Ok(missing)
 }
 
+/// Whether the `/`-separated relative path `rel` lies strictly below `dir`.
+pub fn is_below(rel: &str, dir: &str) -> bool {
+    rel.len() > dir.len() && rel.starts_with(dir) && rel.as_bytes()[dir.len()] == b'/'
+}
+
+/// Whether `rel` lies strictly below any of `dirs`.
+pub fn is_below_any<'a>(rel: &str, dirs: impl IntoIterator<Item = &'a str>) -> bool {
+    dirs.into_iter().any(|d| is_below(rel, d))
+}
+
 /// Joins a `/`-separated relative path onto `base`.
 pub fn join_rel(base: &Path, rel: &str) -> PathBuf {
     let mut p = base.to_path_buf();

@@ -68,9 +68,7 @@ pub fn scan<'a>(
     // Parents sort before children, so a blocked parent is known first.
     let mut blocked: Vec<&str> = Vec::new();
     for anc in ancestors {
-        let under_blocked = blocked
-            .iter()
-            .any(|b| anc.starts_with(b) && anc.as_bytes().get(b.len()) == Some(&b'/'));
+        let under_blocked = crate::fsutil::is_below_any(anc, blocked.iter().copied());
         let d = if under_blocked {
             Disk::Absent
         } else {
@@ -82,9 +80,7 @@ pub fn scan<'a>(
         view.ancestors.insert(anc.to_string(), d);
     }
     for rel in paths {
-        let under_blocked = blocked
-            .iter()
-            .any(|b| rel.starts_with(b) && rel.as_bytes().get(b.len()) == Some(&b'/'));
+        let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
         let d = if under_blocked {
             Disk::Absent
         } else {

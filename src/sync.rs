@@ -719,7 +719,7 @@ pub fn diff(paths: Paths, filter: &[String], conflict: ConflictMode) -> Result<S
         if !filter.is_empty()
             && !filter
                 .iter()
-                .any(|f| item.path == *f || item.path.starts_with(&format!("{f}/")))
+                .any(|f| item.path == *f || crate::fsutil::is_below(&item.path, f))
         {
             continue;
         }

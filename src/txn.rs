@@ -365,11 +365,7 @@ pub fn apply(
             _ => None,
         })
         .collect();
-    let under_removed = |rel: &str| {
-        removed
-            .iter()
-            .any(|r| rel.len() > r.len() && rel.starts_with(r) && rel.as_bytes()[r.len()] == b'/')
-    };
+    let under_removed = |rel: &str| under(rel, &removed);
     let mut dir_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
     let mut mkdirs: BTreeSet<String> = BTreeSet::new();
     let mut afters = afters(ops)?;
@@ -687,10 +683,8 @@ fn apply_ops(
     Ok(())
 }
 
-fn under(rel: &str, removed: &BTreeSet<&str>) -> bool {
-    removed
-        .iter()
-        .any(|r| rel.len() > r.len() && rel.starts_with(r) && rel.as_bytes()[r.len()] == b'/')
+fn under(rel: &str, dirs: &BTreeSet<&str>) -> bool {
+    fsutil::is_below_any(rel, dirs.iter().copied())
 }
 
 /// What is at a path, for comparing the tree with a backup.
