@@ -317,3 +317,41 @@ fn active_units_are_refreshed_with_one_daemon_reload_and_relaunch_moves_the_flee
         "mosaic-tmux-holder.service",
     ]);
 }
+
+#[test]
+fn an_edited_active_unit_is_kept_and_a_conflicting_release_goes_beside_it() {
+    // No user manager needed: systemctl is a logging stand-in.
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    let (wrapper, log) = systemctl_wrapper(w.dir.path(), "/bin/true", Some(0));
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let units = w.dir.path().join("user/.config/systemd/user");
+    std::fs::create_dir_all(&units).unwrap();
+    let unit = units.join("mosaic-tmux-holder.service");
+    let edited = format!(
+        "{}Environment=MINE=1\n",
+        r1.file("systemd/user/mosaic-tmux-holder.service")
+    );
+    std::fs::write(&unit, &edited).unwrap();
+    // the release did not change the unit: the operator's copy stays, silently
+    w.mosaic(Some(&r1))
+        .args(["update", "--offline"])
+        .env("MOSAIC_SYSTEMCTL", &wrapper)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("mosaic-tmux-holder").not());
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), edited);
+    assert_eq!(reloads(&log), 0, "nothing changed, no daemon-reload");
+    // the release changes it too: conflict, the new one beside the active copy
+    w.mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .env("MOSAIC_SYSTEMCTL", &wrapper)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("conflict"));
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), edited);
+    assert_eq!(
+        std::fs::read_to_string(units.join("mosaic-tmux-holder.service.mosaic-new")).unwrap(),
+        r2.file("systemd/user/mosaic-tmux-holder.service")
+    );
+}
