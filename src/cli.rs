@@ -2,8 +2,8 @@
 //! dispatched by `crate::commands`). Also used by `mosaic completions` and
 //! `mosaic man`, and by `cargo xtask dist` through those.
 
-use crate::plan::ConflictMode;
 use clap::{Args, Parser, Subcommand};
+use mosaic_engine::plan::ConflictMode;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -44,20 +44,56 @@ pub struct Global {
     /// Framework home (default: $MOSAIC_HOME, else $XDG_CONFIG_HOME/mosaic, else ~/.config/mosaic).
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Show what would change and change nothing.
-    #[arg(long, global = true)]
-    pub dry_run: bool,
     /// Print one JSON document instead of human lines.
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only problems.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+}
+
+/// `--dry-run`, on the commands that write: the plan is printed and the run
+/// stops before anything is written (the command then has no write access).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct DryRun {
+    /// Show what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A clap parser for a clap-free domain enum: its names as the possible
+/// values (so `--help` and completions list them), parsed with `FromStr`.
+pub fn enum_parser<T>(
+    names: &'static [&'static str],
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|s| s.parse::<T>().expect("a listed name parses"))
+}
+
+/// How to settle conflicts, for the commands that plan a sync.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ConflictArg {
     /// How to settle files both you and the release changed (and type clashes).
-    #[arg(long, global = true, value_enum, default_value_t = ConflictMode::Keep)]
+    #[arg(long, default_value = "keep", value_parser = enum_parser::<ConflictMode>(&["keep", "replace"]))]
     pub conflict: ConflictMode,
+}
+
+/// Options of `install` / `update`.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct SyncArgs {
+    /// --dry-run.
+    #[command(flatten)]
+    pub dry: DryRun,
+    /// --conflict.
+    #[command(flatten)]
+    pub conflict: ConflictArg,
     /// Allow installing an older framework over a newer install.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub allow_downgrade: bool,
 }
 
@@ -65,7 +101,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install the framework into the home (keep mode: your files are never lost).
-    Install,
+    Install(SyncArgs),
     /// Update the framework in the home (keep mode), after checking for a newer mosaic.
     Update(UpdateArgs),
     /// Show what differs between disk, the install manifest and this release (exit 1 if anything).
@@ -76,11 +112,26 @@ pub enum Command {
     Diff {
         /// Limit to these paths (relative to the home).
         paths: Vec<String>,
+        /// --conflict, as the update would run.
+        #[command(flatten)]
+        conflict: ConflictArg,
     },
-    /// Restore the tree from a backup (default: the newest); itself backed up.
+    /// Undo a generation (default: the last install/update/rollback), keeping your later edits.
+    ///
+    /// Restores the shipped files of the generation before it with the same
+    /// three-way rules as an update: files you changed or added since are
+    /// kept (a conflict goes beside as PATH.mosaic-new), the roster and your
+    /// other files are never touched, and the manifest is rewritten. The
+    /// rollback is itself a generation, so it can be rolled back too.
     Rollback {
-        /// Backup id, as listed by `mosaic backups`.
+        /// Generation number (or backup id), as listed by `mosaic backups`.
         id: Option<String>,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
+        /// --conflict.
+        #[command(flatten)]
+        conflict: ConflictArg,
     },
     /// List the backups of this home, newest first.
     Backups,
@@ -108,6 +159,9 @@ pub enum Command {
 /// Options of `mosaic update`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct UpdateArgs {
+    /// --dry-run, --conflict, --allow-downgrade.
+    #[command(flatten)]
+    pub sync: SyncArgs,
     /// Skip the check for a newer mosaic release; only sync the framework.
     #[arg(long)]
     pub offline: bool,

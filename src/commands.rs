@@ -1,12 +1,13 @@
 //! Command handlers: turn parsed CLI arguments into library calls and
 //! printed output, and map errors to exit codes. No decisions live here.
 
-use crate::cli::{Cli, Command, Global};
-use crate::error::{Error, Result};
-use crate::paths::Paths;
+use crate::cli::{Cli, Command, Global, SyncArgs};
 use crate::report::Printer;
-use crate::sync::{self, SyncOptions};
 use clap::CommandFactory;
+use mosaic_engine::error::{Error, Result};
+use mosaic_engine::paths::Paths;
+use mosaic_engine::session::Session;
+use mosaic_engine::sync::{self, SyncOptions};
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> i32 {
@@ -36,7 +37,7 @@ fn paths(g: &Global) -> Result<Paths> {
 fn run(cli: &Cli, p: &Printer) -> Result<i32> {
     let g = &cli.global;
     match &cli.command {
-        Command::Install => run_sync(g, p, "install", false),
+        Command::Install(args) => run_sync(g, p, args, "install", false),
         Command::Update(args) => {
             if !args.offline {
                 if let crate::selfupdate::Outcome::Reexeced(code) =
@@ -45,12 +46,12 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                     return Ok(code);
                 }
             }
-            run_sync(g, p, "update", args.relaunch)
+            run_sync(g, p, &args.sync, "update", args.relaunch)
         }
         Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
         Command::Agent { command } => crate::fleet::run_agent(command, g, p),
         Command::Status => {
-            let (from, to, lines) = sync::status(paths(g)?)?;
+            let (from, to, lines) = sync::status(&Session::inspect(paths(g)?)?)?;
             if p.json {
                 p.json_out(&serde_json::json!({
                     "installed": from.map(|v| v.to_string()),
@@ -68,7 +69,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(if lines.is_empty() { 0 } else { 1 })
         }
         Command::Verify => {
-            let lines = sync::verify(paths(g)?)?;
+            let lines = sync::verify(&Session::inspect(paths(g)?)?)?;
             let bad: Vec<_> = lines.iter().filter(|l| l.state != "ok").collect();
             if p.json {
                 p.json_out(&serde_json::json!({ "files": lines.len(), "problems": bad }));
@@ -84,8 +85,11 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             }
             Ok(if bad.is_empty() { 0 } else { 1 })
         }
-        Command::Diff { paths: filter } => {
-            let out = sync::diff(paths(g)?, filter, g.conflict)?;
+        Command::Diff {
+            paths: filter,
+            conflict,
+        } => {
+            let out = sync::diff(&Session::inspect(paths(g)?)?, filter, conflict.conflict)?;
             if p.json {
                 p.json_out(&serde_json::json!({ "diff": out }));
             } else {
@@ -93,20 +97,45 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Rollback { id } => {
-            let (restored, backup) = sync::rollback(paths(g)?, id.as_deref())?;
-            if p.json {
-                p.json_out(&serde_json::json!({ "restored": restored, "backup": backup }));
-            } else {
-                p.line(&format!(
-                    "restored backup {restored}; the state before the rollback is in {}",
-                    backup.as_deref().unwrap_or("(nothing changed)")
-                ));
+        Command::Rollback { id, dry, conflict } => {
+            let paths = paths(g)?;
+            let current = || mosaic_engine::source::Source::from_env(None, false);
+            if dry.dry_run {
+                let session = Session::inspect(paths)?;
+                let mut plan = mosaic_engine::generations::plan_rollback(
+                    &session,
+                    id.as_deref(),
+                    conflict.conflict,
+                    current()?,
+                )?;
+                plan.report.dry_run = true;
+                p.sync_report(&plan.report);
+                return blocked_code(&plan.report);
             }
+            let session = Session::lock(paths)?;
+            let plan = mosaic_engine::generations::plan_rollback(
+                &session,
+                id.as_deref(),
+                conflict.conflict,
+                current()?,
+            )?;
+            if plan.report.blocked > 0 {
+                p.sync_report(&plan.report);
+                return blocked_code(&plan.report);
+            }
+            let units_changed = plan.units_changed();
+            let mut report = plan.execute()?;
+            if units_changed {
+                match mosaic_fleet::systemd::daemon_reload_after_sync() {
+                    Ok(()) => report.daemon_reload = true,
+                    Err(w) => report.warnings.push(w),
+                }
+            }
+            p.sync_report(&report);
             Ok(0)
         }
         Command::Backups => {
-            let list = crate::txn::list(&paths(g)?)?;
+            let list = mosaic_engine::txn::list(&paths(g)?)?;
             if p.json {
                 p.json_out(&list);
             } else {
@@ -140,19 +169,85 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
     }
 }
 
-fn run_sync(g: &Global, p: &Printer, command: &str, relaunch: bool) -> Result<i32> {
+/// What the sync asks of the world outside the files: tmux, through the
+/// fleet crate's runner.
+struct Tmux;
+
+impl sync::World for Tmux {
+    fn legacy_sessions(&self) -> Vec<String> {
+        mosaic_fleet::legacy::legacy_sessions()
+    }
+}
+
+/// `install` / `update`: the pipeline. A dry run opens a read-only session
+/// (no lock file, no recovery, no way to write), renders the plan and stops;
+/// a real run locks first, reads and plans under the lock, renders, then
+/// executes the plan it rendered.
+fn run_sync(
+    g: &Global,
+    p: &Printer,
+    args: &SyncArgs,
+    command: &str,
+    relaunch: bool,
+) -> Result<i32> {
     let opts = SyncOptions {
-        dry_run: g.dry_run,
-        conflict: g.conflict,
-        allow_downgrade: g.allow_downgrade,
+        dry_run: args.dry.dry_run,
+        conflict: args.conflict.conflict,
+        allow_downgrade: args.allow_downgrade,
         command: command.to_string(),
         relaunch,
+        rollback: false,
     };
-    let report = sync::sync(paths(g)?, &opts)?;
-    p.sync_report(&report);
-    if report.blocked > 0 {
-        return Err(Error::Blocked(report.blocked));
+    let paths = paths(g)?;
+    if opts.dry_run {
+        let session = Session::inspect(paths)?;
+        let plan = sync::plan_sync(&session, &opts, &Tmux, &mut |paths| {
+            mosaic_engine::source::Source::from_env(Some(&paths.state), false)
+        })?;
+        p.sync_report(&plan.report);
+        return blocked_code(&plan.report);
     }
+    let session = Session::lock(paths)?;
+    let plan = sync::plan_sync(&session, &opts, &Tmux, &mut |paths| {
+        mosaic_engine::source::Source::from_env(Some(&paths.state), true)
+    })?;
+    if plan.report.blocked > 0 {
+        p.sync_report(&plan.report);
+        return blocked_code(&plan.report);
+    }
+    let units_changed = plan.units_changed();
+    let fleet_installed = plan.fleet_installed();
+    let before = relaunch.then(|| mosaic_fleet::relaunch::before(&plan.legacy_live));
+    let stop_legacy = plan.stop_legacy;
+    if stop_legacy {
+        if let Some(b) = &before {
+            mosaic_fleet::relaunch::stop(b)?;
+        }
+    }
+    let paths = plan.paths().clone();
+    let mut report = match plan.execute() {
+        Ok(r) => r,
+        Err(e) => {
+            if let (true, Some(b)) = (stop_legacy, &before) {
+                // The files are back as they were: bring the fleet back too,
+                // on the socket they name.
+                let _ = mosaic_fleet::relaunch::after(&paths, b);
+            }
+            return Err(e);
+        }
+    };
+    if units_changed || (relaunch && fleet_installed) {
+        match mosaic_fleet::systemd::daemon_reload_after_sync() {
+            Ok(()) => report.daemon_reload = true,
+            Err(w) => report.warnings.push(w),
+        }
+    }
+    if let Some(b) = &before {
+        let (results, warnings) = mosaic_fleet::relaunch::after(&paths, b);
+        report.relaunch = results;
+        report.warnings.extend(warnings);
+    }
+    p.sync_report(&report);
     let down: Vec<&str> = report
         .relaunch
         .iter()
@@ -164,6 +259,13 @@ fn run_sync(g: &Global, p: &Printer, command: &str, relaunch: bool) -> Result<i3
             "relaunch incomplete: no tmux session for {}; see `mosaic fleet status` and `journalctl --user -u mosaic-agent@NAME`",
             down.join(", ")
         )));
+    }
+    Ok(0)
+}
+
+fn blocked_code(report: &sync::SyncReport) -> Result<i32> {
+    if report.blocked > 0 {
+        return Err(Error::Blocked(report.blocked));
     }
     Ok(0)
 }

@@ -1,41 +1,14 @@
-//! mosaic: installer, updater and fleet tool for long-lived coding agents.
+//! mosaic: the binary's library, the top layer.
 //!
-//! The library holds every behaviour; `main.rs` only parses and dispatches.
-//! Modules, one concern each:
-//! - [`source`]: the embedded framework tree (or `MOSAIC_FRAMEWORK_DIR`);
-//! - [`manifest`]: the install manifest; [`history`]: what earlier releases shipped;
-//! - [`preserve`]: the operator's preserve set;
-//! - [`scan`] and [`plan`]: disk facts and the pure keep-mode planner;
-//! - [`txn`]: backups, journal, atomic apply and recovery;
-//! - [`sync`]: the install/update engine and its inspections;
-//! - [`migrate`], [`units`], [`relaunch`]: socket migration, active-unit
-//!   refresh and `--relaunch`, inside the update;
-//! - [`lock`], [`fsutil`], [`paths`], [`failpoint`]: plumbing;
-//! - [`fleet`]: the fleet runtime commands;
-//! - [`selfupdate`]: updating the binary from verified releases;
-//! - [`cli`], [`commands`], [`report`]: the command line and its output.
+//! It owns the command line ([`cli`]), the command handlers ([`commands`],
+//! [`fleet`] for `mosaic fleet …` / `mosaic agent …`), all output
+//! ([`report`]), exit codes and the self-update ([`selfupdate`]). Files are
+//! changed only through `mosaic_engine`'s pipeline; tmux, systemctl and ssh
+//! only through `mosaic_fleet`'s runner.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod commands;
-pub mod error;
-pub mod failpoint;
 pub mod fleet;
-pub mod fsutil;
-pub mod history;
-pub mod lock;
-pub mod manifest;
-pub mod migrate;
-pub mod paths;
-pub mod plan;
-pub mod preserve;
-pub mod relaunch;
 pub mod report;
-pub mod runner;
-pub mod scan;
 pub mod selfupdate;
-pub mod source;
-pub mod sync;
-pub mod systemd;
-pub mod txn;
-pub mod units;

@@ -1,7 +1,7 @@
 //! Output: human lines (colour only on a TTY and never with `NO_COLOR`),
 //! `--json` documents, and `--quiet`.
 
-use crate::sync::{Change, SyncReport};
+use mosaic_engine::sync::{Change, SyncReport};
 use serde::Serialize;
 use std::io::IsTerminal;
 
@@ -83,6 +83,14 @@ impl Printer {
         let verb = if r.dry_run { "would change" } else { "changed" };
         let counts: Vec<String> = r.summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let from = r.from_version.as_deref().unwrap_or("none");
+        if let Some(g) = r.rolled_back {
+            let verb = if r.dry_run {
+                "would roll back"
+            } else {
+                "rolled back"
+            };
+            print!("{verb} generation {g}: ");
+        }
         let mut s = if counts.is_empty() {
             format!(
                 "mosaic {from} → {}: up to date, nothing to do",

@@ -23,8 +23,8 @@
 //! builds ignore both.
 
 use crate::cli::{Global, UpdateArgs};
-use crate::error::{Error, Result};
 use crate::report::Printer;
+use mosaic_engine::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -248,7 +248,7 @@ fn release_url(g: &Global) -> Option<String> {
     if let Ok(u) = std::env::var("MOSAIC_RELEASE_URL") {
         return disabled_or(u);
     }
-    if let Ok(paths) = crate::paths::Paths::resolve(g.home.as_deref()) {
+    if let Ok(paths) = mosaic_engine::paths::Paths::resolve(g.home.as_deref()) {
         if let Ok(text) = std::fs::read_to_string(paths.meta_dir().join("release-url")) {
             if let Some(line) = text
                 .lines()
@@ -331,26 +331,22 @@ pub fn reexec_args(args: &UpdateArgs, g: &Global) -> Vec<std::ffi::OsString> {
         v.push("--home".into());
         v.push(h.clone().into_os_string());
     }
-    if g.dry_run {
-        v.push("--dry-run".into());
-    }
     if g.json {
         v.push("--json".into());
     }
     if g.quiet {
         v.push("--quiet".into());
     }
-    if g.allow_downgrade {
-        v.push("--allow-downgrade".into());
-    }
-    let conflict =
-        clap::ValueEnum::to_possible_value(&g.conflict).map(|p| p.get_name().to_string());
-    if let Some(c) = conflict {
-        v.push("--conflict".into());
-        v.push(c.into());
-    }
     v.push("update".into());
     v.push("--offline".into());
+    if args.sync.dry.dry_run {
+        v.push("--dry-run".into());
+    }
+    if args.sync.allow_downgrade {
+        v.push("--allow-downgrade".into());
+    }
+    v.push("--conflict".into());
+    v.push(args.sync.conflict.conflict.as_str().into());
     if args.relaunch {
         v.push("--relaunch".into());
     }
@@ -393,7 +389,7 @@ pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Ou
         return Ok(Outcome::Continue);
     };
     let v = cand.version.clone();
-    if g.dry_run {
+    if args.sync.dry.dry_run {
         p.line(&format!(
             "would update mosaic {current} → {v} (dry run: not downloaded)"
         ));

@@ -145,13 +145,21 @@ fn init_add_remove_keep_the_operators_text() {
     assert_eq!(after_rm, expected);
     assert!(after_rm.contains("# pair: one implementer and one reviewer"));
 
-    // Each edit was backed up: rollback brings the text before `remove` back.
-    let out = home.run(&["rollback"]);
+    // Each edit is in the fleet-edit history: undo brings the text before
+    // `remove` back, a second undo the one before `add`.
+    let out = home.run(&["fleet", "undo"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&roster).unwrap(), after_add);
-    let out = home.run(&["rollback"]);
+    let out = home.run(&["fleet", "undo"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(&roster).unwrap(), after_rm);
+    assert_eq!(
+        std::fs::read_to_string(&roster).unwrap(),
+        format!("# mine\n{}", example("pair"))
+    );
+    // Fleet edits never count as generations: there is none to roll back here.
+    let out = home.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    std::fs::write(&roster, &after_rm).unwrap();
 
     // A roster that is a symlink is never replaced.
     let real = home.root().join("dotfiles-roster.yaml");

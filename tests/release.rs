@@ -175,9 +175,9 @@ fn real_run_commits_tags_and_records_history() {
     assert_eq!(files.len(), n);
     // The library's reader accepts it, and recognises every file of it.
     let doc = std::fs::read_to_string(clone.join(format!("release-history/{next}.json"))).unwrap();
-    let parsed = mosaic::history::known_hashes(&doc).unwrap();
+    let parsed = mosaic_engine::history::known_hashes(&doc).unwrap();
     assert_eq!(parsed.version, next);
-    let history = mosaic::history::History::parse_all([doc.as_str()]).unwrap();
+    let history = mosaic_engine::history::History::parse_all([doc.as_str()]).unwrap();
     for (path, hash) in files {
         assert!(history.shipped(path, hash.as_str().unwrap()), "{path}");
     }

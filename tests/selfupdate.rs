@@ -122,7 +122,7 @@ fn newer_release_is_verified_installed_and_reexecuted() {
         .cmd(&server.release_url(), &keys)
         .env("MOSAIC_FRAMEWORK_DIR", &fw)
         .env("MOSAIC_FRAMEWORK_VERSION", "0.2.0")
-        .args(["--conflict", "keep", "update"])
+        .args(["update", "--conflict", "keep"])
         .output()
         .unwrap();
     let text = show(&out);
@@ -307,7 +307,7 @@ fn offline_flag_skips_the_check_and_dry_run_downloads_nothing() {
 
     let out = s
         .cmd(&server.release_url(), &keys)
-        .args(["--dry-run", "update"])
+        .args(["update", "--dry-run"])
         .output()
         .unwrap();
     let text = show(&out);

@@ -1,6 +1,7 @@
 //! clap definitions of `mosaic fleet …` and `mosaic agent …`.
 
 use super::roster::{Class, Runtime};
+use crate::cli::{enum_parser, DryRun};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -23,16 +24,19 @@ pub enum FleetCommand {
         /// Roster to write.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Add an agent to the roster, keeping its comments.
     Add {
         /// Agent name ([a-z0-9][a-z0-9_-]{0,62}).
         name: String,
         /// Runtime.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = enum_parser::<Runtime>(&["claude", "codex", "pi", "opencode"]))]
         runtime: Runtime,
         /// Role.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = enum_parser::<Class>(&["orchestrator", "enhancer", "implementer", "reviewer", "research"]))]
         class: Option<Class>,
         /// Model hint (becomes MOSAIC_AGENT_MODEL, then --model).
         #[arg(long)]
@@ -46,6 +50,9 @@ pub enum FleetCommand {
         /// Roster to edit.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Remove an agent from the roster, keeping its comments.
     Remove {
@@ -54,12 +61,18 @@ pub enum FleetCommand {
         /// Roster to edit.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Write/merge the agents' env files, install the units, daemon-reload, enable for boot.
     Install {
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Start the holder and the agents (all, or the named ones).
     Start {
@@ -68,6 +81,9 @@ pub enum FleetCommand {
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Stop the agents (named ones), or the whole fleet with its holder.
     Stop {
@@ -76,6 +92,9 @@ pub enum FleetCommand {
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Restart the agents (named ones), or the whole fleet with its holder.
     Restart {
@@ -84,6 +103,18 @@ pub enum FleetCommand {
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
+    },
+    /// Undo the last fleet edit (roster or env files), when the files still hold what it wrote.
+    Undo {
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Show systemd's view of the fleet's units (exit 1 if any is not active).
     Status {

@@ -10,23 +10,22 @@
 //! - [`agent`]: the per-agent commands;
 //! - [`cli`]: the clap definitions.
 //!
-//! Every process is started through [`crate::runner`]; systemd calls go
-//! through [`crate::systemd`].
+//! Every process is started through [`mosaic_fleet::runner`]; systemd calls go
+//! through [`mosaic_fleet::systemd`].
 
 pub mod agent;
 pub mod cli;
-pub mod envfile;
-pub mod ps;
-pub mod roster;
-pub mod tmux;
+pub use mosaic_fleet::{envfile, ps, roster, tmux};
 
 use crate::cli::Global;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
-use crate::paths::Paths;
 use crate::report::Printer;
-use crate::systemd;
 use cli::{FleetCommand, RosterArg};
+use mosaic_engine::error::{Error, IoContext, Result};
+use mosaic_engine::fsutil;
+use mosaic_engine::paths::Paths;
+use mosaic_engine::session::{Locked, Session};
+use mosaic_engine::txn;
+use mosaic_fleet::systemd;
 use roster::Roster;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
@@ -72,7 +71,11 @@ impl Ctx {
 /// Runs a `mosaic fleet …` command; returns the exit code.
 pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
     match cmd {
-        FleetCommand::Init { preset, roster } => init(&Ctx::new(g, roster)?, preset, g, p),
+        FleetCommand::Init {
+            preset,
+            roster,
+            dry,
+        } => init(&Ctx::new(g, roster)?, preset, dry.dry_run, p),
         FleetCommand::Add {
             name,
             runtime,
@@ -81,6 +84,7 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
             workdir,
             socket,
             roster,
+            dry,
         } => {
             let new = roster::NewAgent {
                 name: name.clone(),
@@ -90,17 +94,22 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
                 workdir: workdir.clone(),
                 socket: socket.clone(),
             };
-            add(&Ctx::new(g, roster)?, &new, g, p)
+            add(&Ctx::new(g, roster)?, &new, dry.dry_run, p)
         }
-        FleetCommand::Remove { name, roster } => remove(&Ctx::new(g, roster)?, name, g, p),
-        FleetCommand::Install { roster } => install(&Ctx::new(g, roster)?, g, p),
-        FleetCommand::Start { names, roster } => {
-            control(&Ctx::new(g, roster)?, "start", names, g, p)
+        FleetCommand::Remove { name, roster, dry } => {
+            remove(&Ctx::new(g, roster)?, name, dry.dry_run, p)
         }
-        FleetCommand::Stop { names, roster } => control(&Ctx::new(g, roster)?, "stop", names, g, p),
-        FleetCommand::Restart { names, roster } => {
-            control(&Ctx::new(g, roster)?, "restart", names, g, p)
+        FleetCommand::Install { roster, dry } => install(&Ctx::new(g, roster)?, dry.dry_run, p),
+        FleetCommand::Start { names, roster, dry } => {
+            control(&Ctx::new(g, roster)?, "start", names, dry.dry_run, p)
         }
+        FleetCommand::Stop { names, roster, dry } => {
+            control(&Ctx::new(g, roster)?, "stop", names, dry.dry_run, p)
+        }
+        FleetCommand::Restart { names, roster, dry } => {
+            control(&Ctx::new(g, roster)?, "restart", names, dry.dry_run, p)
+        }
+        FleetCommand::Undo { roster, dry } => undo(&Ctx::new(g, roster)?, dry.dry_run, p),
         FleetCommand::Status { roster } => status(&Ctx::new(g, roster)?, p),
         FleetCommand::Verify { roster } => verify(&Ctx::new(g, roster)?, p),
         FleetCommand::Ps {
@@ -142,7 +151,7 @@ fn preset_text(home: &Path, preset: &str) -> Result<String> {
     if let Ok(t) = std::fs::read_to_string(&on_disk) {
         return Ok(t);
     }
-    let src = crate::source::Source::from_env(None, false)?;
+    let src = mosaic_engine::source::Source::from_env(None, false)?;
     if let Some(f) = src.files.get(&rel) {
         return Ok(String::from_utf8_lossy(&f.read()?).into_owned());
     }
@@ -161,115 +170,184 @@ fn preset_text(home: &Path, preset: &str) -> Result<String> {
     )))
 }
 
-fn init(ctx: &Ctx, preset: &str, g: &Global, p: &Printer) -> Result<i32> {
-    let path = &ctx.roster_path;
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Err(Error::Input(format!(
-            "{} already exists; mosaic never overwrites a roster: edit it, or move it aside and re-run",
-            path.display()
-        )));
-    }
-    let text = preset_text(&ctx.paths.home, preset)?;
-    let r = roster::parse(&text, Path::new(&format!("fleet/examples/{preset}.yaml")))?;
-    if g.dry_run {
-        p.line(&format!(
-            "would write {} from preset {preset} ({} agents)",
-            path.display(),
-            r.agents.len()
-        ));
-        return Ok(0);
-    }
-    if let Some(dir) = path.parent() {
-        ensure_dir(dir, 0o755)?;
-    }
-    fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+fn init(ctx: &Ctx, preset: &str, dry: bool, p: &Printer) -> Result<i32> {
+    let path = ctx.roster_path.clone();
+    let mut agents = Vec::new();
+    edit(ctx, "fleet init", dry, p, |_| {
+        // Read under the lock: a roster made meanwhile is never replaced (and
+        // the transaction refuses to rename over one that appears later).
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::Input(format!(
+                "{} already exists; mosaic never overwrites a roster: edit it, or move it aside and re-run",
+                path.display()
+            )));
+        }
+        let text = preset_text(&ctx.paths.home, preset)?;
+        let r = roster::parse(&text, Path::new(&format!("fleet/examples/{preset}.yaml")))?;
+        agents = r
+            .agents
+            .iter()
+            .map(|a| a.name.as_str().to_string())
+            .collect();
+        Ok(vec![PendingWrite::new(&path, text.into_bytes(), 0o644)])
+    })?;
+    let verb = if dry { "would write" } else { "wrote" };
     if p.json {
-        p.json_out(&serde_json::json!({"roster": path, "preset": preset, "agents": r.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>()}));
+        p.json_out(&serde_json::json!({"roster": path, "preset": preset, "agents": agents, "dry_run": dry}));
     } else {
-        let names: Vec<&str> = r.agents.iter().map(|a| a.name.as_str()).collect();
         p.line(&format!(
-            "wrote {} from preset {preset}: {}",
+            "{verb} {} from preset {preset}: {}",
             path.display(),
-            names.join(", ")
+            agents.join(", ")
         ));
-        p.line("next: mosaic fleet install");
+        if !dry {
+            p.line("next: mosaic fleet install");
+        }
     }
     Ok(0)
 }
 
-/// Rewrites the roster as one backed-up transaction (the previous text is
-/// in a backup; `mosaic rollback` restores it). A roster that is a symlink
-/// (kept in a dotfiles repository) is never written through or replaced.
-fn write_roster(ctx: &Ctx, text: &str) -> Result<()> {
-    let path = &ctx.roster_path;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::Input(format!(
-            "{} is a symlink; mosaic never writes through links: make the change in the file it points to",
-            path.display()
-        )));
+/// One file a fleet edit writes, decided from what was read in the session.
+#[derive(Debug, Clone)]
+pub struct PendingWrite {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+impl PendingWrite {
+    fn new(path: &Path, bytes: Vec<u8>, mode: u32) -> PendingWrite {
+        PendingWrite {
+            path: path.to_path_buf(),
+            bytes,
+            mode,
+        }
     }
-    let mode = mode_of(path, 0o644);
-    let path = if path.is_absolute() {
-        path.clone()
+}
+
+/// The fleet-edit pipeline (SPEC §4.3): open the session first (read-only
+/// for a dry run, locked otherwise), let `decide` read and decide inside it,
+/// and execute the decided writes only in a locked session, as one
+/// backed-up transaction recorded as a fleet edit (`mosaic fleet undo`).
+/// Returns the writes (executed, or with a dry run only decided).
+fn edit(
+    ctx: &Ctx,
+    command: &str,
+    dry: bool,
+    _p: &Printer,
+    decide: impl FnOnce(&Paths) -> Result<Vec<PendingWrite>>,
+) -> Result<Vec<PendingWrite>> {
+    if dry {
+        let session = Session::inspect(ctx.paths.clone())?;
+        return decide(&session.paths);
+    }
+    let session = Session::lock(ctx.paths.clone())?;
+    let writes = decide(&session.paths)?;
+    apply_writes(&session, command, &writes)?;
+    Ok(writes)
+}
+
+/// Rewrites the roster text decided by `change` from the text read in the
+/// session. A roster that is a symlink (kept in a dotfiles repository) is
+/// never written through or replaced; the line endings are the file's own.
+fn edit_roster(
+    ctx: &Ctx,
+    command: &str,
+    dry: bool,
+    p: &Printer,
+    change: impl FnOnce(&str) -> Result<String>,
+) -> Result<()> {
+    let path = ctx.roster_path.clone();
+    edit(ctx, command, dry, p, |_| {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Input(format!(
+                "{} is a symlink; mosaic never writes through links: make the change in the file it points to",
+                path.display()
+            )));
+        }
+        let text = roster::read(&path)?;
+        let out = change(&text)?;
+        Ok(vec![PendingWrite::new(
+            &path,
+            out.into_bytes(),
+            mode_of(&path, 0o644),
+        )])
+    })?;
+    Ok(())
+}
+
+fn add(ctx: &Ctx, new: &roster::NewAgent, dry: bool, p: &Printer) -> Result<i32> {
+    edit_roster(ctx, "fleet add", dry, p, |text| {
+        roster::add_agent(text, &ctx.roster_path, new)
+    })?;
+    let verb = if dry { "would add" } else { "added" };
+    if p.json {
+        p.json_out(
+            &serde_json::json!({"roster": ctx.roster_path, "added": new.name, "dry_run": dry}),
+        );
     } else {
-        std::env::current_dir().at(".")?.join(path)
+        p.line(&format!(
+            "{verb} {} to {}",
+            new.name,
+            ctx.roster_path.display()
+        ));
+        if !dry {
+            p.line(&format!(
+                "next: mosaic fleet install && mosaic fleet start {}",
+                new.name
+            ));
+        }
+    }
+    Ok(0)
+}
+
+fn remove(ctx: &Ctx, name: &str, dry: bool, p: &Printer) -> Result<i32> {
+    edit_roster(ctx, "fleet remove", dry, p, |text| {
+        roster::remove_agent(text, &ctx.roster_path, name)
+    })?;
+    let verb = if dry { "would remove" } else { "removed" };
+    if p.json {
+        p.json_out(
+            &serde_json::json!({"roster": ctx.roster_path, "removed": name, "dry_run": dry}),
+        );
+    } else {
+        p.line(&format!("{verb} {name} from {}", ctx.roster_path.display()));
+        if !dry {
+            p.line(&format!(
+                "its unit keeps running until you stop it: systemctl --user disable --now {}",
+                systemd::agent_unit(name)
+            ));
+        }
+    }
+    Ok(0)
+}
+
+fn undo(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
+    let outcome = if dry {
+        let session = Session::inspect(ctx.paths.clone())?;
+        mosaic_engine::generations::plan_undo_fleet_edit(&session)?
+    } else {
+        let session = Session::lock(ctx.paths.clone())?;
+        mosaic_engine::generations::undo_fleet_edit(&session)?
     };
-    apply_pending(
-        ctx,
-        "fleet roster edit",
-        vec![(path, text.as_bytes().to_vec(), mode)],
-    )
-}
-
-fn add(ctx: &Ctx, new: &roster::NewAgent, g: &Global, p: &Printer) -> Result<i32> {
-    let text = roster::read(&ctx.roster_path)?;
-    let out = roster::add_agent(&text, &ctx.roster_path, new)?;
-    if g.dry_run {
-        p.line(&format!(
-            "would add {} to {}",
-            new.name,
-            ctx.roster_path.display()
-        ));
-        return Ok(0);
-    }
-    write_roster(ctx, &out)?;
     if p.json {
-        p.json_out(&serde_json::json!({"roster": ctx.roster_path, "added": new.name}));
+        p.json_out(&serde_json::json!({"version": 1, "dry_run": dry, "undo": outcome}));
     } else {
+        let verb = if dry { "would restore" } else { "restored" };
+        for path in &outcome.restored {
+            p.line(&format!("{verb} {path}"));
+        }
+        for path in &outcome.kept {
+            p.warn(&format!(
+                "{path} changed after that edit; kept as it is (its earlier copy stays in backup {})",
+                outcome.id
+            ));
+        }
         p.line(&format!(
-            "added {} to {}",
-            new.name,
-            ctx.roster_path.display()
-        ));
-        p.line(&format!(
-            "next: mosaic fleet install && mosaic fleet start {}",
-            new.name
-        ));
-    }
-    Ok(0)
-}
-
-fn remove(ctx: &Ctx, name: &str, g: &Global, p: &Printer) -> Result<i32> {
-    let text = roster::read(&ctx.roster_path)?;
-    let out = roster::remove_agent(&text, &ctx.roster_path, name)?;
-    if g.dry_run {
-        p.line(&format!(
-            "would remove {name} from {}",
-            ctx.roster_path.display()
-        ));
-        return Ok(0);
-    }
-    write_roster(ctx, &out)?;
-    if p.json {
-        p.json_out(&serde_json::json!({"roster": ctx.roster_path, "removed": name}));
-    } else {
-        p.line(&format!(
-            "removed {name} from {}",
-            ctx.roster_path.display()
-        ));
-        p.line(&format!(
-            "its unit keeps running until you stop it: systemctl --user disable --now {}",
-            systemd::agent_unit(name)
+            "{} fleet edit {} ({})",
+            if dry { "would undo" } else { "undid" },
+            outcome.id,
+            outcome.command
         ));
     }
     Ok(0)
@@ -310,7 +388,7 @@ fn write_if_changed(
     bytes: &[u8],
     mode: u32,
     dry: bool,
-    pending: &mut Vec<(PathBuf, Vec<u8>, u32)>,
+    pending: &mut Vec<PendingWrite>,
 ) -> Result<FileAction> {
     let old = match std::fs::read(path) {
         Ok(b) => Some(b),
@@ -324,7 +402,7 @@ fn write_if_changed(
         None => "created",
     };
     if action != "unchanged" && !dry {
-        pending.push((path.to_path_buf(), bytes.to_vec(), mode));
+        pending.push(PendingWrite::new(path, bytes.to_vec(), mode));
     }
     let action = if dry && action != "unchanged" {
         format!("would be {action}")
@@ -355,122 +433,49 @@ fn same_path(a: &Path, b: &Path) -> bool {
     ca == cb
 }
 
-/// Writes what a fleet command decided, under the update lock, as one
-/// transaction: every replaced env file, unit or roster is backed up first
-/// (listed by `mosaic backups`, undone by `mosaic rollback`).
-fn apply_pending(ctx: &Ctx, command: &str, pending: Vec<(PathBuf, Vec<u8>, u32)>) -> Result<()> {
-    if pending.is_empty() {
+/// Executes the writes a fleet command decided, in its locked session, as
+/// one transaction recorded as a fleet edit: every replaced env file, unit
+/// or roster is backed up first (undone by `mosaic fleet undo`). Paths below
+/// the home travel as relative paths, so the transaction's no-link rule
+/// covers every component below the home.
+fn apply_writes(session: &Session<Locked>, command: &str, writes: &[PendingWrite]) -> Result<()> {
+    if writes.is_empty() {
         return Ok(());
     }
-    let paths = &ctx.paths;
-    crate::sync::ensure_meta_dir(paths)?;
-    let _lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
-    crate::txn::recover(paths)?;
-    let ops: Vec<crate::txn::Op<'_>> = pending
+    let paths = &session.paths;
+    let ops: Vec<txn::Op<'_>> = writes
         .iter()
-        .map(|(path, bytes, mode)| crate::txn::Op::Write {
-            rel: path.display().to_string(),
-            bytes: crate::txn::Payload::Bytes(std::borrow::Cow::Borrowed(&bytes[..])),
-            mode: *mode,
-            sha256: fsutil::sha256_hex(bytes),
+        .map(|w| txn::Op::Write {
+            rel: match w.path.strip_prefix(&paths.home) {
+                Ok(rel) => rel.to_string_lossy().into_owned(),
+                Err(_) => w.path.to_string_lossy().into_owned(),
+            },
+            bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&w.bytes[..])),
+            mode: w.mode,
+            sha256: fsutil::sha256_hex(&w.bytes),
         })
         .collect();
-    let version = crate::manifest::Manifest::load(&paths.manifest())?
+    let version = mosaic_engine::manifest::Manifest::load(&paths.manifest())?
         .map(|m| m.version.to_string())
         .unwrap_or_else(|| "none".to_string());
-    let info = crate::txn::RunInfo {
+    let info = txn::RunInfo {
         command: command.to_string(),
         from_version: Some(version.clone()),
         to_version: version,
+        kind: txn::Kind::FleetEdit,
     };
-    crate::txn::apply(paths, &ops, &info, None)?;
+    txn::apply(paths, session.token(), &ops, &info, None)?;
     Ok(())
 }
 
-fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
-    let roster = ctx.roster()?;
-    let home = &ctx.paths.home;
-    let shipped = home.join("systemd/user");
-    let unit_files = [systemd::HOLDER_UNIT, systemd::AGENT_TEMPLATE];
-    for u in unit_files {
-        if !shipped.join(u).is_file() {
-            return Err(Error::Input(format!(
-                "{} is missing; install the framework first: mosaic --home {} install",
-                shipped.join(u).display(),
-                home.display()
-            )));
-        }
-    }
+fn install(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
+    let mut roster_out = None;
     let mut rep = InstallReport::default();
-    if let Some(expected) = unit_home() {
-        if !same_path(home, &expected) {
-            rep.warnings.push(format!(
-                "the units look for the framework at %E/mosaic = {}, but this home is {}; the fleet will not start from it (install into {} or point XDG_CONFIG_HOME at its parent)",
-                expected.display(),
-                home.display(),
-                expected.display()
-            ));
-        }
-    }
-    let dry = g.dry_run;
-    let mut pending = Vec::new();
-    let agents_dir = ctx.agents_dir();
-    if !dry {
-        ensure_dir(&agents_dir, 0o700)?;
-    }
-    for a in &roster.agents {
-        if !a.is_local() {
-            rep.skipped_remote.push(a.name.as_str().to_string());
-            continue;
-        }
-        let path = ctx.env_file(a.name.as_str());
-        let existing = match std::fs::read_to_string(&path) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let text = envfile::merge(
-            existing.as_deref(),
-            &envfile::agent_keys(home, &roster, a),
-            &envfile::agent_header(a.name.as_str()),
-        );
-        rep.env_files.push(write_if_changed(
-            &path,
-            text.as_bytes(),
-            0o600,
-            dry,
-            &mut pending,
-        )?);
-    }
-    let holder_path = agents_dir.join("_holder.env");
-    let existing = std::fs::read_to_string(&holder_path).ok();
-    let text = envfile::merge(
-        existing.as_deref(),
-        &envfile::holder_keys(&roster),
-        envfile::HOLDER_HEADER,
-    );
-    rep.env_files.push(write_if_changed(
-        &holder_path,
-        text.as_bytes(),
-        0o600,
-        dry,
-        &mut pending,
-    )?);
-
-    if !dry {
-        ensure_dir(&ctx.paths.units, 0o755)?;
-    }
-    for u in unit_files {
-        let bytes = std::fs::read(shipped.join(u)).at(shipped.join(u))?;
-        rep.units.push(write_if_changed(
-            &ctx.paths.units.join(u),
-            &bytes,
-            0o644,
-            dry,
-            &mut pending,
-        )?);
-    }
-    apply_pending(ctx, "fleet install", pending)?;
+    let writes = edit(ctx, "fleet install", dry, p, |_| {
+        plan_install(ctx, dry, &mut rep, &mut roster_out)
+    })?;
+    let _ = writes;
+    let roster = roster_out.expect("planned");
     let mut enable = vec![systemd::HOLDER_UNIT.to_string()];
     enable.extend(
         roster
@@ -479,7 +484,6 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
             .filter(|a| a.is_local())
             .map(|a| systemd::agent_unit(a.name.as_str())),
     );
-
     let systemd_result = if dry {
         Ok(())
     } else {
@@ -537,6 +541,97 @@ fn install(ctx: &Ctx, g: &Global, p: &Printer) -> Result<i32> {
     }
 }
 
+/// Reads (in the session) and decides every env file and unit `fleet install` writes.
+fn plan_install(
+    ctx: &Ctx,
+    dry: bool,
+    rep: &mut InstallReport,
+    roster_out: &mut Option<Roster>,
+) -> Result<Vec<PendingWrite>> {
+    let roster = ctx.roster()?;
+    let home = &ctx.paths.home;
+    let shipped = home.join("systemd/user");
+    let unit_files = [systemd::HOLDER_UNIT, systemd::AGENT_TEMPLATE];
+    for u in unit_files {
+        if !shipped.join(u).is_file() {
+            return Err(Error::Input(format!(
+                "{} is missing; install the framework first: mosaic --home {} install",
+                shipped.join(u).display(),
+                home.display()
+            )));
+        }
+    }
+    if let Some(expected) = unit_home() {
+        if !same_path(home, &expected) {
+            rep.warnings.push(format!(
+                "the units look for the framework at %E/mosaic = {}, but this home is {}; the fleet will not start from it (install into {} or point XDG_CONFIG_HOME at its parent)",
+                expected.display(),
+                home.display(),
+                expected.display()
+            ));
+        }
+    }
+    let mut pending = Vec::new();
+    let agents_dir = ctx.agents_dir();
+    if !dry {
+        ensure_dir(&agents_dir, 0o700)?;
+    }
+    for a in &roster.agents {
+        if !a.is_local() {
+            rep.skipped_remote.push(a.name.as_str().to_string());
+            continue;
+        }
+        let path = ctx.env_file(a.name.as_str());
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let text = envfile::merge(
+            existing.as_deref(),
+            &envfile::agent_keys(home, &roster, a),
+            &envfile::agent_header(a.name.as_str()),
+        );
+        rep.env_files.push(write_if_changed(
+            &path,
+            text.as_bytes(),
+            0o600,
+            dry,
+            &mut pending,
+        )?);
+    }
+    let holder_path = agents_dir.join("_holder.env");
+    let existing = std::fs::read_to_string(&holder_path).ok();
+    let text = envfile::merge(
+        existing.as_deref(),
+        &envfile::holder_keys(&roster),
+        envfile::HOLDER_HEADER,
+    );
+    rep.env_files.push(write_if_changed(
+        &holder_path,
+        text.as_bytes(),
+        0o600,
+        dry,
+        &mut pending,
+    )?);
+
+    if !dry {
+        ensure_dir(&ctx.paths.units, 0o755)?;
+    }
+    for u in unit_files {
+        let bytes = std::fs::read(shipped.join(u)).at(shipped.join(u))?;
+        rep.units.push(write_if_changed(
+            &ctx.paths.units.join(u),
+            &bytes,
+            0o644,
+            dry,
+            &mut pending,
+        )?);
+    }
+    *roster_out = Some(roster);
+    Ok(pending)
+}
+
 // ---- start / stop / restart / status ----
 
 fn pick_agents<'a>(
@@ -564,7 +659,7 @@ fn pick_agents<'a>(
     Ok(out)
 }
 
-fn control(ctx: &Ctx, verb: &str, names: &[String], g: &Global, p: &Printer) -> Result<i32> {
+fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
     let agents = pick_agents(&roster, names, &ctx.roster_path)?;
     let whole = names.is_empty();
@@ -598,8 +693,15 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], g: &Global, p: &Printer) -> 
         _ => {}
     }
     let argv = systemd::verb_argv(verb, &units);
-    if g.dry_run {
-        p.line(&format!("would run: {}", crate::runner::display(&argv)));
+    if dry {
+        if p.json {
+            p.json_out(&serde_json::json!({"action": verb, "units": units, "dry_run": true, "would_run": argv}));
+        } else {
+            p.line(&format!(
+                "would run: {}",
+                mosaic_fleet::runner::display(&argv)
+            ));
+        }
         return Ok(0);
     }
     systemd::check_manager()?;

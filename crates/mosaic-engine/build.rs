@@ -12,7 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    // The repository root: this crate lives at crates/mosaic-engine.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
     println!("cargo:rerun-if-env-changed=MOSAIC_EMBED_FRAMEWORK_DIR");
     let root = match std::env::var_os("MOSAIC_EMBED_FRAMEWORK_DIR") {
         Some(dir) => PathBuf::from(dir),

@@ -244,9 +244,7 @@ pub enum Transport {
 }
 
 /// An agent runtime.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     /// Claude Code.
@@ -260,6 +258,14 @@ pub enum Runtime {
 }
 
 impl Runtime {
+    /// Every runtime.
+    pub const ALL: &'static [Runtime] = &[
+        Runtime::Claude,
+        Runtime::Codex,
+        Runtime::Pi,
+        Runtime::Opencode,
+    ];
+
     /// The program name (also what `fleet ps` expects to see in the pane).
     pub fn program(self) -> &'static str {
         match self {
@@ -272,7 +278,7 @@ impl Runtime {
 }
 
 /// An agent's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Plans and dispatches.
@@ -288,6 +294,15 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class.
+    pub const ALL: &'static [Class] = &[
+        Class::Orchestrator,
+        Class::Enhancer,
+        Class::Implementer,
+        Class::Reviewer,
+        Class::Research,
+    ];
+
     /// The class name as written in the roster.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1007,6 +1022,28 @@ pub fn remove_agent(text: &str, path: &Path, name: &str) -> Result<String> {
     Ok(result)
 }
 
+impl std::str::FromStr for Runtime {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Runtime::ALL
+            .iter()
+            .copied()
+            .find(|r| r.program() == s)
+            .ok_or_else(|| format!("unknown runtime {s:?}: use claude, codex, pi or opencode"))
+    }
+}
+
+impl std::str::FromStr for Class {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Class::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown class {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1019,7 +1056,7 @@ mod tests {
 
     #[test]
     fn every_shipped_example_loads() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("framework/fleet/examples");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../framework/fleet/examples");
         let mut n = 0;
         for e in std::fs::read_dir(&dir).unwrap() {
             let path = e.unwrap().path();

@@ -55,7 +55,7 @@ pub struct DiskView {
 }
 
 /// How to settle a file both the operator and the release changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConflictMode {
     /// Keep the operator's file; write the new one beside it as `PATH.mosaic-new`.
@@ -63,6 +63,30 @@ pub enum ConflictMode {
     Keep,
     /// Back the operator's file up and install the new one.
     Replace,
+}
+
+impl ConflictMode {
+    /// Every mode, in the order `--help` lists them.
+    pub const ALL: &'static [ConflictMode] = &[ConflictMode::Keep, ConflictMode::Replace];
+
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictMode::Keep => "keep",
+            ConflictMode::Replace => "replace",
+        }
+    }
+}
+
+impl std::str::FromStr for ConflictMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown conflict mode {s:?}: use keep or replace"))
+    }
 }
 
 /// The decision for one path.

@@ -2,9 +2,9 @@
 //! shipped helper scripts, `ssh`).
 //!
 //! Deciding is kept apart from doing: callers build an argv with small pure
-//! functions (see [`crate::systemd`] and `crate::fleet::tmux`) whose first
+//! functions (see [`crate::systemd`] and `crate::tmux`) whose first
 //! word is the plain program name (`"tmux"`, `"systemctl"`); this module maps
-//! that name to the configured program ([`crate::paths::program`], which
+//! that name to the configured program ([`mosaic_engine::paths::program`], which
 //! honours `MOSAIC_TMUX` / `MOSAIC_SYSTEMCTL`) and runs it.
 //!
 //! Every spawn is counted ([`spawned`]) and, when `MOSAIC_SPAWN_LOG=FILE` is
@@ -24,10 +24,10 @@ pub fn spawned() -> usize {
 }
 
 /// The program actually run for an argv's first word: `tmux` and `systemctl`
-/// go through [`crate::paths::program`]; anything else is used as is.
+/// go through [`mosaic_engine::paths::program`]; anything else is used as is.
 pub fn resolve_program(word: &str) -> String {
     match word {
-        "tmux" | "systemctl" => crate::paths::program(word),
+        "tmux" | "systemctl" => mosaic_engine::paths::program(word),
         other => other.to_string(),
     }
 }

@@ -6,8 +6,7 @@
 //! argv are built by pure functions and run through [`crate::runner`].
 
 use crate::error::Result;
-use crate::paths::Paths;
-use serde::Serialize;
+use mosaic_engine::paths::Paths;
 use std::collections::BTreeSet;
 
 use crate::systemd::{agent_unit, verb_argv, HOLDER_UNIT};
@@ -49,14 +48,7 @@ pub struct Before {
     pub systemd: bool,
 }
 
-/// One agent's relaunch result.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentResult {
-    /// Agent name.
-    pub agent: String,
-    /// Whether its session exists after the restart.
-    pub session_up: bool,
-}
+pub use mosaic_engine::sync::AgentResult;
 
 /// Records the active fleet units.
 pub fn before(legacy_sessions: &[String]) -> Before {
@@ -92,7 +84,7 @@ pub fn stop(b: &Before) -> Result<()> {
         units.push(HOLDER_UNIT.to_string());
         let _ = crate::runner::output(&verb_argv("stop", &units))?;
     }
-    crate::migrate::kill_legacy_server()
+    crate::legacy::kill_legacy_server()
 }
 
 fn env_value(text: &str, key: &str) -> Option<String> {
@@ -122,7 +114,7 @@ pub fn after(paths: &Paths, b: &Before) -> (Vec<AgentResult>, Vec<String>) {
             std::fs::read_to_string(paths.home.join("fleet/agents").join(format!("{agent}.env")))
                 .unwrap_or_default();
         let socket = env_value(&env, "MOSAIC_TMUX_SOCKET");
-        let up = crate::runner::output(&crate::fleet::tmux::has_session(socket.as_deref(), agent))
+        let up = crate::runner::output(&crate::tmux::has_session(socket.as_deref(), agent))
             .is_ok_and(|o| o.status.success());
         results.push(AgentResult {
             agent: agent.clone(),

@@ -8,14 +8,30 @@ use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
 use crate::fsutil::{self, join_rel, temp_path, Fingerprint};
 use crate::paths::Paths;
+use crate::session::Locked;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// How many backups per home are kept.
-pub const KEEP_BACKUPS: usize = 5;
+/// How many generations (install, update, rollback) per home are kept.
+pub const KEEP_GENERATIONS: usize = 5;
+/// How many fleet edits (roster, env files) per home are kept.
+pub const KEEP_FLEET_EDITS: usize = 20;
+
+/// What a transaction was: a generation of the framework tree, or a fleet
+/// edit. The two have their own histories, so fleet edits never evict a
+/// generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// An install, update or rollback: a numbered generation with its manifest.
+    #[default]
+    Generation,
+    /// A change to the roster or the agents' env files (`mosaic fleet …`).
+    FleetEdit,
+}
 
 /// Relative path of the manifest below the home.
 pub const MANIFEST_REL: &str = ".mosaic/manifest.json";
@@ -138,6 +154,16 @@ pub struct BackupMeta {
     /// The run's temp-file tag (temp files are `.NAME.mosaic-tmp-TAG`).
     #[serde(default)]
     pub tmp_tag: String,
+    /// A generation or a fleet edit.
+    #[serde(default)]
+    pub kind: Kind,
+    /// For a generation: its number (the manifest it wrote carries it too);
+    /// 0 for a fleet edit.
+    #[serde(default)]
+    pub generation: u64,
+    /// For a fleet edit: set once `mosaic fleet undo` undid it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undone: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,6 +181,8 @@ pub struct RunInfo {
     pub from_version: Option<String>,
     /// Version after.
     pub to_version: String,
+    /// A generation or a fleet edit.
+    pub kind: Kind,
 }
 
 /// UTC time as `YYYYMMDDTHHMMSS.ffffffZ` (sorts by time) and RFC 3339, from the system clock.
@@ -194,7 +222,7 @@ pub fn target(home: &Path, rel: &str) -> PathBuf {
 }
 
 /// Where the backup copy of `rel` lives below a backup's `files/`.
-fn backup_copy(files: &Path, rel: &str) -> PathBuf {
+pub fn backup_copy(files: &Path, rel: &str) -> PathBuf {
     match rel.strip_prefix('/') {
         Some(abs) => join_rel(&files.join("_abs"), abs),
         None => join_rel(files, rel),
@@ -352,9 +380,10 @@ fn afters(ops: &[Op<'_>]) -> Result<BTreeMap<String, Option<String>>> {
 /// On any error the tree is restored and the error returned.
 pub fn apply(
     paths: &Paths,
+    _locked: &Locked,
     ops: &[Op<'_>],
     info: &RunInfo,
-    manifest: Option<&mut dyn FnMut() -> Result<Option<Vec<u8>>>>,
+    manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
 ) -> Result<Applied> {
     let home = &paths.home;
     // --- prepare: what exists now, and which directories must be made.
@@ -467,6 +496,13 @@ pub fn apply(
         mkdirs: mkdirs.into_iter().collect(),
         complete: false,
         tmp_tag: format!("{}-{}", std::process::id(), &stamp[9..]),
+        kind: info.kind,
+        undone: false,
+        generation: if info.kind == Kind::Generation {
+            next_generation(paths)?
+        } else {
+            0
+        },
     };
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -559,6 +595,14 @@ pub fn apply(
     }
 }
 
+/// Rewrites the manifest alone (a run whose only change is the manifest's
+/// refreshed fingerprints).
+pub fn write_manifest(paths: &Paths, _locked: &Locked, bytes: &[u8]) -> Result<()> {
+    let mpath = paths.manifest();
+    fsutil::create_dirs(mpath.parent().expect("below .mosaic"), 0o700)?;
+    fsutil::write_atomic(&mpath, bytes, 0o600)
+}
+
 /// Keeps a backup that still holds pre-run copies of paths recovery left
 /// alone: marked complete so `mosaic backups` lists it; the journal goes.
 fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
@@ -589,7 +633,7 @@ fn apply_ops(
     home: &Path,
     ops: &[Op<'_>],
     meta: &BackupMeta,
-    manifest: Option<&mut dyn FnMut() -> Result<Option<Vec<u8>>>>,
+    manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
 ) -> Result<()> {
     let record: BTreeMap<&str, &Record> =
         meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
@@ -673,7 +717,7 @@ fn apply_ops(
         return Ok(());
     };
     let mpath = join_rel(home, MANIFEST_REL);
-    match manifest()? {
+    match manifest(meta.generation)? {
         Some(bytes) => {
             fsutil::create_dirs(mpath.parent().expect("below .mosaic"), 0o700)?;
             fsutil::write_atomic(&mpath, &bytes, 0o600)?;
@@ -788,9 +832,14 @@ pub struct Recovered {
     pub kept: Vec<String>,
 }
 
+/// Whether an interrupted run left its journal (read-only check).
+pub fn journal_pending(paths: &Paths) -> bool {
+    std::fs::symlink_metadata(paths.journal()).is_ok()
+}
+
 /// If a journal from an interrupted run exists, rolls the tree back to the
 /// state before that run.
-pub fn recover(paths: &Paths) -> Result<Option<Recovered>> {
+pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
     let journal = paths.journal();
     if !journal.exists() {
         return Ok(None);
@@ -852,10 +901,49 @@ pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
     Ok(out)
 }
 
+/// Marks fleet edit `id` as undone (so the next undo goes further back).
+pub fn mark_undone(paths: &Paths, id: &str) -> Result<()> {
+    let mp = paths.backups().join(id).join("meta.json");
+    let mut meta: BackupMeta = read_json(&mp)?;
+    meta.undone = true;
+    write_json(&mp, &meta, 0o600)
+}
+
+/// Complete records of one kind for this home, newest first.
+pub fn list_kind(paths: &Paths, kind: Kind) -> Result<Vec<BackupMeta>> {
+    Ok(list(paths)?
+        .into_iter()
+        .filter(|m| m.kind == kind)
+        .collect())
+}
+
+/// The number the next generation gets: one past the highest recorded in
+/// the manifest or in a kept backup.
+fn next_generation(paths: &Paths) -> Result<u64> {
+    let in_manifest = crate::manifest::Manifest::load(&paths.manifest())
+        .ok()
+        .flatten()
+        .map(|m| m.generation)
+        .unwrap_or(0);
+    let in_backups = list_kind(paths, Kind::Generation)?
+        .iter()
+        .map(|m| m.generation)
+        .max()
+        .unwrap_or(0);
+    Ok(in_manifest.max(in_backups) + 1)
+}
+
+/// Keeps the last [`KEEP_GENERATIONS`] generations and the last
+/// [`KEEP_FLEET_EDITS`] fleet edits, each counted on its own.
 fn prune(paths: &Paths) -> Result<()> {
-    for old in list(paths)?.into_iter().skip(KEEP_BACKUPS) {
-        let d = paths.backups().join(&old.id);
-        std::fs::remove_dir_all(&d).at(&d)?;
+    for (kind, keep) in [
+        (Kind::Generation, KEEP_GENERATIONS),
+        (Kind::FleetEdit, KEEP_FLEET_EDITS),
+    ] {
+        for old in list_kind(paths, kind)?.into_iter().skip(keep) {
+            let d = paths.backups().join(&old.id);
+            std::fs::remove_dir_all(&d).at(&d)?;
+        }
     }
     Ok(())
 }

@@ -766,7 +766,7 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::roster;
+    use crate::roster;
 
     fn roster() -> Roster {
         roster::parse(

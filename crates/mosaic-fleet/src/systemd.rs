@@ -163,6 +163,14 @@ pub fn show<S: AsRef<str>>(units: &[S]) -> Result<BTreeMap<String, UnitState>> {
     Ok(parse_show(&run_user(&show_argv(units))?))
 }
 
+/// Runs `systemctl --user daemon-reload` after a sync changed active units; a
+/// failure is returned as the warning to print (the sync itself succeeded).
+pub fn daemon_reload_after_sync() -> std::result::Result<(), String> {
+    daemon_reload().map_err(|e| {
+        format!("{e}; the unit files are updated: run `systemctl --user daemon-reload` yourself")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

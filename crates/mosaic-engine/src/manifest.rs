@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// What to do about a manifest that does not parse (`mosaic rollback` reads
+/// the manifest too, so it cannot be the fix).
+const CORRUPT_FIX: &str = "copy the last good one back from the newest backup (`ls STATE/backups/*/files/.mosaic/manifest.json`), or move it aside to have the install adopted as a legacy install (files that differ from this release are backed up before they are replaced)";
+
 /// Current on-disk format number.
 pub const FORMAT: u32 = 1;
 
@@ -49,6 +53,10 @@ pub struct Manifest {
     /// Active systemd unit copies (file name → entry) in the user unit dir.
     #[serde(default)]
     pub units: BTreeMap<String, Entry>,
+    /// The generation that wrote this manifest (0 before generations were
+    /// numbered).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Whether `rel` is a relative, `/`-separated path with no empty, `.` or
@@ -70,6 +78,7 @@ impl Manifest {
             files: BTreeMap::new(),
             dirs: BTreeSet::new(),
             units: BTreeMap::new(),
+            generation: 0,
         }
     }
 
@@ -88,14 +97,14 @@ impl Manifest {
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
             path: path.to_path_buf(),
             msg: e.to_string(),
-            fix: "restore it with `mosaic rollback`, or delete it to have the install adopted as a legacy install".to_string(),
+            fix: CORRUPT_FIX.to_string(),
         })?;
         for key in m.files.keys().chain(m.dirs.iter()) {
             if !is_safe_rel(key) {
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
                     msg: format!("it names {key:?}, which is not a plain path inside the home"),
-                    fix: "restore it with `mosaic rollback`, or delete it to have the install adopted as a legacy install".to_string(),
+                    fix: CORRUPT_FIX.to_string(),
                 });
             }
         }
@@ -104,7 +113,7 @@ impl Manifest {
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
                     msg: format!("it names the unit {key:?}, which is not a file name"),
-                    fix: "restore it with `mosaic rollback`, or delete it".to_string(),
+                    fix: CORRUPT_FIX.to_string(),
                 });
             }
         }

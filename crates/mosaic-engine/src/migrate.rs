@@ -6,10 +6,11 @@
 //! sessions are live on the legacy socket the migration is deferred, unless
 //! the operator asked for `--relaunch`.
 //!
-//! The text rewrites are pure functions; [`socket_migration`] reads the
-//! files and asks tmux whether the legacy socket is in use.
+//! The text rewrites are pure functions; [`socket_rewrites`] reads the
+//! files. Whether the legacy socket is in use is a fact the caller brings
+//! (the fleet crate asks tmux).
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use regex::Regex;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -171,40 +172,6 @@ pub fn socket_rewrites(home: &Path) -> Result<Vec<Rewrite>> {
     Ok(out)
 }
 
-/// The sessions live on the legacy socket (empty when no server runs there
-/// or tmux is not installed).
-pub fn legacy_sessions() -> Vec<String> {
-    match crate::runner::output(&crate::fleet::tmux::list_sessions(Some(LEGACY_SOCKET))) {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// argv that stops the legacy socket's tmux server.
-pub fn kill_legacy_server_argv() -> Vec<String> {
-    let mut argv = crate::fleet::tmux::base(Some(LEGACY_SOCKET));
-    argv.push("kill-server".to_string());
-    argv
-}
-
-/// Stops the tmux server on the legacy socket, if one runs.
-pub fn kill_legacy_server() -> Result<()> {
-    let out = crate::runner::output(&kill_legacy_server_argv())?;
-    if out.status.success() || legacy_sessions().is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Input(format!(
-            "could not stop the tmux server on {LEGACY_SOCKET}: {}; stop it with `tmux -L {LEGACY_SOCKET} kill-server`",
-            crate::runner::first_line(&out)
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,14 +216,6 @@ mod tests {
         assert_eq!(
             rewrite_env("MOSAIC_TMUX_SOCKET='mosaic-factory'").as_deref(),
             Some("MOSAIC_TMUX_SOCKET='mosaic-fleet'")
-        );
-    }
-
-    #[test]
-    fn argv_is_exact() {
-        assert_eq!(
-            kill_legacy_server_argv(),
-            ["tmux", "-L", "mosaic-factory", "kill-server"]
         );
     }
 }

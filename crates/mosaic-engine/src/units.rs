@@ -221,12 +221,3 @@ impl UnitPlan {
         out
     }
 }
-
-/// Runs `systemctl --user daemon-reload` (through [`crate::systemd`]); a
-/// failure is returned as the warning to print (the sync itself still
-/// succeeded).
-pub fn daemon_reload() -> std::result::Result<(), String> {
-    crate::systemd::daemon_reload().map_err(|e| {
-        format!("{e}; the unit files are updated: run `systemctl --user daemon-reload` yourself")
-    })
-}

@@ -11,12 +11,12 @@ use crate::paths::Paths;
 use crate::plan::{self, Action, ConflictMode, Disk, Plan};
 use crate::preserve::Preserve;
 use crate::scan;
+use crate::session::{Locked, Session};
 use crate::source::Source;
 use crate::txn::{self, Op, RunInfo};
 use semver::Version;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::os::unix::fs::DirBuilderExt;
 
 /// Options of `install` / `update`.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +31,8 @@ pub struct SyncOptions {
     pub command: String,
     /// Restart the fleet after the sync (and finish a deferred socket migration).
     pub relaunch: bool,
+    /// A rollback towards an earlier generation: no migrations.
+    pub rollback: bool,
 }
 
 /// One reported change.
@@ -47,6 +49,15 @@ pub struct Change {
     /// True for facts human output leaves out (an edited file kept silently).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quiet: bool,
+}
+
+/// One agent after `--relaunch`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgentResult {
+    /// Agent name.
+    pub agent: String,
+    /// Whether its session exists after the restart.
+    pub session_up: bool,
 }
 
 /// What a sync did (or, with `--dry-run`, would do).
@@ -73,10 +84,13 @@ pub struct SyncReport {
     /// Number of blockers; when non-zero nothing was changed and the caller
     /// reports [`Error::Blocked`].
     pub blocked: usize,
+    /// For a rollback: the generation undone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<u64>,
     /// Whether `systemctl --user daemon-reload` ran.
     pub daemon_reload: bool,
-    /// Per-agent results of `--relaunch`.
-    pub relaunch: Vec<crate::relaunch::AgentResult>,
+    /// Per-agent results of `--relaunch` (filled in by the caller).
+    pub relaunch: Vec<AgentResult>,
 }
 
 impl SyncReport {
@@ -378,75 +392,94 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
     Ok(m)
 }
 
-/// Creates `H/.mosaic` (0700) when missing; refuses a non-directory there.
-pub(crate) fn ensure_meta_dir(paths: &Paths) -> Result<()> {
-    let dir = paths.meta_dir();
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::Input(format!(
-            "{} is not a directory; move it aside so mosaic can keep its records there",
-            dir.display()
-        ))),
-        Err(_) => {
-            crate::fsutil::create_dirs(&paths.home, 0o755)?;
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::io(&dir, e))
-        }
+/// The facts from outside the files that planning needs, supplied by the
+/// caller (the fleet crate asks tmux): the engine itself runs nothing.
+pub trait World {
+    /// The tmux sessions live on the legacy socket (asked only when a
+    /// socket migration is pending).
+    fn legacy_sessions(&self) -> Vec<String>;
+}
+
+/// A world with no tmux: no legacy sessions.
+pub struct NoWorld;
+
+impl World for NoWorld {
+    fn legacy_sessions(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
-/// Runs `install` / `update`: the whole of SPEC §4.3. A plan with blockers
-/// changes nothing and comes back with `blocked > 0`.
-pub fn sync(paths: Paths, opts: &SyncOptions) -> Result<SyncReport> {
-    sync_from(paths, opts, &mut |paths| {
-        Source::from_env(Some(&paths.state), !opts.dry_run)
-    })
+/// The decided install/update: a value, rendered by the caller from
+/// [`SyncPlan::report`], then executed only through a locked session
+/// ([`SyncPlan::execute`] exists only for `SyncPlan<'_, Locked>`).
+pub struct SyncPlan<'s, A> {
+    session: &'s Session<A>,
+    /// What the run will do (or, on a read-only session, would do).
+    pub report: SyncReport,
+    inputs: Inputs,
+    plan: Plan,
+    view: plan::DiskView,
+    rewrites: Vec<crate::migrate::Rewrite>,
+    units: Option<crate::units::UnitPlan>,
+    /// The legacy sessions live now (non-empty with `--relaunch` means the
+    /// caller stops them before executing and restarts them after).
+    pub legacy_live: Vec<String>,
+    /// Whether the migration needs the legacy fleet stopped first.
+    pub stop_legacy: bool,
+    command: String,
 }
 
-/// [`sync`] with an explicit source tree.
-pub fn sync_with(paths: Paths, source: Source, opts: &SyncOptions) -> Result<SyncReport> {
-    let mut source = Some(source);
-    sync_from(paths, opts, &mut |_| {
-        Ok(source.take().expect("loaded once"))
-    })
+impl<A> SyncPlan<'_, A> {
+    /// Whether executing changes the active unit files (so the caller runs
+    /// one `daemon-reload` afterwards).
+    pub fn units_changed(&self) -> bool {
+        self.units.as_ref().is_some_and(|u| !u.ops().is_empty())
+    }
+
+    /// Whether a fleet is installed in the active unit directory.
+    pub fn fleet_installed(&self) -> bool {
+        self.units.is_some()
+    }
+
+    /// The session the plan was made in.
+    pub fn paths(&self) -> &Paths {
+        &self.session.paths
+    }
+
+    fn ops(&self) -> Vec<Op<'_>> {
+        let mut ops = ops_for(&self.plan, &self.inputs.source);
+        for r in &self.rewrites {
+            ops.push(Op::Write {
+                rel: r.rel.clone(),
+                bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
+                mode: r.mode,
+                sha256: crate::fsutil::sha256_hex(&r.bytes),
+            });
+        }
+        if let Some(u) = &self.units {
+            ops.extend(u.ops());
+        }
+        ops
+    }
 }
 
-/// The sync, loading the source only once the lock is held (its hash cache
-/// is written then, never by two runs at once).
-fn sync_from(
-    paths: Paths,
+/// Plans `install` / `update` in `session` (SPEC §4.3 steps 3–4): loads the
+/// source (with `load`, once the session is open, so its hash cache is never
+/// written by two runs at once), reads the home, plans, and adds the socket
+/// migration and the unit refresh. Nothing is written.
+pub fn plan_sync<'s, A>(
+    session: &'s Session<A>,
     opts: &SyncOptions,
+    world: &dyn World,
     load: &mut (dyn FnMut(&Paths) -> Result<Source> + Send),
-) -> Result<SyncReport> {
+) -> Result<SyncPlan<'s, A>> {
+    let paths = session.paths.clone();
     let mut report = SyncReport {
         home: paths.home.display().to_string(),
         dry_run: opts.dry_run,
+        recovered: session.recovered.as_ref().map(|r| r.id.clone()),
+        warnings: session.warnings.clone(),
         ..SyncReport::default()
-    };
-    let _lock = if opts.dry_run {
-        if paths.journal().exists() {
-            report.warnings.push(
-                "an interrupted run will be rolled back before the next real update".to_string(),
-            );
-        }
-        None
-    } else {
-        ensure_meta_dir(&paths)?;
-        let lock =
-            crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
-        crate::failpoint::pause("after-lock");
-        if let Some(r) = txn::recover(&paths)? {
-            for k in &r.kept {
-                report.warnings.push(format!(
-                    "{k} changed after the interrupted run and was kept as found; its earlier copy is in backup {}",
-                    r.id
-                ));
-            }
-            report.recovered = Some(r.id);
-        }
-        Some(lock)
     };
     let inputs = Inputs::load_overlapped(paths, load)?;
     report.to_version = inputs.source.version.to_string();
@@ -455,20 +488,19 @@ fn sync_from(
     let (plan, view) = inputs.plan(opts.conflict)?;
     report.changes = plan.items.iter().filter_map(describe).collect();
     report.blocked = plan.blockers().count();
-    if report.blocked > 0 {
-        summarise(&mut report);
-        return Ok(report);
-    }
-    let mut ops = ops_for(&plan, &inputs.source);
 
     // SPEC §5.1: the legacy socket, unless its sessions are live.
-    let rewrites = crate::migrate::socket_rewrites(&inputs.paths.home)?;
-    let mut stop_legacy = false;
+    let mut rewrites = if opts.rollback {
+        Vec::new()
+    } else {
+        crate::migrate::socket_rewrites(&inputs.paths.home)?
+    };
     let legacy_live = if rewrites.is_empty() {
         Vec::new()
     } else {
-        crate::migrate::legacy_sessions()
+        world.legacy_sessions()
     };
+    let mut stop_legacy = false;
     if !rewrites.is_empty() {
         if !legacy_live.is_empty() && !opts.relaunch {
             report.warnings.push(format!(
@@ -477,6 +509,7 @@ fn sync_from(
                 legacy_live.join(", "),
                 crate::migrate::FLEET_SOCKET
             ));
+            rewrites.clear();
         } else {
             stop_legacy = !legacy_live.is_empty();
             for r in &rewrites {
@@ -489,12 +522,6 @@ fn sync_from(
                         crate::migrate::FLEET_SOCKET
                     )),
                     quiet: false,
-                });
-                ops.push(Op::Write {
-                    rel: r.rel.clone(),
-                    bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
-                    mode: r.mode,
-                    sha256: crate::fsutil::sha256_hex(&r.bytes),
                 });
             }
         }
@@ -511,74 +538,70 @@ fn sync_from(
     } else {
         None
     };
-    let mut unit_ops = Vec::new();
     if let Some(u) = &units {
         report.changes.extend(u.changes());
         report.warnings.extend(u.warnings());
-        unit_ops = u.ops();
-    }
-    let units_changed = !unit_ops.is_empty();
-    ops.extend(unit_ops);
-
-    if opts.dry_run {
-        summarise(&mut report);
-        return Ok(report);
-    }
-    let before = opts.relaunch.then(|| crate::relaunch::before(&legacy_live));
-    if stop_legacy {
-        if let Some(b) = &before {
-            crate::relaunch::stop(b)?;
-        }
-    }
-    let make_manifest = || -> Result<Manifest> {
-        let mut next = next_manifest(&inputs, &plan, &view)?;
-        if let Some(u) = &units {
-            next.units = u.next_entries();
-        }
-        Ok(next)
-    };
-    if ops.is_empty() {
-        let next = make_manifest()?;
-        if inputs.manifest.as_ref() != Some(&next) {
-            crate::fsutil::write_atomic(&inputs.paths.manifest(), &next.to_bytes(), 0o600)?;
-        }
-    } else {
-        let info = RunInfo {
-            command: opts.command.clone(),
-            from_version: report.from_version.clone(),
-            to_version: report.to_version.clone(),
-        };
-        let applied = txn::apply(
-            &inputs.paths,
-            &ops,
-            &info,
-            Some(&mut || Ok(Some(make_manifest()?.to_bytes()))),
-        );
-        let applied = match (applied, &before) {
-            (Ok(a), _) => a,
-            (Err(e), Some(b)) if stop_legacy => {
-                // The files are back as they were: bring the fleet back too,
-                // on the socket they name.
-                let _ = crate::relaunch::after(&inputs.paths, b);
-                return Err(e);
-            }
-            (Err(e), _) => return Err(e),
-        };
-        report.backup = applied.backup.map(|b| b.display().to_string());
-    }
-    if units_changed || (opts.relaunch && units.is_some()) {
-        match crate::units::daemon_reload() {
-            Ok(()) => report.daemon_reload = true,
-            Err(w) => report.warnings.push(w),
-        }
-    }
-    if let Some(b) = &before {
-        let (results, warnings) = crate::relaunch::after(&inputs.paths, b);
-        report.relaunch = results;
-        report.warnings.extend(warnings);
     }
     summarise(&mut report);
-    Ok(report)
+    Ok(SyncPlan {
+        session,
+        report,
+        inputs,
+        plan,
+        view,
+        rewrites,
+        units,
+        legacy_live,
+        stop_legacy,
+        command: opts.command.clone(),
+    })
+}
+
+impl SyncPlan<'_, Locked> {
+    /// Executes the plan (SPEC §4.3 steps 5–6): one transaction, manifest
+    /// last. Refuses a plan with blockers.
+    pub fn execute(self) -> Result<SyncReport> {
+        if self.report.blocked > 0 {
+            return Err(Error::Blocked(self.report.blocked));
+        }
+        let ops = self.ops();
+        let make_manifest = || -> Result<Manifest> {
+            let mut next = next_manifest(&self.inputs, &self.plan, &self.view)?;
+            if let Some(u) = &self.units {
+                next.units = u.next_entries();
+            }
+            Ok(next)
+        };
+        let mut report = self.report.clone();
+        let paths = &self.session.paths;
+        if ops.is_empty() {
+            let mut next = make_manifest()?;
+            next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
+            if self.inputs.manifest.as_ref() != Some(&next) {
+                txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
+            }
+        } else {
+            let info = RunInfo {
+                command: self.command.clone(),
+                from_version: report.from_version.clone(),
+                to_version: report.to_version.clone(),
+                kind: txn::Kind::Generation,
+            };
+            let applied = txn::apply(
+                paths,
+                self.session.token(),
+                &ops,
+                &info,
+                Some(&mut |generation| {
+                    let mut m = make_manifest()?;
+                    m.generation = generation;
+                    Ok(Some(m.to_bytes()))
+                }),
+            )?;
+            report.backup = applied.backup.map(|b| b.display().to_string());
+        }
+        Ok(report)
+    }
 }
 
 fn check_downgrade(inputs: &Inputs, allow: bool) -> Result<()> {
@@ -615,8 +638,8 @@ pub struct StatusLine {
 }
 
 /// `mosaic status`: what differs between disk, manifest and source.
-pub fn status(paths: Paths) -> Result<(Option<Version>, Version, Vec<StatusLine>)> {
-    let inputs = Inputs::load(paths)?;
+pub fn status<A>(session: &Session<A>) -> Result<(Option<Version>, Version, Vec<StatusLine>)> {
+    let inputs = Inputs::load(session.paths.clone())?;
     let (plan, _) = inputs.plan(ConflictMode::Keep)?;
     let mut out = Vec::new();
     for item in &plan.items {
@@ -669,7 +692,8 @@ pub struct VerifyLine {
 
 /// `mosaic verify`: every installed shipped file against the manifest, by
 /// content (the fingerprint shortcut is not used here).
-pub fn verify(paths: Paths) -> Result<Vec<VerifyLine>> {
+pub fn verify<A>(session: &Session<A>) -> Result<Vec<VerifyLine>> {
+    let paths = &session.paths;
     let manifest = Manifest::load(&paths.manifest())?.ok_or_else(|| {
         Error::Input(format!(
             "no manifest at {}; run `mosaic install` first",
@@ -680,7 +704,7 @@ pub fn verify(paths: Paths) -> Result<Vec<VerifyLine>> {
     for (rel, entry) in &manifest.files {
         out.push(VerifyLine {
             path: rel.clone(),
-            state: verify_one(&paths, rel, entry)?,
+            state: verify_one(paths, rel, entry)?,
         });
     }
     Ok(out)
@@ -711,8 +735,8 @@ fn verify_one(paths: &Paths, rel: &str, entry: &Entry) -> Result<String> {
 }
 
 /// `mosaic diff [PATH…]`: unified diffs of what an update would change.
-pub fn diff(paths: Paths, filter: &[String], conflict: ConflictMode) -> Result<String> {
-    let inputs = Inputs::load(paths)?;
+pub fn diff<A>(session: &Session<A>, filter: &[String], conflict: ConflictMode) -> Result<String> {
+    let inputs = Inputs::load(session.paths.clone())?;
     let (plan, _) = inputs.plan(conflict)?;
     let mut out = String::new();
     for item in &plan.items {
@@ -782,44 +806,4 @@ fn unified(old_label: &str, old: Option<&[u8]>, new_label: &str, new: Option<&[u
         s.push('\n');
     }
     s
-}
-
-/// `mosaic rollback [ID]`: restores a backup, itself transactionally and
-/// itself backed up. Returns the id restored and the new backup.
-pub fn rollback(paths: Paths, id: Option<&str>) -> Result<(String, Option<String>)> {
-    ensure_meta_dir(&paths)?;
-    let _lock = crate::lock::acquire(&paths.lock(), &paths.home, crate::lock::default_timeout())?;
-    txn::recover(&paths)?;
-    let backups = txn::list(&paths)?;
-    let meta = match id {
-        None => backups.first().cloned().ok_or_else(|| {
-            Error::Input(format!(
-                "no backups of {} to roll back to; see `mosaic backups`",
-                paths.home.display()
-            ))
-        })?,
-        Some(id) => backups
-            .iter()
-            .find(|b| b.id == id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::Input(format!(
-                    "no backup {id:?} for {}; list them with `mosaic backups`",
-                    paths.home.display()
-                ))
-            })?,
-    };
-    let ops = txn::rollback_ops(&paths, &meta);
-    let manifest = txn::backed_up_manifest(&paths, &meta)?;
-    let current = Manifest::load(&paths.manifest())?;
-    let info = RunInfo {
-        command: "rollback".to_string(),
-        from_version: current.map(|m| m.version.to_string()),
-        to_version: meta
-            .from_version
-            .clone()
-            .unwrap_or_else(|| "none".to_string()),
-    };
-    let applied = txn::apply(&paths, &ops, &info, Some(&mut || Ok(manifest.clone())))?;
-    Ok((meta.id, applied.backup.map(|b| b.display().to_string())))
 }

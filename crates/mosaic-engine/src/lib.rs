@@ -1,0 +1,32 @@
+//! mosaic-engine: the keep-mode engine, the bottom layer of mosaic.
+//!
+//! It owns the files: where they live ([`paths`]), what was shipped
+//! ([`source`], [`history`]), what was installed ([`manifest`]), what the
+//! operator keeps ([`preserve`]), the disk facts ([`scan`]), the pure
+//! decision per path ([`plan`], [`units`] for the active unit directory,
+//! [`migrate`] for pure text rewrites), and the one way to change them: the
+//! locked, journalled, backed-up transaction ([`session`], [`txn`],
+//! [`lock`]) that [`sync`] and every other writing command drive. It has no CLI, runs no tmux or systemctl and prints
+//! nothing: facts about the world outside the files come in as values, and
+//! reports go out as values.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod failpoint;
+pub mod fsutil;
+pub mod generations;
+pub mod history;
+pub mod lock;
+pub mod manifest;
+pub mod migrate;
+pub mod paths;
+pub mod plan;
+pub mod preserve;
+pub mod scan;
+pub mod session;
+pub mod source;
+pub mod sync;
+pub mod txn;
+pub mod units;
+
+pub use error::{Error, Result};

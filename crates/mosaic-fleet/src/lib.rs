@@ -1,0 +1,20 @@
+//! mosaic-fleet: the fleet layer, between the engine and the binary.
+//!
+//! It knows the roster ([`roster`], [`envfile`]), how to talk to tmux
+//! ([`tmux`]) and systemd ([`systemd`]) as pure argv builders and output
+//! parsers, the `fleet ps` snapshot and its pure join ([`ps`]), the
+//! `--relaunch` choreography ([`relaunch`]) and the legacy-socket facts
+//! ([`legacy`]). Every external program runs through [`runner`]. Files
+//! below the home are written only through the engine's transaction.
+#![warn(missing_docs)]
+
+pub mod envfile;
+pub mod legacy;
+pub mod ps;
+pub mod relaunch;
+pub mod roster;
+pub mod runner;
+pub mod systemd;
+pub mod tmux;
+
+pub use mosaic_engine::{error, Error, Result};
