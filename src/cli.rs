@@ -133,6 +133,20 @@ pub enum Command {
         #[command(flatten)]
         conflict: ConflictArg,
     },
+    /// Settle a pending conflict: keep your file, or take the release's PATH.mosaic-new.
+    Resolve {
+        /// The path (relative to the home) that has a PATH.mosaic-new beside it.
+        path: String,
+        /// Keep your file; the release's copy is removed (backed up).
+        #[arg(long, conflicts_with = "take", required_unless_present = "take")]
+        keep: bool,
+        /// Take the release's copy; your file is backed up and replaced.
+        #[arg(long)]
+        take: bool,
+        /// --dry-run.
+        #[command(flatten)]
+        dry: DryRun,
+    },
     /// List the backups of this home, newest first.
     Backups,
     /// Manage the agent fleet (roster, units, sessions).

@@ -51,7 +51,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
         Command::Agent { command } => crate::fleet::run_agent(command, g, p),
         Command::Status => {
-            let (from, to, lines) = sync::status(&Session::inspect(paths(g)?)?)?;
+            let (from, to, lines) = sync::status(&Session::inspect(paths(g)?)?, &Tmux)?;
             if p.json {
                 p.json_out(&serde_json::json!({
                     "installed": from.map(|v| v.to_string()),
@@ -89,7 +89,12 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             paths: filter,
             conflict,
         } => {
-            let out = sync::diff(&Session::inspect(paths(g)?)?, filter, conflict.conflict)?;
+            let out = sync::diff(
+                &Session::inspect(paths(g)?)?,
+                filter,
+                conflict.conflict,
+                &Tmux,
+            )?;
             if p.json {
                 p.json_out(&serde_json::json!({ "diff": out }));
             } else {
@@ -132,6 +137,43 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                 }
             }
             p.sync_report(&report);
+            Ok(0)
+        }
+        Command::Resolve {
+            path,
+            keep: _,
+            take,
+            dry,
+        } => {
+            use mosaic_engine::generations::{self, Resolution};
+            let how = if *take {
+                Resolution::Take
+            } else {
+                Resolution::Keep
+            };
+            let paths = paths(g)?;
+            let out = if dry.dry_run {
+                generations::plan_resolve(&Session::inspect(paths)?, path, how)?
+            } else {
+                generations::resolve(&Session::lock(paths)?, path, how)?
+            };
+            if p.json {
+                p.json_out(
+                    &serde_json::json!({"version": 1, "dry_run": dry.dry_run, "resolve": out}),
+                );
+            } else {
+                let verb = match (dry.dry_run, how) {
+                    (true, Resolution::Keep) => "would keep yours",
+                    (true, Resolution::Take) => "would take the release's copy",
+                    (false, Resolution::Keep) => "kept yours",
+                    (false, Resolution::Take) => "took the release's copy",
+                };
+                let mut line = format!("{verb}: {path}");
+                if let Some(b) = &out.backup {
+                    line.push_str(&format!("; backup {b}"));
+                }
+                p.line(&line);
+            }
             Ok(0)
         }
         Command::Backups => {

@@ -251,3 +251,99 @@ pub fn undo_fleet_edit(session: &Session<Locked>) -> Result<UndoOutcome> {
     }
     Ok(out)
 }
+
+/// How `mosaic resolve` settles a pending conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// Keep your file; drop the release's `PATH.mosaic-new` (backed up).
+    Keep,
+    /// Take the release's copy: your file is backed up and replaced.
+    Take,
+}
+
+/// What `mosaic resolve` does (or would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolveOutcome {
+    /// The path settled, relative to the home.
+    pub path: String,
+    /// How.
+    pub resolution: Resolution,
+    /// The backup holding what was replaced or removed (after a real run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+}
+
+fn check_resolve(paths: &Paths, rel: &str) -> Result<(String, Vec<u8>, u32)> {
+    let rel = rel.trim_end_matches('/').to_string();
+    if !crate::manifest::is_safe_rel(&rel) {
+        return Err(Error::Input(format!(
+            "{rel:?} is not a path inside the home; name it relative to {}",
+            paths.home.display()
+        )));
+    }
+    let new_rel = format!("{rel}{}", sync::NEW_SUFFIX);
+    let new_path = join_rel(&paths.home, &new_rel);
+    match std::fs::symlink_metadata(&new_path) {
+        Ok(m) if m.is_file() => {
+            use std::os::unix::fs::PermissionsExt;
+            let bytes = std::fs::read(&new_path).at(&new_path)?;
+            Ok((new_rel, bytes, m.permissions().mode() & 0o7777))
+        }
+        _ => Err(Error::Input(format!(
+            "{rel} has no pending {}; `mosaic status` lists the conflicts waiting",
+            sync::NEW_SUFFIX
+        ))),
+    }
+}
+
+/// `mosaic resolve PATH --keep|--take --dry-run`.
+pub fn plan_resolve<A>(session: &Session<A>, rel: &str, how: Resolution) -> Result<ResolveOutcome> {
+    check_resolve(&session.paths, rel)?;
+    Ok(ResolveOutcome {
+        path: rel.trim_end_matches('/').to_string(),
+        resolution: how,
+        backup: None,
+    })
+}
+
+/// `mosaic resolve PATH --keep|--take`: one transaction (recorded as a
+/// resolve, so it evicts no generation).
+pub fn resolve(session: &Session<Locked>, rel: &str, how: Resolution) -> Result<ResolveOutcome> {
+    let paths = &session.paths;
+    let (new_rel, bytes, mode) = check_resolve(paths, rel)?;
+    let rel = rel.trim_end_matches('/').to_string();
+    let mut ops = vec![Op::Remove {
+        rel: new_rel.clone(),
+    }];
+    if how == Resolution::Take {
+        ops.push(Op::Write {
+            rel: rel.clone(),
+            sha256: crate::fsutil::sha256_hex(&bytes),
+            bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&bytes[..])),
+            mode,
+        });
+    }
+    let version = Manifest::load(&paths.manifest())?
+        .map(|m| m.version.to_string())
+        .unwrap_or_else(|| "none".to_string());
+    let info = RunInfo {
+        command: format!(
+            "resolve --{}",
+            if how == Resolution::Take {
+                "take"
+            } else {
+                "keep"
+            }
+        ),
+        from_version: Some(version.clone()),
+        to_version: version,
+        kind: Kind::Resolve,
+    };
+    let applied = txn::apply(paths, session.token(), &ops, &info, None)?;
+    Ok(ResolveOutcome {
+        path: rel,
+        resolution: how,
+        backup: applied.backup.map(|b| b.display().to_string()),
+    })
+}

@@ -637,48 +637,117 @@ pub struct StatusLine {
     pub what: String,
 }
 
-/// `mosaic status`: what differs between disk, manifest and source.
-pub fn status<A>(session: &Session<A>) -> Result<(Option<Version>, Version, Vec<StatusLine>)> {
-    let inputs = Inputs::load(session.paths.clone())?;
-    let (plan, _) = inputs.plan(ConflictMode::Keep)?;
-    let mut out = Vec::new();
-    for item in &plan.items {
-        let (code, what) = match &item.action {
-            Action::Unchanged | Action::Preserved | Action::Forget => continue,
-            Action::Seed => ("S", "will be seeded (ships, absent)".to_string()),
-            Action::Create => ("A", "ships, missing on disk".to_string()),
-            Action::FixMode { from } => {
-                ("U", format!("mode {from:o} differs from the shipped mode"))
-            }
-            Action::Update => (
-                "U",
-                "the release changes it; yours is untouched".to_string(),
-            ),
-            Action::UpdateLegacy => (
-                "U",
-                "differs from the shipped file (no manifest)".to_string(),
-            ),
-            Action::KeptYours => (
-                "M",
-                "edited by you; the release did not change it".to_string(),
-            ),
-            Action::Conflict | Action::ConflictReplaced => {
-                ("C", "edited by you and changed by the release".to_string())
-            }
-            Action::Delete => ("D", "no longer shipped; unedited".to_string()),
-            Action::Orphaned => ("O", "no longer shipped; edited by you".to_string()),
-            Action::Blocked { obstacle, found } | Action::ObstacleReplaced { obstacle, found } => {
-                ("B", format!("{found} at {obstacle} blocks it"))
-            }
+/// The status code and words for one planned path (`None`: nothing to say).
+fn status_of(action: &Action) -> Option<(&'static str, String)> {
+    Some(match action {
+        Action::Unchanged | Action::Preserved | Action::Forget => return None,
+        Action::Seed => ("S", "will be seeded (ships, absent)".to_string()),
+        Action::Create => ("A", "ships, missing on disk".to_string()),
+        Action::FixMode { from } => ("U", format!("mode {from:o} differs from the shipped mode")),
+        Action::Update => (
+            "U",
+            "the release changes it; yours is untouched".to_string(),
+        ),
+        Action::UpdateLegacy => (
+            "U",
+            "differs from the shipped file (no manifest)".to_string(),
+        ),
+        Action::KeptYours => (
+            "M",
+            "edited by you; the release did not change it".to_string(),
+        ),
+        Action::Conflict | Action::ConflictReplaced => {
+            ("C", "edited by you and changed by the release".to_string())
+        }
+        Action::Delete => ("D", "no longer shipped; unedited".to_string()),
+        Action::Orphaned => ("O", "no longer shipped; edited by you".to_string()),
+        Action::Blocked { obstacle, found } | Action::ObstacleReplaced { obstacle, found } => {
+            ("B", format!("{found} at {obstacle} blocks it"))
+        }
+    })
+}
+
+/// The suffix of a release's copy written beside a file the operator edited.
+pub const NEW_SUFFIX: &str = ".mosaic-new";
+
+impl<A> SyncPlan<'_, A> {
+    /// `mosaic status`: the same plan `update --dry-run` renders, one line
+    /// per path that differs (home files, socket migrations, active units),
+    /// plus every pending `PATH.mosaic-new` until it is resolved.
+    pub fn status_lines(&self) -> Vec<StatusLine> {
+        let home = &self.session.paths.home;
+        let pending = |rel: &str| {
+            std::fs::symlink_metadata(join_rel(home, &format!("{rel}{NEW_SUFFIX}")))
+                .is_ok_and(|m| m.is_file())
         };
-        out.push(StatusLine {
-            code: code.to_string(),
-            path: item.path.clone(),
-            what,
-        });
+        let mut out = Vec::new();
+        for item in &self.plan.items {
+            if pending(&item.path) {
+                out.push(StatusLine {
+                    code: "C".to_string(),
+                    path: item.path.clone(),
+                    what: format!(
+                        "conflict pending: {}{NEW_SUFFIX} holds the release's copy; settle it with `mosaic resolve {} --keep|--take`",
+                        item.path, item.path
+                    ),
+                });
+                continue;
+            }
+            if let Some((code, what)) = status_of(&item.action) {
+                out.push(StatusLine {
+                    code: code.to_string(),
+                    path: item.path.clone(),
+                    what,
+                });
+            }
+        }
+        for r in &self.rewrites {
+            out.push(StatusLine {
+                code: "U".to_string(),
+                path: r.rel.clone(),
+                what: format!(
+                    "will be migrated: socket {} → {}",
+                    crate::migrate::LEGACY_SOCKET,
+                    crate::migrate::FLEET_SOCKET
+                ),
+            });
+        }
+        if let Some(u) = &self.units {
+            for item in &u.plan.items {
+                if let Some((code, what)) = status_of(&item.action) {
+                    out.push(StatusLine {
+                        code: code.to_string(),
+                        path: u.dir.join(&item.path).display().to_string(),
+                        what: format!("active unit: {what}"),
+                    });
+                }
+            }
+        }
+        out
     }
-    let from = inputs.manifest.as_ref().map(|m| m.version.clone());
-    Ok((from, inputs.source.version.clone(), out))
+}
+
+/// `mosaic status`: what differs between disk, manifest and source, as a
+/// rendering of the update's own plan.
+pub fn status<A>(
+    session: &Session<A>,
+    world: &dyn World,
+) -> Result<(Option<Version>, Version, Vec<StatusLine>)> {
+    let opts = SyncOptions {
+        dry_run: true,
+        allow_downgrade: true,
+        command: "status".to_string(),
+        ..SyncOptions::default()
+    };
+    let plan = plan_sync(session, &opts, world, &mut |paths| {
+        Source::from_env(Some(&paths.state), false)
+    })?;
+    let from = plan.inputs.manifest.as_ref().map(|m| m.version.clone());
+    Ok((
+        from,
+        plan.inputs.source.version.clone(),
+        plan.status_lines(),
+    ))
 }
 
 /// One finding of `mosaic verify`.
@@ -700,8 +769,14 @@ pub fn verify<A>(session: &Session<A>) -> Result<Vec<VerifyLine>> {
             paths.manifest().display()
         ))
     })?;
+    // Preserved paths are the operator's once seeded; `status` says nothing
+    // about them, and neither does `verify`.
+    let preserve = Preserve::load(&paths.preserve_file())?;
     let mut out = Vec::new();
     for (rel, entry) in &manifest.files {
+        if preserve.matches(rel) {
+            continue;
+        }
         out.push(VerifyLine {
             path: rel.clone(),
             state: verify_one(paths, rel, entry)?,
@@ -735,48 +810,146 @@ fn verify_one(paths: &Paths, rel: &str, entry: &Entry) -> Result<String> {
 }
 
 /// `mosaic diff [PATH…]`: unified diffs of what an update would change.
-pub fn diff<A>(session: &Session<A>, filter: &[String], conflict: ConflictMode) -> Result<String> {
-    let inputs = Inputs::load(session.paths.clone())?;
-    let (plan, _) = inputs.plan(conflict)?;
-    let mut out = String::new();
-    for item in &plan.items {
-        if !filter.is_empty()
-            && !filter
-                .iter()
-                .any(|f| item.path == *f || crate::fsutil::is_below(&item.path, f))
-        {
-            continue;
-        }
-        let shipped = inputs
-            .source
-            .files
-            .get(&item.path)
-            .map(|s| s.read())
-            .transpose()?;
-        let new = shipped.as_deref();
-        let disk_path = join_rel(&inputs.paths.home, &item.path);
-        let (old, new, label_new) = match &item.action {
-            Action::Create | Action::Seed => (None, new, item.path.clone()),
-            Action::Update | Action::UpdateLegacy | Action::ConflictReplaced => (
-                Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
-                new,
-                item.path.clone(),
-            ),
-            Action::Conflict => (
-                Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
-                new,
-                format!("{}.mosaic-new", item.path),
-            ),
-            Action::Delete => (
-                Some(std::fs::read(&disk_path).map_err(|e| Error::io(&disk_path, e))?),
-                None,
-                item.path.clone(),
-            ),
-            _ => continue,
+pub fn diff<A>(
+    session: &Session<A>,
+    filter: &[String],
+    conflict: ConflictMode,
+    world: &dyn World,
+) -> Result<String> {
+    let opts = SyncOptions {
+        dry_run: true,
+        conflict,
+        allow_downgrade: true,
+        command: "diff".to_string(),
+        ..SyncOptions::default()
+    };
+    let plan = plan_sync(session, &opts, world, &mut |paths| {
+        Source::from_env(Some(&paths.state), false)
+    })?;
+    plan.diff(filter)
+}
+
+fn read_at(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+impl<A> SyncPlan<'_, A> {
+    /// `mosaic diff [PATH…]`: the unified diff of this plan — what an update
+    /// changes, the operator's own edits to shipped files (against what was
+    /// shipped), the socket migrations and the active units. A filter path
+    /// that names nothing the plan, the release or the home knows is an error.
+    pub fn diff(&self, filter: &[String]) -> Result<String> {
+        let home = &self.session.paths.home;
+        let wanted = |p: &str| {
+            filter.is_empty()
+                || filter.iter().any(|f| {
+                    p == f.trim_end_matches('/')
+                        || crate::fsutil::is_below(p, f.trim_end_matches('/'))
+                })
         };
-        out.push_str(&unified(&item.path, old.as_deref(), &label_new, new));
+        for f in filter {
+            let f = f.trim_end_matches('/');
+            let known = self
+                .plan
+                .items
+                .iter()
+                .any(|i| i.path == f || crate::fsutil::is_below(&i.path, f))
+                || self.rewrites.iter().any(|r| r.rel == f)
+                || self.units.as_ref().is_some_and(|u| {
+                    u.plan
+                        .items
+                        .iter()
+                        .any(|i| u.dir.join(&i.path).display().to_string() == f)
+                })
+                || std::fs::symlink_metadata(join_rel(home, f)).is_ok();
+            if !known {
+                return Err(Error::Input(format!(
+                    "{f}: no such path in the home or in this release; name a path relative to {}",
+                    home.display()
+                )));
+            }
+        }
+        let mut out = String::new();
+        let source = &self.inputs.source;
+        for item in &self.plan.items {
+            if !wanted(&item.path) {
+                continue;
+            }
+            let shipped = source.files.get(&item.path).map(|s| s.read()).transpose()?;
+            let new = shipped.as_deref();
+            let disk_path = join_rel(home, &item.path);
+            let (old, new, label_old, label_new) = match &item.action {
+                Action::Create | Action::Seed => (None, new, item.path.clone(), item.path.clone()),
+                Action::Update
+                | Action::UpdateLegacy
+                | Action::ConflictReplaced
+                | Action::FixMode { .. } => (
+                    Some(read_at(&disk_path)?),
+                    new,
+                    item.path.clone(),
+                    item.path.clone(),
+                ),
+                Action::Conflict => (
+                    Some(read_at(&disk_path)?),
+                    new,
+                    item.path.clone(),
+                    format!("{}{NEW_SUFFIX}", item.path),
+                ),
+                Action::Delete => (
+                    Some(read_at(&disk_path)?),
+                    None,
+                    item.path.clone(),
+                    item.path.clone(),
+                ),
+                // The operator's own edit: what was shipped → what is on disk.
+                Action::KeptYours => {
+                    let yours = read_at(&disk_path)?;
+                    out.push_str(&unified(
+                        &format!("{} (shipped)", item.path),
+                        new,
+                        &format!("{} (yours)", item.path),
+                        Some(&yours),
+                    ));
+                    continue;
+                }
+                _ => continue,
+            };
+            out.push_str(&unified(&label_old, old.as_deref(), &label_new, new));
+        }
+        for r in &self.rewrites {
+            if !wanted(&r.rel) {
+                continue;
+            }
+            let now = read_at(&join_rel(home, &r.rel))?;
+            out.push_str(&unified(&r.rel, Some(&now), &r.rel, Some(&r.bytes)));
+        }
+        if let Some(u) = &self.units {
+            for item in &u.plan.items {
+                let abs = u.dir.join(&item.path);
+                let label = abs.display().to_string();
+                if !filter.is_empty() && !filter.iter().any(|f| *f == label) {
+                    continue;
+                }
+                let shipped = u.shipped.get(&item.path).map(|s| s.read()).transpose()?;
+                let (old, label_new) = match &item.action {
+                    Action::Create => (None, label.clone()),
+                    Action::Update
+                    | Action::UpdateLegacy
+                    | Action::ConflictReplaced
+                    | Action::FixMode { .. } => (Some(read_at(&abs)?), label.clone()),
+                    Action::Conflict => (Some(read_at(&abs)?), format!("{label}{NEW_SUFFIX}")),
+                    _ => continue,
+                };
+                out.push_str(&unified(
+                    &label,
+                    old.as_deref(),
+                    &label_new,
+                    shipped.as_deref(),
+                ));
+            }
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 fn unified(old_label: &str, old: Option<&[u8]>, new_label: &str, new: Option<&[u8]>) -> String {

@@ -31,6 +31,8 @@ pub enum Kind {
     Generation,
     /// A change to the roster or the agents' env files (`mosaic fleet …`).
     FleetEdit,
+    /// A settled conflict (`mosaic resolve PATH --keep|--take`).
+    Resolve,
 }
 
 /// Relative path of the manifest below the home.
@@ -939,6 +941,7 @@ fn prune(paths: &Paths) -> Result<()> {
     for (kind, keep) in [
         (Kind::Generation, KEEP_GENERATIONS),
         (Kind::FleetEdit, KEEP_FLEET_EDITS),
+        (Kind::Resolve, KEEP_FLEET_EDITS),
     ] {
         for old in list_kind(paths, kind)?.into_iter().skip(keep) {
             let d = paths.backups().join(&old.id);
