@@ -927,7 +927,7 @@ impl<A> SyncPlan<'_, A> {
             for item in &u.plan.items {
                 let abs = u.dir.join(&item.path);
                 let label = abs.display().to_string();
-                if !filter.is_empty() && !filter.iter().any(|f| *f == label) {
+                if !filter.is_empty() && !filter.contains(&label) {
                     continue;
                 }
                 let shipped = u.shipped.get(&item.path).map(|s| s.read()).transpose()?;
