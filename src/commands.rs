@@ -177,18 +177,31 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(0)
         }
         Command::Backups => {
+            use mosaic_engine::txn::Kind;
             let list = mosaic_engine::txn::list(&paths(g)?)?;
             if p.json {
-                p.json_out(&list);
+                p.json_out(&serde_json::json!({"version": 1, "backups": list}));
             } else {
                 for b in &list {
+                    let what = match b.kind {
+                        Kind::Generation => format!("gen {:<3}", b.generation),
+                        Kind::FleetEdit => "fleet  ".to_string(),
+                        Kind::Resolve => "resolve".to_string(),
+                    };
+                    let versions = match b.kind {
+                        Kind::Generation => format!(
+                            "  {} → {}",
+                            b.from_version.as_deref().unwrap_or("none"),
+                            b.to_version
+                        ),
+                        _ => String::new(),
+                    };
                     println!(
-                        "{}  {}  {} → {}  ({} paths)",
+                        "{what}  {}  {}{versions}  ({} paths){}",
                         b.id,
                         b.command,
-                        b.from_version.as_deref().unwrap_or("none"),
-                        b.to_version,
-                        b.records.len()
+                        b.records.len(),
+                        if b.undone { "  undone" } else { "" }
                     );
                 }
                 if list.is_empty() {

@@ -1,4 +1,4 @@
-//! The scenarios M01–M20 of SPEC §10, each against the real binary in its
+//! The scenarios M01–M20 of SPEC §10 (and M21– for the pipeline), each against the real binary in its
 //! own throw-away world. Every scenario checks the files it names byte for
 //! byte and ends with an immediate second update that must change nothing.
 //! A scenario returns `Ok(Outcome::Pass)` only after all its checks ran.
@@ -57,6 +57,8 @@ scenarios! {
     "M18" m18 "unwritable path mid-update: error, everything rolled back",
     "M19" m19 "a previous update was killed mid-apply: next run recovers and converges",
     "M20" m20 "older binary against a newer install: refused without --allow-downgrade",
+    "M21" m21 "concurrent writers: two fleet adds during an update all land",
+    "M22" m22 "rollback keeps the roster and the operator's later edits; the manifest stays",
 }
 
 /// Operator files in the preserve set: (path, content, mode).
@@ -993,5 +995,116 @@ fn m20(ctx: &Ctx) -> Result<Outcome> {
     }
     check_all(&w, PRESERVED, "preserved operator file")?;
     w.second_update_changes_nothing(ctx, &ctx.prev, 0)?;
+    Ok(Outcome::Pass)
+}
+
+fn m21(ctx: &Ctx) -> Result<Outcome> {
+    let w = World::new(ctx)?;
+    w.install(ctx, &ctx.prev)?;
+    put_all(&w, PRESERVED)?;
+    // The update holds the lock (paused right after taking it); both fleet
+    // adds start meanwhile, wait for the lock, and read the roster under it.
+    let spawn = |args: &[&str], env: &[(&str, &str)]| -> Result<std::process::Child> {
+        let mut cmd = std::process::Command::new(&ctx.bin);
+        cmd.args(args);
+        w.prepare(ctx, &mut cmd, Some(&ctx.next), env);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Ok(cmd.spawn()?)
+    };
+    let update = spawn(
+        &["update", "--offline"],
+        &[
+            ("MOSAIC_FAILPOINT", "sleep:after-lock"),
+            ("MOSAIC_FAILPOINT_SLEEP_MS", "1000"),
+        ],
+    )?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let adds = [
+        spawn(&["fleet", "add", "a1", "--runtime", "pi"], &[])?,
+        spawn(&["fleet", "add", "b1", "--runtime", "claude"], &[])?,
+    ];
+    for (what, child) in
+        std::iter::once(("update", update)).chain(adds.into_iter().map(|c| ("fleet add", c)))
+    {
+        let out = child.wait_with_output()?;
+        ensure!(
+            out.status.success(),
+            "{what} failed: {}",
+            clip(&text(&out.stderr))
+        );
+    }
+    let roster = text(&w.read("fleet/roster.yaml")?);
+    for name in ["coder0", "a1", "b1"] {
+        ensure!(
+            roster.contains(&format!("- name: {name}")),
+            "agent {name} is missing from the roster:\n{roster}"
+        );
+    }
+    ensure!(
+        roster.starts_with("# my roster: keep every byte\n"),
+        "the roster's comments were lost"
+    );
+    check_release(&w, &ctx.next, &["fleet/roster.yaml"])?;
+    w.second_update_changes_nothing(ctx, &ctx.next, 0)?;
+    Ok(Outcome::Pass)
+}
+
+fn m22(ctx: &Ctx) -> Result<Outcome> {
+    let w = World::new(ctx)?;
+    w.install(ctx, &ctx.prev)?;
+    w.update(ctx, &ctx.next)?.expect(0)?;
+    put_all(&w, PRESERVED)?;
+    put_all(&w, OWN)?;
+    // Fleet edits after the update never push its generation out.
+    for i in 0..6 {
+        w.mosaic(
+            ctx,
+            None,
+            &["fleet", "add", &format!("x{i}"), "--runtime", "pi"],
+            &[],
+        )?
+        .expect(0)?;
+    }
+    let roster = w.read("fleet/roster.yaml")?;
+    // An edit after the update to a file the update changed.
+    let (changed, _) = CHANGED[0];
+    w.write(changed, b"operator's edit after the update\n", 0o644)?;
+    w.mosaic(ctx, None, &["rollback"], &[])?
+        .expect(0)
+        .context("mosaic rollback")?;
+    check_file(
+        &w.path("fleet/roster.yaml"),
+        &roster,
+        None,
+        "the roster after rollback",
+    )?;
+    check_all(&w, OWN, "operator's own file after rollback")?;
+    check_file(
+        &w.path(changed),
+        b"operator's edit after the update\n",
+        None,
+        "the operator's later edit",
+    )?;
+    check_file(
+        &w.path(&format!("{changed}.mosaic-new")),
+        &ctx.prev.file(changed),
+        None,
+        "the earlier generation's copy beside it",
+    )?;
+    let manifest = w.read(".mosaic/manifest.json")?;
+    ensure!(
+        text(&manifest).contains(&format!("\"version\":\"{}\"", ctx.prev.version)),
+        "the manifest after rollback is not at {}",
+        ctx.prev.version
+    );
+    for (rel, _, _) in DROPPED {
+        check_file(
+            &w.path(rel),
+            &ctx.prev.file(rel),
+            None,
+            "a file the update dropped, back",
+        )?;
+    }
     Ok(Outcome::Pass)
 }
