@@ -350,3 +350,47 @@ fn diff_shows_the_operators_edits_and_refuses_unknown_paths() {
         .code(2)
         .stderr(predicate::str::contains("nosuch/path"));
 }
+
+// Defect 5: `fleet add/remove/install` wrote through a symlinked `H/fleet`;
+// `fleet install` replaced a symlinked env file.
+#[test]
+fn fleet_writes_never_follow_links_below_the_home() {
+    let w = World::new();
+    w.mosaic(None).arg("install").assert().success();
+    w.write("fleet/roster.yaml", ROSTER);
+    // H/fleet moved into a dotfiles dir and linked back.
+    let dots = w.dir.path().join("dots");
+    std::fs::create_dir_all(&dots).unwrap();
+    std::fs::rename(w.path("fleet"), dots.join("fleet")).unwrap();
+    std::os::unix::fs::symlink(dots.join("fleet"), w.path("fleet")).unwrap();
+    w.mosaic(None)
+        .args(["fleet", "add", "x1", "--runtime", "pi"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("symlink"));
+    assert_eq!(
+        std::fs::read_to_string(dots.join("fleet/roster.yaml")).unwrap(),
+        ROSTER
+    );
+    // Back to a real directory; an env file that is a link is refused.
+    std::fs::remove_file(w.path("fleet")).unwrap();
+    std::fs::rename(dots.join("fleet"), w.path("fleet")).unwrap();
+    std::fs::create_dir_all(w.path("fleet/agents")).unwrap();
+    let target = dots.join("coder0.env");
+    std::fs::write(&target, "MOSAIC_AGENT_COMMAND=mine\n").unwrap();
+    std::os::unix::fs::symlink(&target, w.path("fleet/agents/coder0.env")).unwrap();
+    w.mosaic(None)
+        .args(["fleet", "install"])
+        .env("MOSAIC_SYSTEMCTL", "/bin/true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a symlink"));
+    assert!(std::fs::symlink_metadata(w.path("fleet/agents/coder0.env"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "MOSAIC_AGENT_COMMAND=mine\n"
+    );
+}

@@ -390,6 +390,12 @@ fn write_if_changed(
     dry: bool,
     pending: &mut Vec<PendingWrite>,
 ) -> Result<FileAction> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Input(format!(
+            "{} is a symlink; mosaic never writes through or replaces links: make it a regular file (or remove it) and re-run",
+            path.display()
+        )));
+    }
     let old = match std::fs::read(path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
