@@ -892,9 +892,13 @@ pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
     for entry in rd {
         let entry = entry.at(&dir)?;
         let mp = entry.path().join("meta.json");
-        let Ok(meta) = read_json::<BackupMeta>(&mp) else {
+        let Ok(mut meta) = read_json::<BackupMeta>(&mp) else {
             continue;
         };
+        // Records written before kinds existed: fleet commands' are edits.
+        if meta.generation == 0 && meta.command.starts_with("fleet") {
+            meta.kind = Kind::FleetEdit;
+        }
         if meta.complete && meta.home == paths.home {
             out.push(meta);
         }
