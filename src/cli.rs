@@ -95,6 +95,10 @@ pub struct SyncArgs {
     /// Allow installing an older framework over a newer install.
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Refresh the active systemd units even though this home is not the one
+    /// they point at (%E/mosaic); without it such a home leaves them alone.
+    #[arg(long)]
+    pub units: bool,
 }
 
 /// Top-level commands.

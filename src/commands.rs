@@ -170,12 +170,31 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
 }
 
 /// What the sync asks of the world outside the files: tmux, through the
-/// fleet crate's runner.
-struct Tmux;
+/// fleet crate's runner. A tmux that fails its deadline is kept here and
+/// ends the run right after planning (the lock is then released).
+#[derive(Default)]
+struct Tmux {
+    failed: std::cell::RefCell<Option<Error>>,
+}
 
 impl sync::World for Tmux {
     fn legacy_sessions(&self) -> Vec<String> {
-        mosaic_fleet::legacy::legacy_sessions()
+        match mosaic_fleet::legacy::legacy_sessions() {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl Tmux {
+    fn check(&self) -> Result<()> {
+        match self.failed.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -197,20 +216,25 @@ fn run_sync(
         command: command.to_string(),
         relaunch,
         rollback: false,
+        units_for_other_home: args.units,
     };
     let paths = paths(g)?;
     if opts.dry_run {
         let session = Session::inspect(paths)?;
-        let plan = sync::plan_sync(&session, &opts, &Tmux, &mut |paths| {
+        let tmux = Tmux::default();
+        let plan = sync::plan_sync(&session, &opts, &tmux, &mut |paths| {
             mosaic_engine::source::Source::from_env(Some(&paths.state), false)
         })?;
+        tmux.check()?;
         p.sync_report(&plan.report);
         return blocked_code(&plan.report);
     }
     let session = Session::lock(paths)?;
-    let plan = sync::plan_sync(&session, &opts, &Tmux, &mut |paths| {
+    let tmux = Tmux::default();
+    let plan = sync::plan_sync(&session, &opts, &tmux, &mut |paths| {
         mosaic_engine::source::Source::from_env(Some(&paths.state), true)
     })?;
+    tmux.check()?;
     if plan.report.blocked > 0 {
         p.sync_report(&plan.report);
         return blocked_code(&plan.report);

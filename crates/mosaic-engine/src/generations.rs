@@ -85,6 +85,7 @@ pub fn plan_rollback<'s, A>(
         command: "rollback".to_string(),
         relaunch: false,
         rollback: true,
+        units_for_other_home: false,
     };
     let mut source = Some(source);
     let mut plan = sync::plan_sync(session, &opts, &NoTmux, &mut |_| {

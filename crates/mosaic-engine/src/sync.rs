@@ -33,6 +33,9 @@ pub struct SyncOptions {
     pub relaunch: bool,
     /// A rollback towards an earlier generation: no migrations.
     pub rollback: bool,
+    /// Refresh the active units even though this home is not the one they
+    /// point at (`--units`; SPEC §6).
+    pub units_for_other_home: bool,
 }
 
 /// One reported change.
@@ -527,8 +530,19 @@ pub fn plan_sync<'s, A>(
         }
     }
 
-    // SPEC §6: the active units, when a fleet is installed.
-    let units = if crate::units::fleet_installed(&inputs.paths.units) {
+    // SPEC §6: the active units, when a fleet is installed, and only from
+    // the home they point at (`%E/mosaic`) unless asked explicitly.
+    let fleet_installed = crate::units::fleet_installed(&inputs.paths.units);
+    let ours = inputs.paths.owns_units() || opts.units_for_other_home;
+    if fleet_installed && !ours {
+        report.warnings.push(format!(
+            "left the active units in {} alone: they belong to the home {} (their %E/mosaic), not to {}; pass --units to refresh them from this home anyway",
+            inputs.paths.units.display(),
+            inputs.paths.units_home.display(),
+            inputs.paths.home.display()
+        ));
+    }
+    let units = if fleet_installed && ours {
         Some(crate::units::plan_refresh(
             &inputs.source,
             inputs.manifest.as_ref(),
