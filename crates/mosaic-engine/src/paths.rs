@@ -147,8 +147,8 @@ fn lexical(path: &Path) -> PathBuf {
 /// `.mosaic/` and the framework tree into the system (or over the user's
 /// dotfiles).
 const SYSTEM_DIRS: &[&str] = &[
-    "/", "/etc", "/usr", "/bin", "/sbin", "/boot", "/dev", "/proc", "/sys", "/var", "/run",
-    "/tmp", "/opt", "/srv", "/home", "/root", "/mnt", "/media",
+    "/", "/etc", "/usr", "/bin", "/sbin", "/boot", "/dev", "/proc", "/sys", "/var", "/run", "/tmp",
+    "/opt", "/srv", "/home", "/root", "/mnt", "/media",
 ];
 
 fn is_system_dir(p: &Path) -> bool {
@@ -208,6 +208,8 @@ impl Paths {
                 h
             }
         };
+        // Both spellings: `/lib` is a link to `/usr/lib` on merged-/usr systems.
+        check_home_place(&lexical(&raw_home))?;
         let home = resolve_home(&raw_home)?;
         check_home_place(&home)?;
         let units = config_dir()?.join("systemd").join("user");
@@ -335,12 +337,17 @@ mod tests {
             assert_eq!(canonical(&d.path().join(s)), base, "{s}");
         }
         // not yet existing: normalised lexically below the existing part
-        assert_eq!(canonical(&d.path().join("new/./a/../b/")), canonical(d.path()).join("new/b"));
+        assert_eq!(
+            canonical(&d.path().join("new/./a/../b/")),
+            canonical(d.path()).join("new/b")
+        );
     }
 
     #[test]
     fn system_directories_are_never_a_home() {
-        for p in ["/", "/etc", "/usr", "/lib", "/lib64", "/tmp", "/var", "/proc"] {
+        for p in [
+            "/", "/etc", "/usr", "/lib", "/lib64", "/tmp", "/var", "/proc",
+        ] {
             assert!(is_system_dir(Path::new(p)), "{p}");
         }
         for p in ["/tmp/x", "/var/lib/mosaic", "/usr/local/mosaic", "/etc2"] {
@@ -354,7 +361,9 @@ mod tests {
         assert!(check_plain("--home", Path::new("/a\nb")).is_err());
         assert!(check_plain("--home", Path::new("/a\tb")).is_err());
         let bad = std::ffi::OsStr::from_bytes(b"/a\xffb");
-        let e = check_plain("--home", Path::new(bad)).unwrap_err().to_string();
+        let e = check_plain("--home", Path::new(bad))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("UTF-8") && !e.contains('\n'), "{e}");
         assert!(check_plain("--home", Path::new("/a b/ü")).is_ok());
     }

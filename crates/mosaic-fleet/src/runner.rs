@@ -126,7 +126,10 @@ fn drain(mut r: impl Read + Send + 'static, done: mpsc::Sender<()>) -> Arc<Mutex
         loop {
             match r.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&chunk[..n]),
+                Ok(n) => buf
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]),
             }
         }
         let _ = done.send(());
@@ -175,8 +178,10 @@ impl Exec for RealExec {
                     libc::kill(-pgid, libc::SIGKILL);
                 }
                 let _ = exit_rx.recv_timeout(Duration::from_secs(1));
+                let mut shown = argv.to_vec();
+                shown[0] = program;
                 return Err(Error::Timeout {
-                    command: display(argv),
+                    command: display(&shown),
                     secs: deadline.as_secs().max(1),
                 });
             }
@@ -352,8 +357,14 @@ mod tests {
             .unwrap_err();
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
         let msg = e.to_string();
-        assert!(msg.contains("`sh -c") && msg.contains("within 1 s"), "{msg}");
-        assert!(msg.contains("MOSAIC_EXEC_TIMEOUT_SECS") && !msg.contains('\n'), "{msg}");
+        assert!(
+            msg.contains("`sh -c") && msg.contains("within 1 s"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("MOSAIC_EXEC_TIMEOUT_SECS") && !msg.contains('\n'),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -364,7 +375,11 @@ mod tests {
         assert!(out.status.success());
         assert_eq!(out.stdout, b"hello");
         let out = RealExec
-            .run(&argv(&["sh", "-c", "echo oops >&2; exit 3"]), None, Duration::from_secs(10))
+            .run(
+                &argv(&["sh", "-c", "echo oops >&2; exit 3"]),
+                None,
+                Duration::from_secs(10),
+            )
             .unwrap();
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(first_line(&out), "oops");
@@ -373,10 +388,17 @@ mod tests {
     #[test]
     fn the_fake_records_argv_and_replies_in_order() {
         let fake = FakeExec::new(vec![FakeExec::reply(1, "x")]);
-        let a = fake.run(&argv(&["tmux", "ls"]), None, default_deadline()).unwrap();
+        let a = fake
+            .run(&argv(&["tmux", "ls"]), None, default_deadline())
+            .unwrap();
         assert_eq!(a.status.code(), Some(1));
-        let b = fake.run(&argv(&["systemctl", "--user"]), None, default_deadline()).unwrap();
+        let b = fake
+            .run(&argv(&["systemctl", "--user"]), None, default_deadline())
+            .unwrap();
         assert!(b.status.success());
-        assert_eq!(fake.argvs(), vec![argv(&["tmux", "ls"]), argv(&["systemctl", "--user"])]);
+        assert_eq!(
+            fake.argvs(),
+            vec![argv(&["tmux", "ls"]), argv(&["systemctl", "--user"])]
+        );
     }
 }
