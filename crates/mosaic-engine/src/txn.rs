@@ -348,7 +348,12 @@ fn remove_if_not_file(path: &Path) -> Result<()> {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
-    let mut bytes = serde_json::to_vec(value).expect("serialisable");
+    let mut bytes = serde_json::to_vec(value).map_err(|e| {
+        Error::Input(format!(
+            "{}: cannot record ({e}); use paths that are valid UTF-8",
+            path.display()
+        ))
+    })?;
     bytes.push(b'\n');
     fsutil::write_atomic(path, &bytes, mode)
 }
