@@ -23,11 +23,11 @@ pub fn dispatch(cli: Cli) -> i32 {
         Err(e) => {
             if printer.json {
                 printer.json_out(
-                    &serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() }),
+                    &serde_json::json!({ "error": e.to_string(), "exit_code": exit_code(&e) }),
                 );
             }
             let _ = writeln!(std::io::stderr(), "mosaic: {}", one_line(&e));
-            e.exit_code()
+            exit_code(&e)
         }
     };
     match crate::report::finish() {
@@ -44,6 +44,19 @@ pub fn dispatch(cli: Cli) -> i32 {
             );
             code.max(1)
         }
+    }
+}
+
+/// The process exit code for an error (documented in
+/// docs/install-and-update.md and the `--help` text).
+pub fn exit_code(e: &Error) -> i32 {
+    match e {
+        Error::Input(_) => 2,
+        Error::Blocked(_) => 3,
+        Error::RolledBack(_) | Error::RollbackFailed { .. } => 4,
+        Error::Locked { .. } => 5,
+        Error::Downgrade { .. } => 6,
+        Error::Io { .. } | Error::Corrupt { .. } | Error::Timeout { .. } => 1,
     }
 }
 

@@ -87,18 +87,6 @@ impl Error {
             source,
         }
     }
-
-    /// The process exit code for this error (documented in docs/install-and-update.md).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Input(_) => 2,
-            Error::Blocked(_) => 3,
-            Error::RolledBack(_) | Error::RollbackFailed { .. } => 4,
-            Error::Locked { .. } => 5,
-            Error::Downgrade { .. } => 6,
-            Error::Io { .. } | Error::Corrupt { .. } | Error::Timeout { .. } => 1,
-        }
-    }
 }
 
 /// What an operator can do about common OS errors.

@@ -1135,3 +1135,35 @@ pub fn backed_up_manifest(paths: &Paths, meta: &BackupMeta) -> Result<Option<Vec
         Err(e) => Err(Error::io(p, e)),
     }
 }
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+
+    #[test]
+    fn backup_ids_and_record_paths_are_validated() {
+        assert!(safe_name("20261201T101010.000001Z-1.0.0-1.1.0.2"));
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", "x\n"] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+        assert!(safe_rel("fleet/roster.yaml"));
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a/."] {
+            assert!(!safe_rel(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phases_keep_their_on_disk_names_and_unknown_ones_do_not_parse() {
+        let j = Journal {
+            backup: PathBuf::from("/s/backups/x"),
+            phase: Phase::Apply,
+        };
+        assert_eq!(
+            serde_json::to_string(&j).unwrap(),
+            r#"{"backup":"/s/backups/x","phase":"apply"}"#
+        );
+        let b: Journal = serde_json::from_str(r#"{"backup":"/b","phase":"backup"}"#).unwrap();
+        assert_eq!(b.phase, Phase::Backup);
+        assert!(serde_json::from_str::<Journal>(r#"{"backup":"/b","phase":"applied"}"#).is_err());
+    }
+}
