@@ -213,6 +213,7 @@ impl Paths {
         let home = resolve_home(&raw_home)?;
         check_home_place(&home)?;
         let units = config_dir()?.join("systemd").join("user");
+        check_plain("the active unit directory", &units)?;
         let units_home = canonical(&config_dir()?.join("mosaic"));
         let state = match env_path("MOSAIC_STATE_DIR") {
             Some(p) => {

@@ -857,6 +857,16 @@ pub fn journal_pending(paths: &Paths) -> bool {
     std::fs::symlink_metadata(paths.journal()).is_ok()
 }
 
+/// Why the pending journal would be refused by the next command that
+/// writes, if it would (read-only check, for `status` and dry runs).
+pub fn journal_problem(paths: &Paths) -> Option<String> {
+    let journal = paths.journal();
+    if std::fs::symlink_metadata(&journal).is_err() {
+        return None;
+    }
+    read_journal(paths, &journal).err().map(|e| e.to_string())
+}
+
 /// A journal or backup record that fails validation: refused with what to
 /// do, never acted on (SPEC §4.3 step 2).
 fn refused(path: &Path, msg: String, bdir: Option<&Path>) -> Error {
