@@ -599,3 +599,45 @@ fn a_held_lock_names_the_live_holder_and_never_advises_deleting_the_lock() {
     assert!(!line.contains("remove"), "{line}");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_crash_with_active_units_in_the_record_still_recovers() {
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    let config = w.dir.path().join("user/.config");
+    let units = config.join("systemd/user");
+    std::fs::create_dir_all(&units).unwrap();
+    let active = units.join("mosaic-tmux-holder.service");
+    std::fs::write(&active, r1.file("systemd/user/mosaic-tmux-holder.service")).unwrap();
+    let stub = w.dir.path().join("systemctl");
+    write_script(&stub, "exit 0");
+    let run = |r: &Release, point: Option<&str>| {
+        let mut c = w.mosaic(Some(r));
+        c.env("XDG_CONFIG_HOME", &config)
+            .env("MOSAIC_SYSTEMCTL", &stub)
+            .args(["update", "--offline"]);
+        if let Some(p) = point {
+            c.env("MOSAIC_FAILPOINT", p);
+        }
+        c.output().unwrap()
+    };
+    assert!(run(&r1, None).status.success());
+    let out = run(&r2, Some("before-manifest"));
+    assert!(out.status.code().is_none(), "killed");
+    let journal = journal_of(&w);
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    let meta =
+        std::fs::read_to_string(PathBuf::from(j["backup"].as_str().unwrap()).join("meta.json"))
+            .unwrap();
+    assert!(
+        meta.contains(&active.display().to_string()),
+        "the unit is in the record: {meta}"
+    );
+    let out = run(&r2, None);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("interrupted run was rolled back"));
+    assert_eq!(
+        std::fs::read_to_string(&active).unwrap(),
+        r2.file("systemd/user/mosaic-tmux-holder.service")
+    );
+}

@@ -952,6 +952,7 @@ fn check_meta(paths: &Paths, meta: &BackupMeta, mpath: &Path, bdir: &Path) -> Re
             Some(bdir),
         ));
     }
+    let units = paths.units.as_path();
     let ok_abs = |rel: &str| {
         let p = Path::new(rel);
         p.is_absolute()
@@ -959,7 +960,9 @@ fn check_meta(paths: &Paths, meta: &BackupMeta, mpath: &Path, bdir: &Path) -> Re
                 .split('/')
                 .skip(1)
                 .all(|c| !c.is_empty() && c != "." && c != "..")
-            && p.parent().is_some_and(|d| d == paths.units)
+            && p.parent().is_some_and(|d| {
+                d == units || crate::paths::canonical(d) == crate::paths::canonical(units)
+            })
     };
     let bad = meta
         .records
