@@ -211,6 +211,16 @@ fn a_crash_during_recovery_cleanup_does_not_wedge_the_home() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     w.mosaic(Some(&r2)).arg("verify").assert().success();
+    // The backup the crashed cleanup left is swept by the next transaction.
+    let listed = w.mosaic(None).arg("backups").output().unwrap();
+    let on_disk = std::fs::read_dir(w.state().join("backups"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        on_disk,
+        "an orphaned backup was left"
+    );
 }
 
 #[test]

@@ -1103,6 +1103,31 @@ fn prune(paths: &Paths) -> Result<()> {
             std::fs::remove_dir_all(&d).at(&d)?;
         }
     }
+    sweep_orphans(paths)
+}
+
+/// Removes this home's incomplete backups that no journal names: what a
+/// crash during recovery's cleanup leaves (the journal, the commit record,
+/// went first). Only under the lock, only when this home has no journal,
+/// and only records of exactly this home's canonical path.
+fn sweep_orphans(paths: &Paths) -> Result<()> {
+    if journal_pending(paths) {
+        return Ok(());
+    }
+    let dir = paths.backups();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in rd.flatten() {
+        let Ok(meta) = read_json::<BackupMeta>(&entry.path().join("meta.json")) else {
+            continue;
+        };
+        let name = entry.file_name();
+        if !meta.complete && meta.home == paths.home && name.to_str() == Some(meta.id.as_str()) {
+            let d = entry.path();
+            std::fs::remove_dir_all(&d).at(&d)?;
+        }
+    }
     Ok(())
 }
 
