@@ -468,6 +468,7 @@ fn apply_writes(session: &Session<Locked>, command: &str, writes: &[PendingWrite
         kind: txn::Kind::FleetEdit,
     };
     txn::apply(paths, session.token(), &ops, &info, None)?;
+    crate::report::landed(&format!("the fleet edit ({command})"));
     Ok(())
 }
 
