@@ -205,6 +205,7 @@ impl Paths {
             (None, None) => {
                 let h = config_dir()?.join("mosaic");
                 check_plain("the default home", &h)?;
+                check_absolute("the default home", "--home ", &h)?;
                 h
             }
         };
