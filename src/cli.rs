@@ -7,14 +7,22 @@ use mosaic_engine::plan::ConflictMode;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok; 1 differences found (status, verify) or an I/O error; 2 bad input;
-3 update blocked by a type clash (nothing changed); 4 update failed and was rolled back;
-5 another mosaic run holds the lock; 6 the install is newer than this mosaic.
+Exit codes: 0 ok; 1 differences found (status, verify), an I/O error, a damaged manifest or
+journal (refused, not acted on), a program past its deadline, or stdout not writable; 2 bad
+input; 3 update blocked by a type clash (nothing changed); 4 update failed and was rolled back;
+5 another mosaic run holds the lock (it is named; never delete the lock file); 6 the install is
+newer than this mosaic.
+
+Homes: --home, MOSAIC_HOME and MOSAIC_STATE_DIR must be absolute; /, system directories
+(/etc, /usr, /var, /tmp, ...) and your HOME itself are refused, as are paths with control
+characters or not in UTF-8. Only the home the active units point at (%E/mosaic) refreshes
+them; give install/update --units to refresh them from another home.
 
 Environment: MOSAIC_HOME (framework home), MOSAIC_STATE_DIR (backups, journal),
 MOSAIC_FRAMEWORK_DIR + MOSAIC_FRAMEWORK_VERSION (install another framework tree),
-MOSAIC_TMUX, MOSAIC_SYSTEMCTL (programs), MOSAIC_RELEASE_URL (release source),
-NO_COLOR. Docs: docs/install-and-update.md, docs/fleet.md.";
+MOSAIC_TMUX, MOSAIC_SYSTEMCTL (programs), MOSAIC_EXEC_TIMEOUT_SECS (deadline of each
+program, default 10), MOSAIC_LOCK_TIMEOUT_SECS (lock wait, default 30), MOSAIC_RELEASE_URL
+(release source), NO_COLOR. Docs: docs/install-and-update.md, docs/fleet.md.";
 
 /// Installer, updater and fleet tool for long-lived coding agents.
 ///
@@ -95,6 +103,10 @@ pub struct SyncArgs {
     /// Allow installing an older framework over a newer install.
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Refresh the active systemd units even though this home is not the one
+    /// they point at (%E/mosaic); without it such a home leaves them alone.
+    #[arg(long)]
+    pub units: bool,
 }
 
 /// Top-level commands.

@@ -10,19 +10,53 @@ use mosaic_engine::session::Session;
 use mosaic_engine::sync::{self, SyncOptions};
 
 /// Runs the parsed command line; returns the process exit code.
+///
+/// Output errors are decided here, once: a closed stdout (`EPIPE`, as in
+/// `mosaic status | head -1`) ends quietly with the command's own code; any
+/// other (`ENOSPC` on `> /dev/full`) is one line on stderr and exit 1, and
+/// when the command had already changed the files the line says so.
 pub fn dispatch(cli: Cli) -> i32 {
+    use std::io::Write;
     let printer = Printer::new(cli.global.json, cli.global.quiet);
-    match run(&cli, &printer) {
+    let code = match run(&cli, &printer) {
         Ok(code) => code,
         Err(e) => {
             if printer.json {
                 printer.json_out(
-                    &serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() }),
+                    &serde_json::json!({ "error": e.to_string(), "exit_code": exit_code(&e) }),
                 );
             }
-            eprintln!("mosaic: {}", one_line(&e));
-            e.exit_code()
+            let _ = writeln!(std::io::stderr(), "mosaic: {}", one_line(&e));
+            exit_code(&e)
         }
+    };
+    match crate::report::finish() {
+        None => code,
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Some(e) => {
+            let done = match crate::report::what_landed() {
+                Some(what) => format!("; {what} was applied all the same (see `mosaic status`)"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "mosaic: cannot write to stdout: {e}{done}; free space or redirect the output elsewhere"
+            );
+            code.max(1)
+        }
+    }
+}
+
+/// The process exit code for an error (documented in
+/// docs/install-and-update.md and the `--help` text).
+pub fn exit_code(e: &Error) -> i32 {
+    match e {
+        Error::Input(_) => 2,
+        Error::Blocked(_) => 3,
+        Error::RolledBack(_) | Error::RollbackFailed { .. } => 4,
+        Error::Locked { .. } => 5,
+        Error::Downgrade { .. } => 6,
+        Error::Io { .. } | Error::Corrupt { .. } | Error::Timeout { .. } => 1,
     }
 }
 
@@ -60,7 +94,12 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                 }));
             } else {
                 for l in &lines {
-                    println!("{} {}  ({})", p.paint("33", &l.code), l.path, l.what);
+                    p.out(&format!(
+                        "{} {}  ({})",
+                        p.paint("33", &l.code),
+                        l.path,
+                        l.what
+                    ));
                 }
                 if lines.is_empty() {
                     p.line("clean: the install matches this release");
@@ -75,7 +114,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                 p.json_out(&serde_json::json!({ "files": lines.len(), "problems": bad }));
             } else {
                 for l in &bad {
-                    println!("{} {}", p.paint("31", &l.state), l.path);
+                    p.out(&format!("{} {}", p.paint("31", &l.state), l.path));
                 }
                 p.line(&format!(
                     "{} files checked, {} problem(s)",
@@ -98,7 +137,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             if p.json {
                 p.json_out(&serde_json::json!({ "diff": out }));
             } else {
-                print!("{out}");
+                p.raw(out.as_bytes());
             }
             Ok(0)
         }
@@ -130,6 +169,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             }
             let units_changed = plan.units_changed();
             let mut report = plan.execute()?;
+            crate::report::landed("the rollback");
             if units_changed {
                 match mosaic_fleet::systemd::daemon_reload_after_sync() {
                     Ok(()) => report.daemon_reload = true,
@@ -196,13 +236,13 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                         ),
                         _ => String::new(),
                     };
-                    println!(
+                    p.out(&format!(
                         "{what}  {}  {}{versions}  ({} paths){}",
                         b.id,
                         b.command,
                         b.records.len(),
                         if b.undone { "  undone" } else { "" }
-                    );
+                    ));
                 }
                 if list.is_empty() {
                     p.line("no backups yet");
@@ -212,24 +252,29 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "mosaic", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "mosaic", &mut script);
+            p.raw(&script);
             Ok(0)
         }
         Command::Man => {
             let man = clap_mangen::Man::new(Cli::command());
-            man.render(&mut std::io::stdout())
-                .map_err(|e| Error::io("stdout", e))?;
+            let mut page = Vec::new();
+            man.render(&mut page)
+                .map_err(|e| Error::io("the man page", e))?;
+            p.raw(&page);
             Ok(0)
         }
     }
 }
 
 /// What the sync asks of the world outside the files: tmux, through the
-/// fleet crate's runner.
+/// fleet crate's runner (a tmux past its deadline ends the planning, and
+/// the lock is released).
 struct Tmux;
 
 impl sync::World for Tmux {
-    fn legacy_sessions(&self) -> Vec<String> {
+    fn legacy_sessions(&self) -> Result<Vec<String>> {
         mosaic_fleet::legacy::legacy_sessions()
     }
 }
@@ -252,6 +297,7 @@ fn run_sync(
         command: command.to_string(),
         relaunch,
         rollback: false,
+        units_for_other_home: args.units,
     };
     let paths = paths(g)?;
     if opts.dry_run {
@@ -281,7 +327,10 @@ fn run_sync(
     }
     let paths = plan.paths().clone();
     let mut report = match plan.execute() {
-        Ok(r) => r,
+        Ok(r) => {
+            crate::report::landed(&format!("the {command}"));
+            r
+        }
         Err(e) => {
             if let (true, Some(b)) = (stop_legacy, &before) {
                 // The files are back as they were: bring the fleet back too,

@@ -1,9 +1,59 @@
 //! Output: human lines (colour only on a TTY and never with `NO_COLOR`),
 //! `--json` documents, and `--quiet`.
+//!
+//! Every byte mosaic prints to stdout goes through [`Printer::out`] /
+//! [`Printer::raw`], writes that return their errors instead of panicking
+//! (`println!` panics on a closed or full stdout). The first error is kept
+//! and later output is dropped; [`finish`] flushes and hands it to
+//! `commands::dispatch`, which decides once what a closed (`EPIPE`) or full
+//! (`ENOSPC`) stdout means. Commands that changed something say so with
+//! [`landed`], so a report that could not be printed still tells that the
+//! change is in place.
 
 use mosaic_engine::sync::{Change, SyncReport};
 use serde::Serialize;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+/// The first error writing stdout, if any.
+static STDOUT_ERROR: Mutex<Option<std::io::Error>> = Mutex::new(None);
+/// What this run changed, once it has (`update`, `install`, …).
+static LANDED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Writes `bytes` to stdout unless an earlier write failed; keeps the first
+/// error.
+fn write_stdout(bytes: &[u8]) {
+    let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+    if failed.is_some() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes) {
+        *failed = Some(e);
+    }
+}
+
+/// Flushes stdout and returns the first error writing it, if any.
+pub fn finish() -> Option<std::io::Error> {
+    let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+    if failed.is_none() {
+        if let Err(e) = std::io::stdout().lock().flush() {
+            *failed = Some(e);
+        }
+    }
+    failed.take()
+}
+
+/// Records that `what` (`the update`, `the fleet edit`, …) has landed: the
+/// files are changed whatever happens to the report.
+pub fn landed(what: &str) {
+    *LANDED.lock().unwrap_or_else(|e| e.into_inner()) = Some(what.to_string());
+}
+
+/// What [`landed`] recorded.
+pub fn what_landed() -> Option<String> {
+    LANDED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
 
 /// How to print.
 #[derive(Debug, Clone, Copy)]
@@ -35,22 +85,35 @@ impl Printer {
 
     /// Prints a serialisable value as pretty JSON.
     pub fn json_out<T: Serialize>(&self, value: &T) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("serialisable")
-        );
+        let mut text = serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the report: {e}\"}}"));
+        text.push('\n');
+        write_stdout(text.as_bytes());
+    }
+
+    /// Prints one line to stdout (always; the caller decides about quiet).
+    pub fn out(&self, s: &str) {
+        let mut line = String::with_capacity(s.len() + 1);
+        line.push_str(s);
+        line.push('\n');
+        write_stdout(line.as_bytes());
+    }
+
+    /// Prints bytes to stdout as they are.
+    pub fn raw(&self, bytes: &[u8]) {
+        write_stdout(bytes);
     }
 
     /// Prints a human line unless quiet.
     pub fn line(&self, s: &str) {
         if !self.quiet && !self.json {
-            println!("{s}");
+            self.out(s);
         }
     }
 
     /// Prints a warning to stderr (also when quiet).
     pub fn warn(&self, s: &str) {
-        eprintln!("{} {s}", self.paint("33", "warning:"));
+        let _ = writeln!(std::io::stderr(), "{} {s}", self.paint("33", "warning:"));
     }
 
     /// Prints a sync report.
@@ -72,7 +135,7 @@ impl Printer {
             if self.quiet && !problem {
                 continue;
             }
-            println!("{}", self.change_line(c));
+            self.out(&self.change_line(c));
         }
         for w in &r.warnings {
             self.warn(w);
@@ -83,15 +146,16 @@ impl Printer {
         let verb = if r.dry_run { "would change" } else { "changed" };
         let counts: Vec<String> = r.summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let from = r.from_version.as_deref().unwrap_or("none");
+        let mut s = String::new();
         if let Some(g) = r.rolled_back {
             let verb = if r.dry_run {
                 "would roll back"
             } else {
                 "rolled back"
             };
-            print!("{verb} generation {g}: ");
+            s.push_str(&format!("{verb} generation {g}: "));
         }
-        let mut s = if counts.is_empty() {
+        s.push_str(&if counts.is_empty() {
             format!(
                 "mosaic {from} → {}: up to date, nothing to do",
                 r.to_version
@@ -102,11 +166,11 @@ impl Printer {
                 r.to_version,
                 counts.join(", ")
             )
-        };
+        });
         if let Some(b) = &r.backup {
             s.push_str(&format!("; backup {b}"));
         }
-        println!("{s}");
+        self.out(&s);
     }
 
     fn change_line(&self, c: &Change) -> String {

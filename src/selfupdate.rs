@@ -345,6 +345,9 @@ pub fn reexec_args(args: &UpdateArgs, g: &Global) -> Vec<std::ffi::OsString> {
     if args.sync.allow_downgrade {
         v.push("--allow-downgrade".into());
     }
+    if args.sync.units {
+        v.push("--units".into());
+    }
     v.push("--conflict".into());
     v.push(args.sync.conflict.conflict.as_str().into());
     if args.relaunch {

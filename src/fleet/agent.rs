@@ -347,7 +347,7 @@ fn tail(ctx: &Ctx, name: &str, n: usize, p: &Printer) -> Result<i32> {
         p.json_out(&serde_json::json!({"agent": name, "lines": out}));
     } else {
         for l in out {
-            println!("{l}");
+            p.out(l);
         }
     }
     Ok(0)

@@ -44,6 +44,9 @@ impl Ctx {
     /// Resolves the home and the roster path.
     pub fn new(g: &Global, r: &RosterArg) -> Result<Ctx> {
         let paths = Paths::resolve(g.home.as_deref())?;
+        if let Some(p) = &r.roster {
+            mosaic_engine::paths::check_plain("--roster", p)?;
+        }
         let roster_path = match &r.roster {
             Some(p) if p.is_absolute() => p.clone(),
             Some(p) => std::env::current_dir().at(".")?.join(p),
@@ -471,6 +474,7 @@ fn apply_writes(session: &Session<Locked>, command: &str, writes: &[PendingWrite
         kind: txn::Kind::FleetEdit,
     };
     txn::apply(paths, session.token(), &ops, &info, None)?;
+    crate::report::landed(&format!("the fleet edit ({command})"));
     Ok(())
 }
 
@@ -790,21 +794,21 @@ fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
         p.json_out(&serde_json::json!({"units": rows, "all_active": all_active}));
     } else {
         let w = rows.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
-        println!(
+        p.out(&format!(
             "{:w$}  {:9}  {:10}  {:8}  ENABLED",
             "UNIT", "LOAD", "ACTIVE", "SUB"
-        );
+        ));
         for r in &rows {
             let code = if r.active() { "32" } else { "31" };
             let active = format!("{:10}", r.active_state);
-            println!(
+            p.out(&format!(
                 "{:w$}  {:9}  {}  {:8}  {}",
                 r.id,
                 r.load_state,
                 p.paint(code, &active),
                 r.sub_state,
                 r.unit_file_state
-            );
+            ));
         }
     }
     Ok(if all_active { 0 } else { 1 })
@@ -842,7 +846,7 @@ fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
         for (n, w) in &results {
             match w {
                 None => p.line(&format!("{} {n}", p.paint("32", "ok"))),
-                Some(w) => println!("{} {n}: {w}", p.paint("31", "MISSING")),
+                Some(w) => p.out(&format!("{} {n}: {w}", p.paint("31", "MISSING"))),
             }
         }
         p.line(&format!(
@@ -861,7 +865,7 @@ fn fleet_ps(ctx: &Ctx, stale_after: u64, p: &Printer) -> Result<i32> {
     if p.json {
         p.json_out(&report);
     } else {
-        print!("{}", ps::table(&report, &|c, s| p.paint(c, s)));
+        p.raw(ps::table(&report, &|c, s| p.paint(c, s)).as_bytes());
         for w in &report.warnings {
             p.warn(w);
         }

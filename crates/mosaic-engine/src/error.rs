@@ -34,13 +34,25 @@ pub enum Error {
     /// The plan contains blockers; nothing was changed.
     #[error("update blocked by {0} path(s) (see above); nothing was changed. Move them aside, or re-run with --conflict replace to back them up and install the shipped files")]
     Blocked(usize),
-    /// Another run holds the lock.
-    #[error("another mosaic update is running (pid {pid}) on {home}; wait for it to finish, or remove {home}/.mosaic/lock if that process is gone")]
+    /// Another run holds the lock. It is alive (the lock is held): it is
+    /// named, and deleting the lock file is never the fix.
+    #[error("another mosaic update is running (pid {pid}) on {home}{}; wait for it to finish, or stop that process and re-run (never delete the lock file: the flock is released when its holder ends)", command.as_deref().map(|c| format!(" (`{c}`)")).unwrap_or_default())]
     Locked {
-        /// The pid written by the holder ("unknown" when unreadable).
+        /// The holder's pid ("unknown" when unreadable).
         pid: String,
+        /// The holder's command line, from `/proc/PID/cmdline`.
+        command: Option<String>,
         /// The home being updated.
         home: PathBuf,
+    },
+    /// An external program did not finish within its deadline and was
+    /// killed (with its whole process group).
+    #[error("`{command}` did not finish within {secs} s and was killed; check why it hangs, or raise MOSAIC_EXEC_TIMEOUT_SECS")]
+    Timeout {
+        /// The command line, for display.
+        command: String,
+        /// The deadline, in seconds.
+        secs: u64,
     },
     /// The installed framework is newer than the one this binary carries.
     #[error("the install at {home} is version {installed}, newer than this mosaic's framework {ours}; update the mosaic binary, or re-run with --allow-downgrade")]
@@ -73,18 +85,6 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
-        }
-    }
-
-    /// The process exit code for this error (documented in docs/install-and-update.md).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Input(_) => 2,
-            Error::Blocked(_) => 3,
-            Error::RolledBack(_) | Error::RollbackFailed { .. } => 4,
-            Error::Locked { .. } => 5,
-            Error::Downgrade { .. } => 6,
-            Error::Io { .. } | Error::Corrupt { .. } => 1,
         }
     }
 }

@@ -85,6 +85,7 @@ pub fn plan_rollback<'s, A>(
         command: "rollback".to_string(),
         relaunch: false,
         rollback: true,
+        units_for_other_home: false,
     };
     let mut source = Some(source);
     let mut plan = sync::plan_sync(session, &opts, &NoTmux, &mut |_| {
@@ -96,8 +97,8 @@ pub fn plan_rollback<'s, A>(
 
 struct NoTmux;
 impl World for NoTmux {
-    fn legacy_sessions(&self) -> Vec<String> {
-        Vec::new()
+    fn legacy_sessions(&self) -> crate::error::Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 

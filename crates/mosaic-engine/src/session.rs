@@ -44,7 +44,11 @@ impl Session<ReadOnly> {
     /// (not even the lock file), and only reports a pending journal.
     pub fn inspect(paths: Paths) -> Result<Session<ReadOnly>> {
         let mut warnings = Vec::new();
-        if txn::journal_pending(&paths) {
+        if let Some(problem) = txn::journal_problem(&paths) {
+            warnings.push(format!(
+                "the next command that writes will refuse this journal: {problem}"
+            ));
+        } else if txn::journal_pending(&paths) {
             warnings.push(
                 "an interrupted run will be rolled back before the next command that writes"
                     .to_string(),

@@ -33,6 +33,9 @@ pub struct SyncOptions {
     pub relaunch: bool,
     /// A rollback towards an earlier generation: no migrations.
     pub rollback: bool,
+    /// Refresh the active units even though this home is not the one they
+    /// point at (`--units`; SPEC §6).
+    pub units_for_other_home: bool,
 }
 
 /// One reported change.
@@ -397,15 +400,16 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
 pub trait World {
     /// The tmux sessions live on the legacy socket (asked only when a
     /// socket migration is pending).
-    fn legacy_sessions(&self) -> Vec<String>;
+    /// An error (tmux past its deadline) ends the planning.
+    fn legacy_sessions(&self) -> Result<Vec<String>>;
 }
 
 /// A world with no tmux: no legacy sessions.
 pub struct NoWorld;
 
 impl World for NoWorld {
-    fn legacy_sessions(&self) -> Vec<String> {
-        Vec::new()
+    fn legacy_sessions(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 
@@ -498,7 +502,7 @@ pub fn plan_sync<'s, A>(
     let legacy_live = if rewrites.is_empty() {
         Vec::new()
     } else {
-        world.legacy_sessions()
+        world.legacy_sessions()?
     };
     let mut stop_legacy = false;
     if !rewrites.is_empty() {
@@ -527,8 +531,19 @@ pub fn plan_sync<'s, A>(
         }
     }
 
-    // SPEC §6: the active units, when a fleet is installed.
-    let units = if crate::units::fleet_installed(&inputs.paths.units) {
+    // SPEC §6: the active units, when a fleet is installed, and only from
+    // the home they point at (`%E/mosaic`) unless asked explicitly.
+    let fleet_installed = crate::units::fleet_installed(&inputs.paths.units);
+    let ours = inputs.paths.owns_units() || opts.units_for_other_home;
+    if fleet_installed && !ours {
+        report.warnings.push(format!(
+            "left the active units in {} alone: they belong to the home {} (their %E/mosaic), not to {}; pass --units to refresh them from this home anyway",
+            inputs.paths.units.display(),
+            inputs.paths.units_home.display(),
+            inputs.paths.home.display()
+        ));
+    }
+    let units = if fleet_installed && ours {
         Some(crate::units::plan_refresh(
             &inputs.source,
             inputs.manifest.as_ref(),

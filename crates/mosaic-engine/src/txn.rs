@@ -168,10 +168,25 @@ pub struct BackupMeta {
     pub undone: bool,
 }
 
+/// How far an interrupted run got, as its journal says. The on-disk names
+/// are `backup` (backups being made, nothing applied) and `apply` (the tree
+/// may be half-applied); anything else is refused, never acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Phase {
+    /// Backups were being taken; nothing below the home changed yet.
+    Backup,
+    /// Operations were being applied.
+    Apply,
+}
+
+/// The journal `STATE/journal-KEY.json`: the commit record of a run in
+/// progress. Its presence alone decides whether the next run rolls back.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Journal {
     backup: PathBuf,
-    phase: String,
+    phase: Phase,
 }
 
 /// Describes the run for the backup record.
@@ -335,7 +350,12 @@ fn remove_if_not_file(path: &Path) -> Result<()> {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
-    let mut bytes = serde_json::to_vec(value).expect("serialisable");
+    let mut bytes = serde_json::to_vec(value).map_err(|e| {
+        Error::Input(format!(
+            "{}: cannot record ({e}); use paths that are valid UTF-8",
+            path.display()
+        ))
+    })?;
     bytes.push(b'\n');
     fsutil::write_atomic(path, &bytes, mode)
 }
@@ -516,7 +536,7 @@ pub fn apply(
         &journal,
         &Journal {
             backup: bdir.clone(),
-            phase: "backup".into(),
+            phase: Phase::Backup,
         },
         0o600,
     )?;
@@ -552,7 +572,7 @@ pub fn apply(
         &journal,
         &Journal {
             backup: bdir.clone(),
-            phase: "apply".into(),
+            phase: Phase::Apply,
         },
         0o600,
     )?;
@@ -839,44 +859,182 @@ pub fn journal_pending(paths: &Paths) -> bool {
     std::fs::symlink_metadata(paths.journal()).is_ok()
 }
 
+/// Why the pending journal would be refused by the next command that
+/// writes, if it would (read-only check, for `status` and dry runs).
+pub fn journal_problem(paths: &Paths) -> Option<String> {
+    let journal = paths.journal();
+    if std::fs::symlink_metadata(&journal).is_err() {
+        return None;
+    }
+    read_journal(paths, &journal).err().map(|e| e.to_string())
+}
+
+/// A journal or backup record that fails validation: refused with what to
+/// do, never acted on (SPEC §4.3 step 2).
+fn refused(path: &Path, msg: String, bdir: Option<&Path>) -> Error {
+    let fix = match bdir {
+        Some(b) => format!(
+            "mosaic did not act on it: check the home against {} and then remove {} by hand",
+            b.display(),
+            path.display()
+        ),
+        None => format!(
+            "mosaic did not act on it: check the home, then remove {} by hand",
+            path.display()
+        ),
+    };
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        msg,
+        fix,
+    }
+}
+
+/// A backup id as mosaic makes them: one plain name, never `.`/`..`.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+}
+
+/// A relative path below the home with no `..`, `.`, empty or absolute part.
+fn safe_rel(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.starts_with('/')
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'))
+}
+
+/// Reads and validates the journal: the backup it names must be exactly
+/// `STATE/backups/<one safe name>`, the phase one mosaic writes. Returns
+/// the backup's id and the phase.
+fn read_journal(paths: &Paths, journal: &Path) -> Result<(String, Phase)> {
+    let bytes = std::fs::read(journal).at(journal)?;
+    let j: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+        refused(
+            journal,
+            format!("an interrupted run's journal mosaic does not understand: {e}"),
+            None,
+        )
+    })?;
+    let name = j.backup.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let parent_ok = j
+        .backup
+        .parent()
+        .is_some_and(|p| crate::paths::canonical(p) == paths.backups());
+    if !parent_ok || !safe_name(name) || j.backup.file_name().is_none() {
+        return Err(refused(
+            journal,
+            format!(
+                "it names {} as its backup, which is not a directory of {}",
+                j.backup.display(),
+                paths.backups().display()
+            ),
+            None,
+        ));
+    }
+    Ok((name.to_string(), j.phase))
+}
+
+/// Validates a backup record before recovery acts on it: it is this home's,
+/// and every path is a safe relative path below the home or an absolute
+/// path inside the active unit directory.
+fn check_meta(paths: &Paths, meta: &BackupMeta, mpath: &Path, bdir: &Path) -> Result<()> {
+    if !paths.is_this_home(&meta.home) {
+        return Err(refused(
+            mpath,
+            format!(
+                "it is the record of home {}, not {}",
+                meta.home.display(),
+                paths.home.display()
+            ),
+            Some(bdir),
+        ));
+    }
+    let units = paths.units.as_path();
+    let ok_abs = |rel: &str| {
+        let p = Path::new(rel);
+        p.is_absolute()
+            && rel
+                .split('/')
+                .skip(1)
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+            && p.parent().is_some_and(|d| {
+                d == units || crate::paths::canonical(d) == crate::paths::canonical(units)
+            })
+    };
+    let bad = meta
+        .records
+        .iter()
+        .map(|r| r.rel.as_str())
+        .find(|rel| !(safe_rel(rel) || ok_abs(rel)))
+        .or_else(|| {
+            meta.mkdirs
+                .iter()
+                .map(String::as_str)
+                .find(|rel| !safe_rel(rel))
+        });
+    if let Some(rel) = bad {
+        return Err(refused(
+            mpath,
+            format!("it names {rel:?}, which is neither below the home nor in the active unit directory"),
+            Some(bdir),
+        ));
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// If a journal from an interrupted run exists, rolls the tree back to the
-/// state before that run.
+/// state before that run (SPEC §4.3 step 6). Every step is idempotent and
+/// the commit record goes first: the tree is restored, then the journal is
+/// removed (durably), then the backup is cleaned up, so a crash at any
+/// point leaves either a journal that recovers again or nothing to do. A
+/// journal whose backup is already gone is simply removed. A journal or
+/// backup record that fails validation is refused, never acted on.
 pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
     let journal = paths.journal();
-    if !journal.exists() {
-        return Ok(None);
+    match std::fs::symlink_metadata(&journal) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(journal, e)),
+        Ok(_) => {}
     }
-    let j: Journal = read_json(&journal)?;
-    if j.backup.parent() != Some(paths.backups().as_path()) {
-        return Err(Error::Corrupt {
-            path: journal,
-            msg: format!(
-                "it names {} outside the backups directory",
-                j.backup.display()
-            ),
-            fix: "remove the journal by hand after checking the tree".to_string(),
-        });
-    }
-    let id = j
-        .backup
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (id, phase) = read_journal(paths, &journal)?;
+    let bdir = paths.backups().join(&id);
+    let mpath = bdir.join("meta.json");
     let mut kept = Vec::new();
-    if j.phase == "apply" {
-        let meta: BackupMeta = read_json(&j.backup.join("meta.json"))?;
-        kept = restore_from(&paths.home, &j.backup, &meta)?;
+    if phase == Phase::Apply && std::fs::symlink_metadata(&mpath).is_ok() {
+        let meta: BackupMeta = read_json(&mpath)?;
+        check_meta(paths, &meta, &mpath, &bdir)?;
+        kept = restore_from(&paths.home, &bdir, &meta)?;
         if !kept.is_empty() {
-            keep_backup(&journal, &j.backup, meta);
+            // Keep the backup (it holds the earlier copies of what was kept),
+            // listed; then the commit record goes.
+            let mut done = meta;
+            done.complete = true;
+            write_json(&mpath, &done, 0o600)?;
+            remove_if_present(&journal)?;
             fsutil::fsync_dir(&paths.state)?;
             return Ok(Some(Recovered { id, kept }));
         }
     }
-    if j.backup.exists() {
-        std::fs::remove_dir_all(&j.backup).at(&j.backup)?;
-    }
-    std::fs::remove_file(&journal).at(&journal)?;
+    // The commit record first: once it is gone the run is settled.
+    remove_if_present(&journal)?;
     fsutil::fsync_dir(&paths.state)?;
+    failpoint::hit("recover-cleanup");
+    match std::fs::symlink_metadata(&bdir) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&bdir).at(&bdir)?,
+        _ => {}
+    }
     Ok(Some(Recovered { id, kept }))
 }
 
@@ -899,7 +1057,7 @@ pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
         if meta.generation == 0 && meta.command.starts_with("fleet") {
             meta.kind = Kind::FleetEdit;
         }
-        if meta.complete && meta.home == paths.home {
+        if meta.complete && paths.is_this_home(&meta.home) {
             out.push(meta);
         }
     }
@@ -952,6 +1110,31 @@ fn prune(paths: &Paths) -> Result<()> {
             std::fs::remove_dir_all(&d).at(&d)?;
         }
     }
+    sweep_orphans(paths)
+}
+
+/// Removes this home's incomplete backups that no journal names: what a
+/// crash during recovery's cleanup leaves (the journal, the commit record,
+/// went first). Only under the lock, only when this home has no journal,
+/// and only records of exactly this home's canonical path.
+fn sweep_orphans(paths: &Paths) -> Result<()> {
+    if journal_pending(paths) {
+        return Ok(());
+    }
+    let dir = paths.backups();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in rd.flatten() {
+        let Ok(meta) = read_json::<BackupMeta>(&entry.path().join("meta.json")) else {
+            continue;
+        };
+        let name = entry.file_name();
+        if !meta.complete && meta.home == paths.home && name.to_str() == Some(meta.id.as_str()) {
+            let d = entry.path();
+            std::fs::remove_dir_all(&d).at(&d)?;
+        }
+    }
     Ok(())
 }
 
@@ -995,5 +1178,37 @@ pub fn backed_up_manifest(paths: &Paths, meta: &BackupMeta) -> Result<Option<Vec
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+
+    #[test]
+    fn backup_ids_and_record_paths_are_validated() {
+        assert!(safe_name("20261201T101010.000001Z-1.0.0-1.1.0.2"));
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", "x\n"] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+        assert!(safe_rel("fleet/roster.yaml"));
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a/."] {
+            assert!(!safe_rel(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phases_keep_their_on_disk_names_and_unknown_ones_do_not_parse() {
+        let j = Journal {
+            backup: PathBuf::from("/s/backups/x"),
+            phase: Phase::Apply,
+        };
+        assert_eq!(
+            serde_json::to_string(&j).unwrap(),
+            r#"{"backup":"/s/backups/x","phase":"apply"}"#
+        );
+        let b: Journal = serde_json::from_str(r#"{"backup":"/b","phase":"backup"}"#).unwrap();
+        assert_eq!(b.phase, Phase::Backup);
+        assert!(serde_json::from_str::<Journal>(r#"{"backup":"/b","phase":"applied"}"#).is_err());
     }
 }

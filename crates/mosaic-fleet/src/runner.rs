@@ -7,14 +7,27 @@
 //! that name to the configured program ([`mosaic_engine::paths::program`], which
 //! honours `MOSAIC_TMUX` / `MOSAIC_SYSTEMCTL`) and runs it.
 //!
+//! Every captured run has a deadline (SPEC §4.3: the lock is never held
+//! across an unbounded wait): [`default_deadline`] is 10 s, or
+//! `MOSAIC_EXEC_TIMEOUT_SECS`. A program still running then is killed with
+//! its whole process group and the run fails with [`Error::Timeout`],
+//! one line naming the command and the deadline. Running goes through the
+//! [`Exec`] trait: [`RealExec`] spawns, [`FakeExec`] records argv and
+//! answers from a script, so unit tests pin what would run.
+//! Only [`status`] and [`spawn`] (interactive: the operator's own terminal
+//! attached to a viewer, no lock held) wait without a deadline.
+//!
 //! Every spawn is counted ([`spawned`]) and, when `MOSAIC_SPAWN_LOG=FILE` is
 //! set, appended to FILE as one line (the argv joined by spaces), so tests can
 //! prove how many processes a command starts.
 
 use crate::error::{Error, Result};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 static SPAWNED: AtomicUsize = AtomicUsize::new(0);
 
@@ -81,13 +94,172 @@ fn spawn_error(argv: &[String], program: &str, e: std::io::Error) -> Error {
     }
 }
 
-/// Runs `argv` with stdin closed and output captured.
+/// How long one program may run: 10 s, or `MOSAIC_EXEC_TIMEOUT_SECS`.
+pub fn default_deadline() -> Duration {
+    let secs = std::env::var("MOSAIC_EXEC_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10);
+    Duration::from_secs(secs)
+}
+
+/// Runs a program to completion with captured output and a deadline.
+pub trait Exec {
+    /// Runs `argv` (first word mapped by [`resolve_program`]) with `stdin`
+    /// fed to it (closed when `None`); past `deadline` the program and its
+    /// process group are killed and [`Error::Timeout`] returned.
+    fn run(&self, argv: &[String], stdin: Option<&[u8]>, deadline: Duration) -> Result<Output>;
+}
+
+/// The real runner: spawns the program in a process group of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealExec;
+
+/// A pipe read to its end in a thread, into a buffer shared with the caller
+/// (so a pipe held open by a daemonised grandchild never blocks us).
+fn drain(mut r: impl Read + Send + 'static, done: mpsc::Sender<()>) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&buf);
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = done.send(());
+    });
+    out
+}
+
+fn take(buf: &Arc<Mutex<Vec<u8>>>) -> Vec<u8> {
+    std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+impl Exec for RealExec {
+    fn run(&self, argv: &[String], stdin: Option<&[u8]>, deadline: Duration) -> Result<Output> {
+        let (mut cmd, program) = command_for(argv)?;
+        record(argv, &program);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        let start = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| spawn_error(argv, &program, e))?;
+        let pgid = child.id() as libc::pid_t;
+        if let (Some(bytes), Some(mut w)) = (stdin, child.stdin.take()) {
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || {
+                let _ = w.write_all(&bytes);
+            });
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        let out = drain(child.stdout.take().expect("piped"), done_tx.clone());
+        let err = drain(child.stderr.take().expect("piped"), done_tx);
+        let (exit_tx, exit_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exit_tx.send(child.wait());
+        });
+        let status = match exit_rx.recv_timeout(deadline) {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => return Err(Error::io(program, e)),
+            Err(_) => {
+                // SAFETY: kill(2) on our child's process group; no memory is touched.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+                let _ = exit_rx.recv_timeout(Duration::from_secs(1));
+                let mut shown = argv.to_vec();
+                shown[0] = program;
+                return Err(Error::Timeout {
+                    command: display(&shown),
+                    secs: deadline.as_secs().max(1),
+                });
+            }
+        };
+        // The program ended; its pipes close unless a daemonised child
+        // kept them: wait for both until the deadline, then take what came.
+        for _ in 0..2 {
+            let left = deadline.saturating_sub(start.elapsed());
+            if done_rx.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+        Ok(Output {
+            status,
+            stdout: take(&out),
+            stderr: take(&err),
+        })
+    }
+}
+
+/// A runner for unit tests: records every argv and answers from a script
+/// of replies, in order (a success with empty output once they run out).
+#[derive(Debug, Default)]
+pub struct FakeExec {
+    /// The argv of every run, in order.
+    pub calls: Mutex<Vec<Vec<String>>>,
+    replies: Mutex<std::collections::VecDeque<Result<Output>>>,
+}
+
+impl FakeExec {
+    /// A fake that answers each run with the next of `replies`.
+    pub fn new(replies: Vec<Result<Output>>) -> FakeExec {
+        FakeExec {
+            calls: Mutex::new(Vec::new()),
+            replies: Mutex::new(replies.into()),
+        }
+    }
+
+    /// A reply: exit `code` with this stdout.
+    pub fn reply(code: i32, stdout: &str) -> Result<Output> {
+        use std::os::unix::process::ExitStatusExt;
+        Ok(Output {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+        })
+    }
+
+    /// The argv recorded so far.
+    pub fn argvs(&self) -> Vec<Vec<String>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Exec for FakeExec {
+    fn run(&self, argv: &[String], _stdin: Option<&[u8]>, _deadline: Duration) -> Result<Output> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(argv.to_vec());
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+            .unwrap_or_else(|| FakeExec::reply(0, ""))
+    }
+}
+
+/// Runs `argv` with stdin closed and output captured, within
+/// [`default_deadline`].
 pub fn output(argv: &[String]) -> Result<Output> {
-    let (mut cmd, program) = command_for(argv)?;
-    record(argv, &program);
-    cmd.stdin(Stdio::null())
-        .output()
-        .map_err(|e| spawn_error(argv, &program, e))
+    RealExec.run(argv, None, default_deadline())
+}
+
+/// Runs `argv` with `stdin` fed to it and output captured, within
+/// [`default_deadline`].
+pub fn output_with_stdin(argv: &[String], stdin: &[u8]) -> Result<Output> {
+    RealExec.run(argv, Some(stdin), default_deadline())
 }
 
 /// Runs `argv` on the caller's terminal (stdin, stdout and stderr inherited).
@@ -166,5 +338,67 @@ mod tests {
         let e = output(&argv).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/mosaic-test-prog not found"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_hung_program_is_killed_with_its_group_at_the_deadline() {
+        // The shell's child would keep the pipes open if only the shell died.
+        let t0 = Instant::now();
+        let e = RealExec
+            .run(
+                &argv(&["sh", "-c", "sleep 30 & sleep 30; wait"]),
+                None,
+                Duration::from_millis(300),
+            )
+            .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`sh -c") && msg.contains("within 1 s"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("MOSAIC_EXEC_TIMEOUT_SECS") && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn output_and_stdin_are_passed_through() {
+        let out = RealExec
+            .run(&argv(&["cat"]), Some(b"hello"), Duration::from_secs(10))
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"hello");
+        let out = RealExec
+            .run(
+                &argv(&["sh", "-c", "echo oops >&2; exit 3"]),
+                None,
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(first_line(&out), "oops");
+    }
+
+    #[test]
+    fn the_fake_records_argv_and_replies_in_order() {
+        let fake = FakeExec::new(vec![FakeExec::reply(1, "x")]);
+        let a = fake
+            .run(&argv(&["tmux", "ls"]), None, default_deadline())
+            .unwrap();
+        assert_eq!(a.status.code(), Some(1));
+        let b = fake
+            .run(&argv(&["systemctl", "--user"]), None, default_deadline())
+            .unwrap();
+        assert!(b.status.success());
+        assert_eq!(
+            fake.argvs(),
+            vec![argv(&["tmux", "ls"]), argv(&["systemctl", "--user"])]
+        );
     }
 }
