@@ -1,4 +1,4 @@
-//! The scenarios M01–M20 of SPEC §10 (and M21– for the pipeline), each against the real binary in its
+//! The scenarios M01–M20 of SPEC §10 (and M21–M24 for the pipeline), each against the real binary in its
 //! own throw-away world. Every scenario checks the files it names byte for
 //! byte and ends with an immediate second update that must change nothing.
 //! A scenario returns `Ok(Outcome::Pass)` only after all its checks ran.
@@ -59,6 +59,8 @@ scenarios! {
     "M20" m20 "older binary against a newer install: refused without --allow-downgrade",
     "M21" m21 "concurrent writers: two fleet adds during an update all land",
     "M22" m22 "rollback keeps the roster and the operator's later edits; the manifest stays",
+    "M23" m23 "two spellings of one home: a crash under H/ is recovered by a run spelled H",
+    "M24" m24 "a second home leaves the active units alone (no refresh, no daemon-reload)",
 }
 
 /// Operator files in the preserve set: (path, content, mode).
@@ -1106,5 +1108,92 @@ fn m22(ctx: &Ctx) -> Result<Outcome> {
             "a file the update dropped, back",
         )?;
     }
+    Ok(Outcome::Pass)
+}
+
+fn m23(ctx: &Ctx) -> Result<Outcome> {
+    let w = World::new(ctx)?;
+    w.install(ctx, &ctx.prev)?;
+    put_all(&w, PRESERVED)?;
+    let slash = format!("{}/", w.home().display());
+    let crashed = w.mosaic(
+        ctx,
+        Some(&ctx.next),
+        &["update", "--offline"],
+        &[("MOSAIC_HOME", &slash), ("MOSAIC_FAILPOINT", "mid-apply")],
+    )?;
+    ensure!(
+        crashed.code.is_none(),
+        "the update was not killed (exit {})",
+        crashed.status_text()
+    );
+    // Spelled without the slash: the same home, so the same journal.
+    w.update(ctx, &ctx.next)?
+        .expect(0)
+        .context("the run spelled H after a crash spelled H/")?;
+    check_release(&w, &ctx.next, &[])?;
+    check_all(&w, PRESERVED, "preserved operator file")?;
+    let journals: Vec<_> = std::fs::read_dir(w.state())?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("journal"))
+        .collect();
+    ensure!(journals.is_empty(), "a journal is left after recovery");
+    // A later run spelled H/ finds nothing to replay and changes nothing.
+    let snap = w.snapshot()?;
+    w.mosaic(
+        ctx,
+        Some(&ctx.next),
+        &["update", "--offline"],
+        &[("MOSAIC_HOME", &slash)],
+    )?
+    .expect(0)?;
+    same(&snap, &w.snapshot()?, "a run spelled H/ after recovery")?;
+    verify_clean(ctx, &w, &ctx.next)?;
+    Ok(Outcome::Pass)
+}
+
+fn m24(ctx: &Ctx) -> Result<Outcome> {
+    let w = World::new(ctx)?;
+    w.install(ctx, &ctx.prev)?;
+    install_fleet_units(ctx, &w)?;
+    let units_before = foreign_snapshot(&w)?;
+    let mut units = Snapshot::new();
+    snapshot_into(&mut units, "units/", &w.units())?;
+    // Another home of the same user: the active units point at %E/mosaic,
+    // not at it.
+    let scratch = w.user().join("scratch-home");
+    let scratch_s = scratch.display().to_string();
+    let out = w.mosaic(
+        ctx,
+        Some(&ctx.next),
+        &["install"],
+        &[("MOSAIC_HOME", &scratch_s)],
+    )?;
+    out.expect(0)?;
+    ensure!(
+        out.stderr.contains("active unit") || out.stderr.contains("--units"),
+        "no notice that the units were left alone: {:?}",
+        clip(&out.stderr)
+    );
+    let mut after = Snapshot::new();
+    snapshot_into(&mut after, "units/", &w.units())?;
+    same(
+        &units,
+        &after,
+        "the active unit dir after installing another home",
+    )?;
+    same(
+        &units_before,
+        &foreign_snapshot(&w)?,
+        "drop-ins and other units",
+    )?;
+    ensure!(
+        w.daemon_reloads() == 0,
+        "another home ran daemon-reload: {:?}",
+        w.systemctl_calls()
+    );
+    // The default home still refreshes them.
+    w.update(ctx, &ctx.next)?.expect(0)?;
+    check_units_current(ctx, &w)?;
     Ok(Outcome::Pass)
 }
