@@ -131,7 +131,7 @@ impl Printer {
             if c.quiet {
                 continue;
             }
-            let problem = matches!(c.action.as_str(), "conflict" | "blocked");
+            let problem = c.action.is_problem();
             if self.quiet && !problem {
                 continue;
             }
@@ -181,8 +181,8 @@ impl Printer {
             "conflict" | "blocked" => "1;33",
             _ => "0",
         };
-        let verb = self.paint(code, &c.action);
-        match (&c.action[..], &c.detail) {
+        let verb = self.paint(code, c.action.as_str());
+        match (c.action.as_str(), &c.detail) {
             ("conflict", Some(d)) => format!("{verb} {} {d}", c.path),
             (_, Some(d)) => format!("{verb} {} ({d})", c.path),
             (_, None) => format!("{verb} {}", c.path),

@@ -38,6 +38,57 @@ pub struct SyncOptions {
     pub units_for_other_home: bool,
 }
 
+/// What happened (or would happen) to a path; serialised as the words of
+/// the human output.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verb {
+    /// Created (it ships and was absent).
+    #[serde(rename = "created")]
+    Created,
+    /// Replaced with the release's copy (or its mode fixed).
+    #[serde(rename = "updated")]
+    Updated,
+    /// Removed (no longer shipped, unedited; backed up).
+    #[serde(rename = "deleted")]
+    Deleted,
+    /// The operator's file, left as it is.
+    #[serde(rename = "kept (yours)")]
+    KeptYours,
+    /// Both changed: the release's copy goes beside as `PATH.mosaic-new`.
+    #[serde(rename = "conflict")]
+    Conflict,
+    /// A preserved file that ships and was absent.
+    #[serde(rename = "seeded")]
+    Seeded,
+    /// Rewritten by a migration.
+    #[serde(rename = "migrated")]
+    Migrated,
+    /// A type clash: nothing changes.
+    #[serde(rename = "blocked")]
+    Blocked,
+}
+
+impl Verb {
+    /// The word in human output (and JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Created => "created",
+            Verb::Updated => "updated",
+            Verb::Deleted => "deleted",
+            Verb::KeptYours => "kept (yours)",
+            Verb::Conflict => "conflict",
+            Verb::Seeded => "seeded",
+            Verb::Migrated => "migrated",
+            Verb::Blocked => "blocked",
+        }
+    }
+
+    /// Whether `--quiet` still prints it.
+    pub fn is_problem(self) -> bool {
+        matches!(self, Verb::Conflict | Verb::Blocked)
+    }
+}
+
 /// One reported change.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Change {
@@ -45,7 +96,7 @@ pub struct Change {
     pub path: String,
     /// Verb: `created`, `updated`, `deleted`, `kept (yours)`, `conflict`,
     /// `seeded`, `migrated`, `blocked`.
-    pub action: String,
+    pub action: Verb,
     /// Extra words (`→ PATH.mosaic-new`, why it was kept, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -101,7 +152,7 @@ impl SyncReport {
     pub fn changed(&self) -> bool {
         self.changes
             .iter()
-            .any(|c| !c.quiet && c.action != "blocked" && c.action != "kept (yours)")
+            .any(|c| !c.quiet && c.action != Verb::Blocked && c.action != Verb::KeptYours)
     }
 }
 
@@ -290,35 +341,35 @@ pub fn release_history() -> Result<crate::history::History> {
 
 /// Maps a plan item to its reported change, if it is reported at all.
 pub fn describe(item: &plan::Item) -> Option<Change> {
-    let ch = |action: &str, detail: Option<String>| Change {
+    let ch = |action: Verb, detail: Option<String>| Change {
         path: item.path.clone(),
-        action: action.to_string(),
+        action,
         detail,
         quiet: false,
     };
     Some(match &item.action {
         Action::Unchanged | Action::Preserved | Action::Forget => return None,
-        Action::Seed => ch("seeded", None),
-        Action::Create => ch("created", None),
-        Action::FixMode { from } => ch("updated", Some(format!("mode {from:o} fixed"))),
-        Action::Update => ch("updated", None),
-        Action::UpdateLegacy => ch("updated", Some("legacy copy backed up".into())),
+        Action::Seed => ch(Verb::Seeded, None),
+        Action::Create => ch(Verb::Created, None),
+        Action::FixMode { from } => ch(Verb::Updated, Some(format!("mode {from:o} fixed"))),
+        Action::Update => ch(Verb::Updated, None),
+        Action::UpdateLegacy => ch(Verb::Updated, Some("legacy copy backed up".into())),
         Action::KeptYours => Change {
             quiet: true,
-            ..ch("kept (yours)", Some("edited; release unchanged".into()))
+            ..ch(Verb::KeptYours, Some("edited; release unchanged".into()))
         },
-        Action::Conflict => ch("conflict", Some(format!("→ {}.mosaic-new", item.path))),
-        Action::ConflictReplaced => ch("updated", Some("conflict: your copy backed up".into())),
-        Action::Delete => ch("deleted", Some("no longer shipped; backed up".into())),
+        Action::Conflict => ch(Verb::Conflict, Some(format!("→ {}.mosaic-new", item.path))),
+        Action::ConflictReplaced => ch(Verb::Updated, Some("conflict: your copy backed up".into())),
+        Action::Delete => ch(Verb::Deleted, Some("no longer shipped; backed up".into())),
         Action::Orphaned => ch(
-            "kept (yours)",
+            Verb::KeptYours,
             Some("no longer shipped; edited, so kept".into()),
         ),
         Action::Blocked { obstacle, found } => {
-            ch("blocked", Some(format!("{found} at {obstacle}")))
+            ch(Verb::Blocked, Some(format!("{found} at {obstacle}")))
         }
         Action::ObstacleReplaced { obstacle, found } => ch(
-            "updated",
+            Verb::Updated,
             Some(format!("{found} at {obstacle} moved into the backup")),
         ),
     })
@@ -519,7 +570,7 @@ pub fn plan_sync<'s, A>(
             for r in &rewrites {
                 report.changes.push(Change {
                     path: r.rel.clone(),
-                    action: "migrated".into(),
+                    action: Verb::Migrated,
                     detail: Some(format!(
                         "socket {} → {}",
                         crate::migrate::LEGACY_SOCKET,
@@ -635,7 +686,7 @@ fn check_downgrade(inputs: &Inputs, allow: bool) -> Result<()> {
 fn summarise(report: &mut SyncReport) {
     let mut s = BTreeMap::new();
     for c in report.changes.iter().filter(|c| !c.quiet) {
-        *s.entry(c.action.clone()).or_insert(0) += 1;
+        *s.entry(c.action.as_str().to_string()).or_insert(0) += 1;
     }
     report.summary = s;
 }

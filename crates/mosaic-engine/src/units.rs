@@ -169,7 +169,7 @@ impl UnitPlan {
         for item in &self.plan.items {
             if let Some(mut c) = crate::sync::describe(item) {
                 c.path = self.abs(&item.path);
-                if c.action == "conflict" {
+                if c.action == crate::sync::Verb::Conflict {
                     c.detail = Some(format!("→ {}.mosaic-new", c.path));
                 }
                 out.push(c);
