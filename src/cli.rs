@@ -7,11 +7,11 @@ use mosaic_engine::plan::ConflictMode;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok; 1 differences found (status, verify), an I/O error, a damaged manifest or
-journal (refused, not acted on), a program past its deadline, or stdout not writable; 2 bad
-input; 3 update blocked by a type clash (nothing changed); 4 update failed and was rolled back;
-5 another mosaic run holds the lock (it is named; never delete the lock file); 6 the install is
-newer than this mosaic.
+Exit codes: 0 ok; 1 differences found (status, verify, fleet verify, send --verify not
+accepted); 2 bad input; 3 update blocked by a type clash (nothing changed); 4 update failed
+and was rolled back; 5 another mosaic run holds the lock (it is named; never delete the lock
+file); 6 the install is newer than this mosaic; 7 trouble: an I/O error, a damaged manifest or
+journal (refused, not acted on), a program past its deadline, or stdout not writable.
 
 Homes: --home, MOSAIC_HOME and MOSAIC_STATE_DIR must be absolute; /, system directories
 (/etc, /usr, /var, /tmp, ...) and your HOME itself are refused, as are paths with control

@@ -13,7 +13,7 @@ use mosaic_engine::sync::{self, SyncOptions};
 ///
 /// Output errors are decided here, once: a closed stdout (`EPIPE`, as in
 /// `mosaic status | head -1`) ends quietly with the command's own code; any
-/// other (`ENOSPC` on `> /dev/full`) is one line on stderr and exit 1, and
+/// other (`ENOSPC` on `> /dev/full`) is one line on stderr and exit 7, and
 /// when the command had already changed the files the line says so.
 pub fn dispatch(cli: Cli) -> i32 {
     use std::io::Write;
@@ -42,10 +42,14 @@ pub fn dispatch(cli: Cli) -> i32 {
                 std::io::stderr(),
                 "mosaic: cannot write to stdout: {e}{done}; free space or redirect the output elsewhere"
             );
-            code.max(1)
+            EXIT_TROUBLE
         }
     }
 }
+
+/// Exit code for trouble (an I/O error, damaged records, a program past its
+/// deadline, an unwritable stdout), kept apart from 1, "differences found".
+pub const EXIT_TROUBLE: i32 = 7;
 
 /// The process exit code for an error (documented in
 /// docs/install-and-update.md and the `--help` text).
@@ -56,7 +60,7 @@ pub fn exit_code(e: &Error) -> i32 {
         Error::RolledBack(_) | Error::RollbackFailed { .. } => 4,
         Error::Locked { .. } => 5,
         Error::Downgrade { .. } => 6,
-        Error::Io { .. } | Error::Corrupt { .. } | Error::Timeout { .. } => 1,
+        Error::Io { .. } | Error::Corrupt { .. } | Error::Timeout { .. } => EXIT_TROUBLE,
     }
 }
 

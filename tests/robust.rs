@@ -239,7 +239,7 @@ fn a_journal_naming_the_state_dir_itself_is_refused_and_never_acted_on() {
             .args(["update", "--offline"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        assert_eq!(out.status.code(), Some(7), "{}", stderr_of(&out));
         let err = stderr_of(&out);
         assert!(one_line(&err).contains("did not act on it"), "{err}");
         assert!(marker.exists(), "STATE was deleted");
@@ -264,7 +264,7 @@ fn a_journal_with_an_unknown_phase_keeps_its_backup_and_is_refused() {
         .args(["update", "--offline"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     assert!(one_line(&err).contains("did not act on it"), "{err}");
     assert!(!err.contains("rolled back"), "{err}");
@@ -291,7 +291,7 @@ fn a_backup_record_naming_paths_outside_the_home_is_refused() {
             .args(["update", "--offline"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{rel}: {}", stderr_of(&out));
+        assert_eq!(out.status.code(), Some(7), "{rel}: {}", stderr_of(&out));
         let err = stderr_of(&out);
         assert!(one_line(&err).contains("neither below the home"), "{err}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
@@ -323,7 +323,7 @@ fn a_hung_tmux_fails_update_within_the_deadline_and_releases_the_lock() {
         .output()
         .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     let line = one_line(&err);
     assert!(
@@ -415,7 +415,7 @@ fn a_full_stdout_is_one_line_and_says_the_update_landed() {
         .stdout(full)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     let line = one_line(&err);
     assert!(

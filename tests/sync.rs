@@ -637,7 +637,7 @@ fn bad_inputs_get_one_line_errors() {
         .stderr(predicate::str::contains("not a semver version"));
     w.mosaic(Some(&r1)).arg("install").assert().success();
     std::fs::write(w.path(".mosaic/manifest.json"), "{ not json").unwrap();
-    let out = w.mosaic(Some(&r1)).arg("install").assert().code(1);
+    let out = w.mosaic(Some(&r1)).arg("install").assert().code(7);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
