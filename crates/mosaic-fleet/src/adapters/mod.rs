@@ -311,6 +311,16 @@ impl Runtime {
         }
     }
 
+    /// Is `recorded` (a user turn of the transcript, or the text that reached
+    /// the model) the message `sent`? Exact, except that opencode stores a
+    /// pasted message with one trailing space appended (1.18.33).
+    pub fn same_message(self, sent: &str, recorded: &str) -> bool {
+        match self {
+            Runtime::Opencode => recorded == sent || recorded.strip_suffix(' ') == Some(sent),
+            _ => recorded == sent,
+        }
+    }
+
     /// The process-tree shape.
     pub fn process(self) -> ProcessShape {
         match self {
@@ -458,6 +468,15 @@ mod tests {
             ]
         );
         assert_eq!(delivery(None, "a", "b").load[1], "load-buffer");
+    }
+
+    #[test]
+    fn same_message_is_exact_but_for_opencodes_paste_space() {
+        assert!(Runtime::Claude.same_message("a\nb", "a\nb"));
+        assert!(!Runtime::Claude.same_message("a\nb", "a\nb "));
+        assert!(Runtime::Opencode.same_message("a\nb", "a\nb "));
+        assert!(!Runtime::Opencode.same_message("a\nb", "a\nb  "));
+        assert!(!Runtime::Opencode.same_message("a\nb", "a b"));
     }
 
     #[test]
