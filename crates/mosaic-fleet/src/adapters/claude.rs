@@ -257,6 +257,7 @@ mod tests {
             "after-reply" => include_str!("fixtures/claude/after-reply.txt"),
             "permission" => include_str!("fixtures/claude/permission.txt"),
             "after-reset" => include_str!("fixtures/claude/after-reset.txt"),
+            "onboarding" => include_str!("fixtures/claude/onboarding.txt"),
             _ => unreachable!(),
         }
     }
@@ -292,6 +293,15 @@ mod tests {
             screen_state(fx("permission")),
             ScreenState::PermissionPrompt {
                 what: "Bash command: touch /tmp/mosaic-permission-probe".into()
+            }
+        );
+        // First run without ~/.claude.json: the text-style picker, whose
+        // `❯ 2. Dark mode` must not read as the input prompt.
+        assert_eq!(
+            screen_state(fx("onboarding")),
+            ScreenState::Dialog {
+                kind: DialogKind::Onboarding,
+                what: "first-run setup (text style)".into()
             }
         );
         assert_eq!(screen_state(""), ScreenState::Unknown);
