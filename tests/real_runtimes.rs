@@ -58,6 +58,10 @@ fn outer(runtime: Runtime) {
         common::skip(&why);
         return;
     }
+    if runtime == Runtime::Opencode && rs::which("sqlite3").is_none() {
+        common::skip("sqlite3 is not installed (opencode's transcript is an SQLite database)");
+        return;
+    }
     if let Err(why) = rs::ensure_installed() {
         common::skip(&why);
         return;
@@ -183,7 +187,7 @@ impl Run<'_> {
         }
         self.wait_state(
             "the paste in the box (InputPending)",
-            Duration::from_secs(15),
+            Duration::from_secs(30),
             |s| matches!(s, ScreenState::InputPending { .. }),
         );
     }
