@@ -8,6 +8,7 @@
 //! below the home are written only through the engine's transaction.
 #![warn(missing_docs)]
 
+pub mod adapters;
 pub mod envfile;
 pub mod legacy;
 pub mod ps;

@@ -1,0 +1,536 @@
+//! The runtime adapters against the real runtimes (claude, codex, pi,
+//! opencode at the versions pinned in `tests/runtimes_support`) and the
+//! shipped stub.
+//!
+//! Each real runtime runs in its own loopback-only network namespace (the
+//! test binary re-executes itself under `unshare -m -n`), in a tmux session
+//! on a private socket and `TMUX_TMPDIR`, with a throw-away HOME whose
+//! configuration points it at the test model server on 127.0.0.1
+//! (`tests/model_server`). Per runtime: wait for `Ready` through the
+//! adapter; deliver by bracketed paste a short, a multi-line, a
+//! 2,000-character, a markdown and a unicode message and check each reached
+//! the model byte for byte and shows in the runtime's own transcript as a
+//! user turn; a tool call raises the permission prompt (claude, opencode);
+//! the reset command is confirmed (codex: refused while busy first); a
+//! message whose Enter is held back is InputPending and no user turn; the
+//! process tree matches the adapter; start-up time and RSS are printed as
+//! `MEASURE` lines.
+//!
+//! Runtimes run one at a time. Needs root, `unshare`, `ip`, tmux, node/npm
+//! (the first run installs the pins into `$MOSAIC_RUNTIMES_DIR` or
+//! `<target>/runtimes` through `.ci/install-runtimes`). Skipped with the
+//! reason when something is missing; failed instead under
+//! `MOSAIC_REQUIRE_REAL=1`. `MOSAIC_REAL_RUNTIMES=claude,codex` limits the
+//! real runtimes run (default: all four).
+
+mod common;
+mod model_server;
+mod runtimes_support;
+
+use model_server::{Api, ModelServer};
+use mosaic_fleet::adapters::{delivery, PaneCommand, Runtime, ScreenState};
+use runtimes_support::{self as rs, Sandbox};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The hidden test the namespace runs.
+const ENTRY: &str = "netns_entry";
+
+/// One runtime at a time (2 cores shared; opencode alone is ~800 MiB).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn selected(runtime: Runtime) -> bool {
+    match std::env::var("MOSAIC_REAL_RUNTIMES") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .any(|r| r.trim() == runtime.name() || r.trim() == "all"),
+        _ => true,
+    }
+}
+
+fn outer(runtime: Runtime) {
+    if !selected(runtime) {
+        eprintln!("SKIP: {runtime} not in MOSAIC_REAL_RUNTIMES");
+        return;
+    }
+    if let Err(why) = rs::netns_ready() {
+        common::skip(&why);
+        return;
+    }
+    if runtime == Runtime::Opencode && rs::which("sqlite3").is_none() {
+        common::skip("sqlite3 is not installed (opencode's transcript is an SQLite database)");
+        return;
+    }
+    if let Err(why) = rs::ensure_installed() {
+        common::skip(&why);
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = rs::run_in_netns(ENTRY, runtime.name(), Duration::from_secs(420));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for l in stdout.lines().chain(stderr.lines()) {
+        for tag in ["MEASURE ", "NOTE "] {
+            if let Some(i) = l.find(tag) {
+                eprintln!("{}", &l[i..]);
+            }
+        }
+    }
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{runtime} in the namespace: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+fn claude_real() {
+    outer(Runtime::Claude);
+}
+
+#[test]
+fn codex_real() {
+    outer(Runtime::Codex);
+}
+
+#[test]
+fn pi_real() {
+    outer(Runtime::Pi);
+}
+
+#[test]
+fn opencode_real() {
+    outer(Runtime::Opencode);
+}
+
+/// Runs inside the namespace only (see [`rs::run_in_netns`]).
+#[test]
+#[ignore = "re-executed by the *_real tests inside a loopback-only network namespace"]
+fn netns_entry() {
+    let Some(case) = rs::in_netns() else {
+        eprintln!("netns_entry runs only inside the namespace the *_real tests make");
+        return;
+    };
+    let runtime = Runtime::from_name(&case).expect("a runtime name");
+    let bin = rs::ensure_installed().expect("installed before entering the namespace");
+    real_case(runtime, &bin);
+}
+
+/// The five messages every runtime must take intact.
+fn messages() -> Vec<(&'static str, String)> {
+    let mut long: String = (0..400).map(|i| format!("w{i:03} ")).collect();
+    long.pop();
+    long.push('.');
+    assert_eq!(long.chars().count(), 2000);
+    vec![
+        ("short", "hello from mosaic".to_string()),
+        (
+            "multi-line",
+            "first line\nsecond line\n  third line, indented".to_string(),
+        ),
+        ("2000 chars", long),
+        ("markdown", "run `make test` now".to_string()),
+        ("unicode", "héllo wörld — ✓ 日本語 🚀 ñ".to_string()),
+    ]
+}
+
+struct Run<'a> {
+    runtime: Runtime,
+    sb: &'a Sandbox,
+    server: Option<&'a ModelServer>,
+    n: usize,
+}
+
+impl Run<'_> {
+    fn fail(&self, what: &str) -> ! {
+        let server = self.server.map(|s| s.summary()).unwrap_or_default();
+        panic!(
+            "{}: {what}\nscreen state: {:?}\npane command: {}\n--- screen\n{}\n--- model server log\n{server}",
+            self.runtime,
+            self.state(),
+            self.sb.pane_field("#{pane_current_command}"),
+            self.sb.capture()
+        );
+    }
+
+    fn state(&self) -> ScreenState {
+        self.runtime.screen_state(&self.sb.capture())
+    }
+
+    fn wait_state(&self, what: &str, timeout: Duration, f: impl Fn(&ScreenState) -> bool) {
+        let rt = self.runtime;
+        if self
+            .sb
+            .wait_screen(timeout, |c| f(&rt.screen_state(c)))
+            .is_err()
+        {
+            self.fail(&format!("timed out after {timeout:?} waiting for {what}"));
+        }
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.wait_state("Ready", timeout, ScreenState::is_ready);
+    }
+
+    /// Paste `text`; wait for the box to show it taken in.
+    fn paste(&mut self, text: &str) {
+        self.n += 1;
+        let d = delivery(
+            Some(rs::SOCKET),
+            rs::SESSION,
+            &format!("mosaic-send-{}", self.n),
+        );
+        let out = self.sb.deliver(&d, text);
+        if !out.status.success() {
+            self.fail(&format!("paste-buffer: {out:?}"));
+        }
+        self.wait_state(
+            "the paste in the box (InputPending)",
+            Duration::from_secs(30),
+            |s| matches!(s, ScreenState::InputPending { .. }),
+        );
+    }
+
+    fn enter(&self) {
+        let d = delivery(Some(rs::SOCKET), rs::SESSION, "unused");
+        let out = self.sb.run(&d.enter, None);
+        if !out.status.success() {
+            self.fail(&format!("send-keys Enter: {out:?}"));
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.paste(text);
+        self.enter();
+    }
+
+    /// The runtime's own transcript, as user turns.
+    fn user_turns(&self) -> Vec<String> {
+        let rt = self.runtime;
+        let t = rt.transcript();
+        let home = self.sb.home();
+        let env = self.sb.env();
+        let root = t.root(&home, |k| {
+            env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+        });
+        match rt {
+            Runtime::Opencode => {
+                let argv = mosaic_fleet::adapters::opencode::user_turns_query(&root);
+                let out = self.sb.run(&argv, None);
+                if !out.status.success() {
+                    self.fail(&format!("sqlite3: {out:?}"));
+                }
+                rt.user_turns(&out.stdout)
+                    .unwrap_or_else(|e| self.fail(&e.to_string()))
+            }
+            Runtime::Stub => {
+                let out =
+                    self.sb
+                        .tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "=agent:0.0"]);
+                rt.user_turns(&out.stdout).unwrap()
+            }
+            _ => {
+                let mut files = Vec::new();
+                walk(&root, &mut files);
+                files.sort();
+                let mut turns = Vec::new();
+                for f in files
+                    .iter()
+                    .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
+                {
+                    let bytes = std::fs::read(f).unwrap();
+                    turns.extend(
+                        rt.user_turns(&bytes)
+                            .unwrap_or_else(|e| self.fail(&format!("{}: {e}", f.display()))),
+                    );
+                }
+                turns
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn rss_mib(sb: &Sandbox) -> (f64, Vec<String>) {
+    let procs = rs::all_procs();
+    let mut pids: Vec<u32> = rs::tree(sb.pane_pid(), &procs)
+        .iter()
+        .map(|p| p.pid)
+        .collect();
+    for p in sb.processes() {
+        if !pids.contains(&p) && procs.get(&p).is_some_and(|p| !p.comm.starts_with("tmux")) {
+            pids.push(p);
+        }
+    }
+    let mut kib = 0;
+    let mut shape = Vec::new();
+    for pid in pids {
+        if let Some(p) = procs.get(&pid) {
+            kib += p.rss_kib;
+            shape.push(format!("{}({} MiB)", p.comm, p.rss_kib / 1024));
+        }
+    }
+    (kib as f64 / 1024.0, shape)
+}
+
+fn start_argv(runtime: Runtime) -> Vec<&'static str> {
+    match runtime {
+        Runtime::Claude => vec!["claude"],
+        Runtime::Codex => vec!["codex"],
+        Runtime::Pi => vec!["pi"],
+        Runtime::Opencode => vec!["opencode"],
+        Runtime::Stub => vec!["stub-agent"],
+    }
+}
+
+fn startup_timeout(runtime: Runtime) -> Duration {
+    match runtime {
+        // ≥ 90 s on a busy 2-core machine.
+        Runtime::Opencode => Duration::from_secs(180),
+        _ => Duration::from_secs(60),
+    }
+}
+
+fn real_case(runtime: Runtime, bin: &Path) {
+    let server = ModelServer::start().expect("model server");
+    let mut sb = Sandbox::new(runtime, bin, server.port());
+    sb.start(&start_argv(runtime));
+    let mut run = Run {
+        runtime,
+        sb: &sb,
+        server: Some(&server),
+        n: 0,
+    };
+
+    // Ready, and what it looks like from outside.
+    run.wait_ready(startup_timeout(runtime));
+    let ready_secs = sb.started().elapsed().as_secs_f64();
+    let shape = runtime.process();
+    if sb
+        .wait_screen(Duration::from_secs(15), |_| {
+            shape.classify(&sb.pane_field("#{pane_current_command}")) == PaneCommand::Runtime
+        })
+        .is_err()
+    {
+        run.fail("pane_current_command is not the runtime's");
+    }
+    let (rss_start, _) = rss_mib(&sb);
+
+    // Five messages, each intact at the model.
+    for (label, text) in messages() {
+        run.wait_ready(Duration::from_secs(60));
+        run.send(&text);
+        let Some(got) =
+            server.wait_for(Duration::from_secs(60), |t| runtime.same_message(&text, t))
+        else {
+            run.fail(&format!(
+                "the {label} message did not reach the model intact"
+            ));
+        };
+        if got.last_user_text.as_deref() != Some(text.as_str()) {
+            eprintln!(
+                "NOTE {runtime}: the {label} message reached the model with a trailing space"
+            );
+        }
+    }
+    run.wait_ready(Duration::from_secs(60));
+    // The transcript is written after the request; give it a moment.
+    let mut turns = Vec::new();
+    common::wait_until(Duration::from_secs(20), || {
+        turns = run.user_turns();
+        messages()
+            .iter()
+            .all(|(_, t)| turns.iter().any(|r| runtime.same_message(t, r)))
+    });
+    for (label, text) in messages() {
+        assert!(
+            turns.iter().any(|r| runtime.same_message(&text, r)),
+            "{runtime}: the {label} message is not a user turn in the transcript: {turns:#?}"
+        );
+    }
+
+    // A tool call raises the permission prompt, which is not the prompt.
+    if matches!(runtime, Runtime::Claude | Runtime::Opencode) {
+        server.tool_call_when("PERMISSION PROBE");
+        run.send("PERMISSION PROBE: please run the probe");
+        run.wait_state("PermissionPrompt", Duration::from_secs(60), |s| {
+            matches!(s, ScreenState::PermissionPrompt { .. })
+        });
+        let state = run.state();
+        assert!(!state.is_ready(), "{state:?}");
+        if runtime == Runtime::Claude {
+            assert!(
+                matches!(&state, ScreenState::PermissionPrompt { what } if what.contains(model_server::TOOL_COMMAND)),
+                "{state:?}"
+            );
+        }
+        // Escape rejects the call and brings the prompt back.
+        sb.tmux(&["send-keys", "-t", "=agent:0.0", "Escape"]);
+        run.wait_ready(Duration::from_secs(30));
+    }
+
+    // The reset command (codex refuses it while a turn runs).
+    let reset = runtime.reset();
+    if runtime == Runtime::Codex {
+        server.delay_when("SLOW TURN", Duration::from_secs(8));
+        run.send("SLOW TURN: take a while");
+        run.wait_state("Busy", Duration::from_secs(30), |s| *s == ScreenState::Busy);
+        run.send(reset.command);
+        if sb
+            .wait_screen(Duration::from_secs(15), |c| runtime.reset_refused(c))
+            .is_err()
+        {
+            run.fail("codex did not refuse /clear while busy");
+        }
+        run.wait_ready(Duration::from_secs(60));
+    }
+    run.wait_ready(Duration::from_secs(60));
+    run.send(reset.command);
+    if sb
+        .wait_screen(Duration::from_secs(30), |c| runtime.reset_confirmed(c))
+        .is_err()
+    {
+        run.fail(&format!("{} was not confirmed", reset.command));
+    }
+
+    // A message whose Enter is held back: InputPending, never a user turn.
+    let held = "this message stays in the input box";
+    run.wait_ready(Duration::from_secs(30));
+    run.paste(held);
+    match run.state() {
+        ScreenState::InputPending { shown } if shown.contains(held) => {}
+        other => run.fail(&format!("held-back message shows as {other:?}")),
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !server.requests().iter().any(|r| r
+            .last_user_text
+            .as_deref()
+            .is_some_and(|t| t.contains(held))),
+        "{runtime}: a message without Enter reached the model:\n{}",
+        server.summary()
+    );
+    assert!(
+        !run.user_turns().iter().any(|t| t.contains(held)),
+        "{runtime}: a message without Enter is a user turn"
+    );
+    assert!(matches!(run.state(), ScreenState::InputPending { .. }));
+
+    let (rss_idle, procs) = rss_mib(&sb);
+    let requests = server
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.api, Api::Anthropic | Api::Chat | Api::Responses))
+        .count();
+    println!(
+        "MEASURE runtime={runtime} version={} ready_secs={ready_secs:.1} rss_at_ready_mib={rss_start:.0} rss_idle_after_turns_mib={rss_idle:.0} model_requests={requests} processes={}",
+        rs::pin(runtime).version,
+        procs.join(",")
+    );
+
+    // Codex's app-server daemon outlives the pane; the sandbox ends it by PID.
+    if let Some(daemon) = shape.daemon {
+        let daemon_alive = || {
+            let procs = rs::all_procs();
+            sb.processes().iter().any(|p| {
+                procs.get(p).is_some_and(|p| {
+                    daemon
+                        .cmdline_contains
+                        .iter()
+                        .all(|w| p.cmdline.contains(w))
+                })
+            })
+        };
+        assert!(
+            daemon_alive(),
+            "{runtime}: no {:?} daemon",
+            daemon.cmdline_contains
+        );
+        sb.tmux(&["kill-session", "-t", "=agent"]);
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            daemon_alive(),
+            "{runtime}: the daemon did not outlive the pane (adapter says it does)"
+        );
+    }
+    let home = sb.home();
+    drop(sb);
+    let home = format!("HOME={}", home.display());
+    assert!(
+        rs::all_procs().keys().all(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|e| !e.split(|b| *b == 0).any(|kv| kv == home.as_bytes()))
+                .unwrap_or(true)
+        }),
+        "{runtime}: processes left behind after teardown"
+    );
+}
+
+/// The stub needs neither npm nor a namespace: the same delivery, its
+/// `ACK` lines as the transcript.
+#[test]
+fn stub_delivery() {
+    if common::which("tmux").is_none() {
+        common::skip("tmux is not installed");
+        return;
+    }
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("framework/tools/fleet");
+    let mut sb = Sandbox::new(Runtime::Stub, &tools, 0);
+    sb.start(&["stub-agent"]);
+    let mut run = Run {
+        runtime: Runtime::Stub,
+        sb: &sb,
+        server: None,
+        n: 0,
+    };
+    let started = Instant::now();
+    run.wait_ready(Duration::from_secs(20));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        Runtime::Stub
+            .process()
+            .classify(&sb.pane_field("#{pane_current_command}")),
+        PaneCommand::Runtime
+    );
+    // One line each: the stub reads lines, so a multi-line paste is several.
+    let single: Vec<(&str, String)> = messages()
+        .into_iter()
+        .filter(|(_, t)| !t.contains('\n'))
+        .collect();
+    for (label, text) in &single {
+        run.wait_ready(Duration::from_secs(10));
+        run.send(text);
+        if !common::wait_until(Duration::from_secs(10), || run.user_turns().contains(text)) {
+            run.fail(&format!("the {label} message was not acknowledged intact"));
+        }
+    }
+    let turns = run.user_turns();
+    for (label, text) in &single {
+        assert!(turns.contains(text), "{label}: {turns:#?}");
+    }
+    run.wait_ready(Duration::from_secs(10));
+    run.send(Runtime::Stub.reset().command);
+    assert!(sb
+        .wait_screen(Duration::from_secs(10), |c| Runtime::Stub
+            .reset_confirmed(c))
+        .is_ok());
+    run.paste("held back");
+    assert_eq!(
+        run.state(),
+        ScreenState::InputPending {
+            shown: "held back".into()
+        }
+    );
+    assert!(!run.user_turns().contains(&"held back".to_string()));
+}
