@@ -1218,3 +1218,151 @@ fn install_sh_falls_back_to_wget() {
     let reqs = site.server.requests();
     assert!(reqs.iter().any(|r| r.ends_with("/SHA256SUMS")), "{reqs:?}");
 }
+
+/// The debug `mosaic` built for the host target with `+crt-static` (as
+/// `cargo xtask dist` builds the archive's binary), in this target
+/// directory's `TARGET/debug/`, where it does not disturb the normal build.
+fn static_mosaic() -> PathBuf {
+    let t = target();
+    let var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        t.to_ascii_uppercase().replace(['-', '.'], "_")
+    );
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "mosaic", "--target", &t])
+        .env(var, "-C target-feature=+crt-static")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "the static build failed");
+    // target/debug/deps/TEST-HASH → target
+    let exe = std::env::current_exe().unwrap();
+    let root = exe.ancestors().nth(3).unwrap();
+    let bin = root.join(&t).join("debug/mosaic");
+    assert!(bin.is_file(), "{} not built", bin.display());
+    bin
+}
+
+/// Runs `/NAME --version` in `root` as an empty chroot (through `unshare
+/// -r` when not root).
+fn in_chroot(root: &Path, name: &str) -> Output {
+    let chroot = common::which("chroot").expect("chroot");
+    let mut c = if common::euid() == Some(0) {
+        Command::new(chroot)
+    } else {
+        let mut c = Command::new(common::which("unshare").expect("unshare"));
+        c.arg("-r").arg(chroot);
+        c
+    };
+    c.arg(root)
+        .arg(format!("/{name}"))
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+/// The archive's binary is statically linked (glibc with `+crt-static`)
+/// and runs in an empty chroot, where the .deb's (dynamic) binary cannot
+/// even start; release.json says the archive is static.
+#[test]
+fn archive_binary_is_static_and_runs_in_an_empty_chroot() {
+    let t = target();
+    if !t.ends_with("-linux-gnu") {
+        common::skip(&format!(
+            "the static build is for *-linux-gnu targets, not {t}"
+        ));
+        return;
+    }
+    if !have_deb_tools(&["chroot"]) {
+        return;
+    }
+    if common::euid() != Some(0) && !have("unshare") {
+        common::skip("not root and unshare is not installed");
+        return;
+    }
+    let static_bin = static_mosaic();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dist");
+    let o = run_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &xtask_bin(),
+        &[
+            "dist",
+            "--unsigned",
+            "--binary",
+            small_mosaic().to_str().unwrap(),
+            "--static-binary",
+            static_bin.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let v = env!("CARGO_PKG_VERSION");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let archived = tar_member(&out.join(format!("mosaic-{v}-{t}.tar.gz")), "/mosaic");
+    std::fs::write(root.join("mosaic"), archived).unwrap();
+    std::fs::set_permissions(
+        root.join("mosaic"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = in_chroot(&root, "mosaic");
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("mosaic {v}")
+    );
+
+    // The .deb's binary needs ld.so and libc, which the chroot lacks.
+    let deb_root = dir.path().join("deb");
+    let x = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(out.join(format!("mosaic_{v}_amd64.deb")))
+        .arg(&deb_root)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", show(&x));
+    std::fs::copy(deb_root.join("usr/bin/mosaic"), root.join("dynamic")).unwrap();
+    let o = in_chroot(&root, "dynamic");
+    assert!(
+        !o.status.success(),
+        "the dynamic binary ran in the empty chroot: {}",
+        show(&o)
+    );
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("release.json")).unwrap()).unwrap();
+    for a in manifest["artefacts"].as_array().unwrap() {
+        if a["kind"] == "archive" {
+            assert_eq!(a["static"], true, "{a}");
+        }
+    }
+    // dist refuses a "static" binary that is not.
+    let o = run_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &xtask_bin(),
+        &[
+            "dist",
+            "--unsigned",
+            "--binary",
+            small_mosaic().to_str().unwrap(),
+            "--static-binary",
+            small_mosaic().to_str().unwrap(),
+            "--out",
+            dir.path().join("dist2").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is dynamically linked"),
+        "{}",
+        show(&o)
+    );
+}
