@@ -48,6 +48,32 @@ pub struct Fingerprint {
     pub ino: u64,
 }
 
+/// When the current run started writing, nanoseconds since the epoch
+/// (see [`mark_run_start`]).
+static RUN_START_NS: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Marks the start of this process's run, once (the transaction calls it
+/// before it stats anything).
+pub fn mark_run_start() {
+    RUN_START_NS.get_or_init(now_ns);
+}
+
+/// Git's racily-clean rule: a fingerprint whose mtime falls within the
+/// run's own time window (at or after its start, less one second of
+/// timestamp granularity; the start is now when the run marked none) cannot
+/// tell a later edit from the file it saw, so it is never trusted as clean.
+pub fn racy(fp: &Fingerprint) -> bool {
+    let start = *RUN_START_NS.get().unwrap_or(&now_ns());
+    fp.mtime_ns >= start - 1_000_000_000
+}
+
 impl Fingerprint {
     /// The fingerprint of already-read metadata.
     pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
