@@ -288,8 +288,17 @@ impl Dir {
             Rename::NoReplace => RenameFlags::NOREPLACE,
             Rename::Exchange => RenameFlags::EXCHANGE,
         };
-        rustix::fs::renameat_with(&self.fd, from, &dest.fd, to, flags)?;
-        Ok(())
+        match rustix::fs::renameat_with(&self.fd, from, &dest.fd, to, flags) {
+            // A file system without RENAME_NOREPLACE: a hard link never
+            // replaces either (a file only; the caller handles EINVAL else).
+            Err(rustix::io::Errno::INVAL) if how == Rename::NoReplace => {
+                rustix::fs::linkat(&self.fd, from, &dest.fd, to, AtFlags::empty())?;
+                rustix::fs::unlinkat(&self.fd, from, AtFlags::empty())?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Removes the file or link `name` (the link itself).

@@ -599,7 +599,16 @@ impl SyncPlan<'_, Locked> {
             let planned = ops
                 .iter()
                 .filter_map(|op| {
-                    let seen = match self.view.paths.get(op.rel())? {
+                    let rel = op.rel();
+                    let disk = match (rel.strip_prefix('/'), &self.units) {
+                        (Some(_), Some(u)) => std::path::Path::new(rel)
+                            .strip_prefix(&u.dir)
+                            .ok()
+                            .and_then(|name| u.view.paths.get(name.to_str()?)),
+                        (Some(_), None) => None,
+                        (None, _) => self.view.paths.get(rel),
+                    };
+                    let seen = match disk? {
                         Disk::Absent => txn::Seen::Absent,
                         Disk::File { fp, .. } => txn::Seen::File(*fp),
                         Disk::Dir => txn::Seen::Dir,
