@@ -263,3 +263,31 @@ pub fn join_rel(base: &Path, rel: &str) -> PathBuf {
     }
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_within_the_run_window_is_racy() {
+        mark_run_start();
+        let old = Fingerprint {
+            size: 1,
+            mtime_ns: 1_000_000_000,
+            ctime_ns: 0,
+            ino: 1,
+        };
+        assert!(!racy(&old));
+        let now = Fingerprint {
+            mtime_ns: now_ns(),
+            ..old
+        };
+        assert!(racy(&now));
+        // One second of granularity before the start counts as the run's.
+        let just_before = Fingerprint {
+            mtime_ns: *RUN_START_NS.get().unwrap() - 500_000_000,
+            ..old
+        };
+        assert!(racy(&just_before));
+    }
+}

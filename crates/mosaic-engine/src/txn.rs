@@ -1441,3 +1441,110 @@ pub fn backed_up_manifest(paths: &Paths, meta: &BackupMeta) -> Result<Option<Vec
         Err(e) => Err(Error::io(p, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn paths(t: &Path) -> Paths {
+        std::fs::create_dir_all(t.join("home")).unwrap();
+        Paths {
+            home: t.join("home"),
+            units: t.join("units"),
+            state: t.join("state"),
+        }
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            command: "test".into(),
+            from_version: None,
+            to_version: "1.0.0".into(),
+            kind: Kind::Generation,
+        }
+    }
+
+    fn write(rel: &str, bytes: &'static [u8]) -> Op<'static> {
+        Op::Write {
+            rel: rel.to_string(),
+            bytes: Payload::Bytes(Cow::Borrowed(bytes)),
+            mode: 0o644,
+            sha256: fsutil::sha256_hex(bytes),
+        }
+    }
+
+    #[test]
+    fn a_link_on_the_way_is_refused_and_nothing_lands_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        std::fs::create_dir_all(t.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("out"), p.home.join("docs")).unwrap();
+        let s = Session::lock(p.clone()).unwrap();
+        let e = apply(&p, s.token(), &[write("docs/x.md", b"x")], &info(), None).unwrap_err();
+        assert!(e.to_string().contains("docs"), "{e}");
+        assert!(std::fs::read_dir(t.path().join("out"))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+
+    #[test]
+    fn a_replaced_file_is_backed_up_and_a_restore_streams_it_back() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        std::fs::create_dir_all(p.home.join("a")).unwrap();
+        let big = vec![7u8; 3 * 1024 * 1024];
+        std::fs::write(p.home.join("a/f"), &big).unwrap();
+        let s = Session::lock(p.clone()).unwrap();
+        let done = apply(&p, s.token(), &[write("a/f", b"new")], &info(), None).unwrap();
+        assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+        assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), b"new");
+        let meta = list(&p).unwrap().remove(0);
+        let ops = rollback_ops(&p, &meta);
+        apply(&p, s.token(), &ops, &info(), None).unwrap();
+        assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), big);
+    }
+
+    #[test]
+    fn sweep_removes_orphans_only() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        let s = Session::lock(p.clone()).unwrap();
+        let b = p.backups();
+        let meta = |id: &str, complete: bool, home: &Path| {
+            std::fs::create_dir_all(b.join(id)).unwrap();
+            let m = serde_json::json!({
+                "id": id, "home": home, "created": "x", "command": "update",
+                "from_version": null, "to_version": "1", "records": [],
+                "mkdirs": [], "complete": complete,
+            });
+            std::fs::write(b.join(id).join("meta.json"), m.to_string()).unwrap();
+        };
+        meta("orphan", false, &p.home);
+        meta("done", true, &p.home);
+        meta("other-home", false, Path::new("/elsewhere"));
+        meta("journalled", false, &p.home);
+        std::fs::create_dir_all(b.join("fresh-without-record")).unwrap();
+        write_json(
+            &p.state.join("journal-0000.json"),
+            &Journal {
+                backup: b.join("journalled"),
+                phase: "apply".into(),
+            },
+            0o600,
+        )
+        .unwrap();
+        let dead = p.meta_dir().join(".manifest.json.mosaic-tmp-0-1");
+        let live = p.meta_dir().join(".manifest.json.mosaic-tmp-1-1");
+        std::fs::write(&dead, "x").unwrap();
+        std::fs::write(&live, "x").unwrap();
+        let removed = sweep(&p, s.token());
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(!b.join("orphan").exists() && !dead.exists());
+        for kept in ["done", "other-home", "journalled", "fresh-without-record"] {
+            assert!(b.join(kept).exists(), "{kept}");
+        }
+        assert!(live.exists(), "pid 1 is alive");
+    }
+}
