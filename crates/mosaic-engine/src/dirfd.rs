@@ -240,7 +240,19 @@ impl Dir {
                     .map_err(|e| Error::io(self.join(name), e.into()))?;
                 Ok(true)
             }
-            Err(rustix::io::Errno::EXIST) if self.kind(name)? == Kind::Dir => Ok(false),
+            Err(rustix::io::Errno::EXIST) => match self.kind(name)? {
+                Kind::Dir => Ok(false),
+                other => Err(Error::Input(format!(
+                    "{}: a {} is in the way where mosaic creates a directory; mosaic never follows links below {}: move it aside and re-run",
+                    self.join(name).display(),
+                    match other {
+                        Kind::Symlink => "symlink",
+                        Kind::File => "file",
+                        _ => "special file",
+                    },
+                    self.path.display()
+                ))),
+            },
             Err(e) => Err(Error::io(self.join(name), e.into())),
         }
     }

@@ -770,7 +770,17 @@ pub fn apply_planned(
 
     // --- apply.
     let mut warnings = Vec::new();
-    match apply_ops(&mut roots, &bdir, ops, &meta, manifest, &mut warnings) {
+    let mut touched = BTreeSet::new();
+    let applied = apply_ops(
+        &mut roots,
+        &bdir,
+        ops,
+        &meta,
+        manifest,
+        &mut warnings,
+        &mut touched,
+    );
+    match applied {
         Ok(()) => {
             // The tree is updated: only the journal decides whether the next
             // run rolls back, so it goes first; the rest is bookkeeping.
@@ -785,7 +795,7 @@ pub fn apply_planned(
                 warnings,
             })
         }
-        Err(first) => match restore_from(home, &bdir, &meta) {
+        Err(first) => match restore_touched(home, &bdir, &meta, Some(&touched)) {
             Ok(kept) if kept.is_empty() && warnings.is_empty() => {
                 let _ = std::fs::remove_dir_all(&bdir);
                 let _ = std::fs::remove_file(&journal);
@@ -922,6 +932,73 @@ fn settle_replaced(
     )))
 }
 
+/// Renames the temp `tmp` of `rel` into place: the directory opened afresh,
+/// the path checked against `rec` through it, then a rename that never
+/// replaces (a path that was absent) or an exchange whose outcome is settled
+/// (see [`settle_replaced`]).
+#[allow(clippy::too_many_arguments)]
+fn rename_one(
+    roots: &mut Roots,
+    tmp: &str,
+    rel: &str,
+    rec: &Record,
+    fresh: bool,
+    bdir: &Path,
+    warnings: &mut Vec<String>,
+    touched: &mut BTreeSet<String>,
+) -> Result<()> {
+    // The directory is opened afresh: one swapped for a link since the
+    // temp was written fails here, and nothing is written through it.
+    let (dir, name) = roots.parent_must(rel)?;
+    unchanged(&dir, &name, rec, fresh)?;
+    failpoint::pause_at("after-check", rel);
+    let replacing = !fresh && rec.before == "file";
+    if !replacing {
+        // Absent when checked: a file created since is never replaced.
+        let how = if fresh || rec.before == "absent" {
+            Rename::NoReplace
+        } else {
+            Rename::Replace
+        };
+        if how == Rename::Replace {
+            touched.insert(rel.to_string());
+        }
+        match dir.rename_to(tmp, &dir, &name, how) {
+            Ok(()) => {
+                touched.insert(rel.to_string());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Input(format!(
+                    "{} appeared while mosaic was writing it and was left as it is; re-run once it is saved",
+                    dir.join(&name).display()
+                )))
+            }
+            Err(e) => return Err(Error::io(dir.join(&name), e)),
+        }
+        return Ok(());
+    }
+    // Swap atomically, then look at what came out: whatever was there at
+    // that instant ends up in the file's place or in the backup.
+    touched.insert(rel.to_string());
+    match dir.rename_to(tmp, &dir, &name, Rename::Exchange) {
+        Ok(()) => warnings.extend(settle_replaced(
+            &dir,
+            tmp,
+            (rel, &name, "replaced"),
+            rec,
+            bdir,
+        )?),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // A file system without RENAME_EXCHANGE: the check above is
+            // the last word.
+            dir.rename_to(tmp, &dir, &name, Rename::Replace)
+                .map_err(|e| Error::io(dir.join(&name), e))?;
+        }
+        Err(e) => return Err(Error::io(dir.join(&name), e)),
+    }
+    Ok(())
+}
+
 fn apply_ops(
     roots: &mut Roots,
     bdir: &Path,
@@ -929,6 +1006,7 @@ fn apply_ops(
     meta: &BackupMeta,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
     warnings: &mut Vec<String>,
+    touched: &mut BTreeSet<String>,
 ) -> Result<()> {
     let record: BTreeMap<&str, &Record> =
         meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
@@ -941,6 +1019,7 @@ fn apply_ops(
             let rec = record[rel.as_str()];
             if let Some((dir, name)) = roots.parent(rel)? {
                 unchanged(&dir, &name, rec, false)?;
+                touched.insert(rel.clone());
                 if rec.before == "file" {
                     // Aside first, then look at what really moved: an edit
                     // saved after the check goes into the backup.
@@ -992,67 +1071,39 @@ fn apply_ops(
                 let _ = dir.unlink(&tmp);
                 return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((tmp, rel.as_str()));
+            temps.push((tmp, rel.as_str(), dir));
         }
     }
     if !temps.is_empty() {
         roots.sync()?;
     }
     failpoint::pause("before-rename");
-    for (i, (tmp, rel)) in temps.iter().enumerate() {
+    for (i, (tmp, rel, _)) in temps.iter().enumerate() {
         if i == temps.len() / 2 {
             failpoint::hit("mid-apply");
         }
-        // The directory is opened afresh: one swapped for a link since the
-        // temp was written fails here, and nothing is written through it.
-        let (dir, name) = roots.parent_must(rel)?;
-        let rec = record[rel];
         let fresh = removed.contains(rel) || under(rel, &removed);
-        unchanged(&dir, &name, rec, fresh)?;
-        failpoint::pause_at("after-check", rel);
-        let replacing = !fresh && rec.before == "file";
-        if !replacing {
-            // Absent when checked: a file created since is never replaced.
-            let how = if fresh || rec.before == "absent" {
-                Rename::NoReplace
-            } else {
-                Rename::Replace
-            };
-            match dir.rename_to(tmp, &dir, &name, how) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::Input(format!(
-                        "{} appeared while mosaic was writing it and was left as it is; re-run once it is saved",
-                        dir.join(&name).display()
-                    )))
+        let done = rename_one(roots, tmp, rel, record[rel], fresh, bdir, warnings, touched);
+        if let Err(e) = done {
+            // The temps not renamed yet are removed through the handles they
+            // were made with (one in a directory moved out of the home
+            // meanwhile too); recovery would not find that one.
+            for (j, (tmp, rel, dir)) in temps.iter().enumerate().skip(i) {
+                if j > i || !touched.contains(*rel) {
+                    let _ = dir.unlink(tmp);
                 }
-                Err(e) => return Err(Error::io(dir.join(&name), e)),
             }
-            continue;
-        }
-        // Swap atomically, then look at what came out: whatever was there at
-        // that instant ends up in the file's place or in the backup.
-        match dir.rename_to(tmp, &dir, &name, Rename::Exchange) {
-            Ok(()) => warnings.extend(settle_replaced(
-                &dir,
-                tmp,
-                (rel, &name, "replaced"),
-                rec,
-                bdir,
-            )?),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // A file system without RENAME_EXCHANGE: the check above is
-                // the last word.
-                dir.rename_to(tmp, &dir, &name, Rename::Replace)
-                    .map_err(|e| Error::io(dir.join(&name), e))?;
-            }
-            Err(e) => return Err(Error::io(dir.join(&name), e)),
+            return Err(e);
         }
     }
     for op in ops {
         match op {
-            Op::Restore { rel, from } => restore_path(roots, from.as_deref(), rel, tag)?,
+            Op::Restore { rel, from } => {
+                touched.insert(rel.clone());
+                restore_path(roots, from.as_deref(), rel, tag)?
+            }
             Op::RemoveDirIfEmpty { rel } => {
+                touched.insert(rel.clone());
                 let Some((dir, name)) = roots.parent(rel)? else {
                     continue;
                 };
@@ -1076,7 +1127,9 @@ fn apply_ops(
     let Some(manifest) = manifest else {
         return Ok(());
     };
-    match manifest(meta.generation)? {
+    let next = manifest(meta.generation)?;
+    touched.insert(MANIFEST_REL.to_string());
+    match next {
         Some(bytes) => {
             let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
             write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
@@ -1125,6 +1178,18 @@ fn now_at(dir: Option<&Dir>, name: &str) -> Result<Now> {
 /// run was failing), or that can only be reached through a link now, is
 /// left as found; those paths are returned.
 fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<Vec<String>> {
+    restore_touched(home, bdir, meta, None)
+}
+
+/// [`restore_from`], for a failed run that knows which paths it `touched`
+/// (`None` after a crash: every recorded path may have been): the others
+/// still hold what the run found, and only their temps are removed.
+fn restore_touched(
+    home: &Path,
+    bdir: &Path,
+    meta: &BackupMeta,
+    touched: Option<&BTreeSet<String>>,
+) -> Result<Vec<String>> {
     let files = bdir.join("files");
     let mut roots = Roots::new(home)?;
     let mut kept = Vec::new();
@@ -1135,8 +1200,12 @@ fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<Vec<Strin
     };
     for rec in meta.records.iter().rev() {
         let path = target(home, &rec.rel);
+        let untouched = touched.is_some_and(|t| !t.contains(&rec.rel));
         let parent = match roots.parent(&rec.rel) {
             Ok(p) => p,
+            // Reachable only through a link now, and the run never acted
+            // there: nothing of the run's is there to undo.
+            Err(Error::Input(_)) if untouched => continue,
             // A link swapped in on the way: never followed, left as found.
             Err(Error::Input(_)) => {
                 kept.push(path.display().to_string());
@@ -1151,6 +1220,9 @@ fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<Vec<Strin
                     dir.unlink(&tmp).map_err(|e| Error::io(dir.join(&tmp), e))?;
                 }
             }
+        }
+        if untouched {
+            continue;
         }
         let backup = backup_copy(&files, &rec.rel);
         match rec.kind.as_str() {
