@@ -1099,6 +1099,10 @@ fn apply_ops(
     for op in ops {
         match op {
             Op::Restore { rel, from } => {
+                // Still what the run found (an edit since is never lost).
+                if let Some((dir, name)) = roots.parent(rel)? {
+                    unchanged(&dir, &name, record[rel.as_str()], false)?;
+                }
                 touched.insert(rel.clone());
                 restore_path(roots, from.as_deref(), rel, tag)?
             }
