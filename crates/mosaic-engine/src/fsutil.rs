@@ -48,6 +48,32 @@ pub struct Fingerprint {
     pub ino: u64,
 }
 
+/// When the current run started writing, nanoseconds since the epoch
+/// (see [`mark_run_start`]).
+static RUN_START_NS: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Marks the start of this process's run, once (the transaction calls it
+/// before it stats anything).
+pub fn mark_run_start() {
+    RUN_START_NS.get_or_init(now_ns);
+}
+
+/// Git's racily-clean rule: a fingerprint whose mtime falls within the
+/// run's own time window (at or after its start, less one second of
+/// timestamp granularity; the start is now when the run marked none) cannot
+/// tell a later edit from the file it saw, so it is never trusted as clean.
+pub fn racy(fp: &Fingerprint) -> bool {
+    let start = *RUN_START_NS.get().unwrap_or(&now_ns());
+    fp.mtime_ns >= start - 1_000_000_000
+}
+
 impl Fingerprint {
     /// The fingerprint of already-read metadata.
     pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
@@ -236,4 +262,32 @@ pub fn join_rel(base: &Path, rel: &str) -> PathBuf {
         p.push(part);
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_within_the_run_window_is_racy() {
+        mark_run_start();
+        let old = Fingerprint {
+            size: 1,
+            mtime_ns: 1_000_000_000,
+            ctime_ns: 0,
+            ino: 1,
+        };
+        assert!(!racy(&old));
+        let now = Fingerprint {
+            mtime_ns: now_ns(),
+            ..old
+        };
+        assert!(racy(&now));
+        // One second of granularity before the start counts as the run's.
+        let just_before = Fingerprint {
+            mtime_ns: *RUN_START_NS.get().unwrap() - 500_000_000,
+            ..old
+        };
+        assert!(racy(&just_before));
+    }
 }

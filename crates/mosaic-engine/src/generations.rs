@@ -138,9 +138,16 @@ fn previous_source(
             }
             let path = join_rel(&paths.home, rel);
             let m = std::fs::symlink_metadata(&path).ok()?;
-            let obs = n.observed.as_ref()?;
-            (m.is_file() && Fingerprint::of(&m) == obs.fp && obs.sha256 == e.sha256)
-                .then_some(Content::File(path))
+            if !m.is_file() {
+                return None;
+            }
+            // A fingerprint the manifest could not trust (racily clean) is
+            // settled by reading the file.
+            let seen = n
+                .observed
+                .as_ref()
+                .is_some_and(|obs| Fingerprint::of(&m) == obs.fp && obs.sha256 == e.sha256);
+            (seen || hash_file(&path).is_ok_and(|h| h == e.sha256)).then_some(Content::File(path))
         };
         if let Some(content) = from_backup.or_else(from_current).or_else(from_disk) {
             files.insert(

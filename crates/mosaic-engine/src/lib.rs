@@ -11,6 +11,7 @@
 //! reports go out as values.
 #![warn(missing_docs)]
 
+pub mod dirfd;
 pub mod error;
 pub mod failpoint;
 pub mod fsutil;

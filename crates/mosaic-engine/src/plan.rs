@@ -451,14 +451,17 @@ impl Action {
 
 /// What to record as observed for `item` after the apply: a fresh stat of
 /// `path` for a file just written (whose hash is the shipped one), else what
-/// the scan saw. A stat, never a read.
+/// the scan saw, unless that fingerprint is racily clean
+/// ([`crate::fsutil::racy`]). A stat, never a read.
 pub fn observe_after(
     item: &Item,
     path: &std::path::Path,
     shipped: &SourceFile,
     seen: Option<&Disk>,
 ) -> Option<Observed> {
-    match seen {
+    // A fingerprint within the run's own time window is not trusted: an
+    // edit saved in the same tick would look identical (racily clean).
+    let observed = match seen {
         _ if item.action.writes_shipped() => {
             std::fs::symlink_metadata(path).ok().map(|m| Observed {
                 fp: Fingerprint::of(&m),
@@ -470,7 +473,8 @@ pub fn observe_after(
             sha256: sha256.clone(),
         }),
         _ => None,
-    }
+    };
+    observed.filter(|o| !crate::fsutil::racy(&o.fp))
 }
 
 /// The manifest entry to record for a path after the plan has been applied,

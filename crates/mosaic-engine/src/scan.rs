@@ -1,10 +1,14 @@
 //! Gathers the disk facts the planner needs (SPEC §4.2), read-only and never
-//! following a symlink. When a file's stat fingerprint matches the one the
+//! following a symlink: every path is looked at through a handle on its
+//! parent directory opened below the root without following a link at any
+//! component ([`crate::dirfd`]), so a directory swapped for a link while the
+//! scan runs is never read through. When a file's stat fingerprint matches the one the
 //! manifest recorded, the recorded hash is trusted and the file is not read:
 //! a no-op update reads no file contents.
 
+use crate::dirfd::{self, Dir};
 use crate::error::{Error, Result};
-use crate::fsutil::{hash_file, join_rel, Fingerprint};
+use crate::fsutil::{hash_file, Fingerprint};
 use crate::manifest::Manifest;
 use crate::plan::{Disk, DiskView};
 use crate::preserve::Preserve;
@@ -46,6 +50,87 @@ pub fn stat_path(
     Ok(Disk::File { sha256, mode, fp })
 }
 
+/// Like [`stat_path`] for `name` in the directory handle `dir` (`None`: the
+/// directory is missing, so the path is absent).
+pub fn stat_at(
+    dir: Option<&Dir>,
+    name: &str,
+    known: Option<&crate::manifest::Observed>,
+    hash: bool,
+) -> Result<Disk> {
+    let Some(dir) = dir else {
+        return Ok(Disk::Absent);
+    };
+    let Some(st) = dir.stat(name)? else {
+        return Ok(Disk::Absent);
+    };
+    Ok(match st.kind {
+        dirfd::Kind::Absent => Disk::Absent,
+        dirfd::Kind::Symlink => Disk::Symlink,
+        dirfd::Kind::Dir => Disk::Dir,
+        dirfd::Kind::Special => Disk::Other,
+        dirfd::Kind::File => {
+            let sha256 = match known {
+                Some(o) if o.fp == st.fp => o.sha256.clone(),
+                _ if hash => hash_open(dir, name)?,
+                _ => String::new(),
+            };
+            Disk::File {
+                sha256,
+                mode: st.mode,
+                fp: st.fp,
+            }
+        }
+    })
+}
+
+/// sha256 of `name` in `dir`, read through the handle.
+fn hash_open(dir: &Dir, name: &str) -> Result<String> {
+    use sha2::Digest;
+    let mut f = dir.open_read(name)?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(dir.join(name), e))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Handles on the directories of one scan, opened once each.
+struct Parents {
+    root: Option<Dir>,
+    open: std::collections::BTreeMap<String, Option<Dir>>,
+}
+
+impl Parents {
+    fn new(root: &Path) -> Result<Parents> {
+        let root = match Dir::open(root) {
+            Ok(d) => Some(d),
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    || source.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Parents {
+            root,
+            open: Default::default(),
+        })
+    }
+
+    /// The handle on `rel`'s directory and its final name.
+    fn of<'r>(&mut self, rel: &'r str) -> Result<(Option<&Dir>, &'r str)> {
+        let (dir, name) = dirfd::split(rel);
+        let Some(root) = &self.root else {
+            return Ok((None, name));
+        };
+        if !self.open.contains_key(dir) {
+            let d = root.sub_opt(dir)?;
+            self.open.insert(dir.to_string(), d);
+        }
+        Ok((self.open[dir].as_ref(), name))
+    }
+}
+
 /// Builds the [`DiskView`] for every path in `paths` below `home`. A path
 /// below an ancestor that is not a real directory is not looked at (that
 /// would follow the link); the planner reports it from the ancestor.
@@ -57,6 +142,7 @@ pub fn scan<'a>(
 ) -> Result<DiskView> {
     let paths: Vec<&str> = paths.into_iter().collect();
     let mut view = DiskView::default();
+    let mut parents = Parents::new(home)?;
     let mut ancestors: BTreeSet<&str> = BTreeSet::new();
     for rel in &paths {
         let mut cur = *rel;
@@ -72,7 +158,8 @@ pub fn scan<'a>(
         let d = if under_blocked {
             Disk::Absent
         } else {
-            stat_path(&join_rel(home, anc), None, false)?
+            let (dir, name) = parents.of(anc)?;
+            stat_at(dir, name, None, false)?
         };
         if !matches!(d, Disk::Dir | Disk::Absent) {
             blocked.push(anc);
@@ -89,9 +176,35 @@ pub fn scan<'a>(
             let known = manifest
                 .and_then(|m| m.files.get(rel))
                 .and_then(|e| e.observed.as_ref());
-            stat_path(&join_rel(home, rel), known, need_hash)?
+            let (dir, name) = parents.of(rel)?;
+            stat_at(dir, name, known, need_hash)?
         };
         view.paths.insert(rel.to_string(), d);
     }
     Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_below_a_link_is_never_looked_at() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home");
+        std::fs::create_dir_all(home.join("real")).unwrap();
+        std::fs::create_dir_all(t.path().join("out")).unwrap();
+        std::fs::write(t.path().join("out/f"), "outside").unwrap();
+        std::fs::write(home.join("real/f"), "inside").unwrap();
+        std::os::unix::fs::symlink(t.path().join("out"), home.join("link")).unwrap();
+        let none = Preserve::new(&[], "none").unwrap();
+        let view = scan(&home, ["real/f", "link/f", "missing/f"], None, &none).unwrap();
+        assert!(matches!(view.paths["real/f"], Disk::File { .. }));
+        assert_eq!(view.ancestors["link"], Disk::Symlink);
+        assert_eq!(view.paths["link/f"], Disk::Absent);
+        assert_eq!(view.paths["missing/f"], Disk::Absent);
+        // A missing home is an empty one.
+        let view = scan(&t.path().join("nope"), ["a/b"], None, &none).unwrap();
+        assert_eq!(view.paths["a/b"], Disk::Absent);
+    }
 }

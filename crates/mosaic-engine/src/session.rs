@@ -73,6 +73,7 @@ impl Session<Locked> {
         let mut warnings = Vec::new();
         let access = Locked { _lock: held };
         let recovered = txn::recover(&paths, &access)?;
+        txn::sweep(&paths, &access);
         if let Some(r) = &recovered {
             for k in &r.kept {
                 warnings.push(format!(

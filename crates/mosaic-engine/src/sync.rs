@@ -643,7 +643,14 @@ impl SyncPlan<'_, Locked> {
         if ops.is_empty() {
             let mut next = make_manifest()?;
             next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
-            if self.inputs.manifest.as_ref() != Some(&next) {
+            // A no-op writes nothing just to trust a fingerprint it could
+            // not trust before (racily clean): the next writing run does.
+            if !self
+                .inputs
+                .manifest
+                .as_ref()
+                .is_some_and(|old| only_trusts_more(old, &next))
+            {
                 txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
             }
         } else {
@@ -653,10 +660,35 @@ impl SyncPlan<'_, Locked> {
                 to_version: report.to_version.clone(),
                 kind: txn::Kind::Generation,
             };
-            let applied = txn::apply(
+            // What the plan saw at each path below the home, checked again
+            // when the transaction starts.
+            let planned = ops
+                .iter()
+                .filter_map(|op| {
+                    let rel = op.rel();
+                    let disk = match (rel.strip_prefix('/'), &self.units) {
+                        (Some(_), Some(u)) => std::path::Path::new(rel)
+                            .strip_prefix(&u.dir)
+                            .ok()
+                            .and_then(|name| u.view.paths.get(name.to_str()?)),
+                        (Some(_), None) => None,
+                        (None, _) => self.view.paths.get(rel),
+                    };
+                    let seen = match disk? {
+                        Disk::Absent => txn::Seen::Absent,
+                        Disk::File { fp, .. } => txn::Seen::File(*fp),
+                        Disk::Dir => txn::Seen::Dir,
+                        Disk::Symlink => txn::Seen::Symlink,
+                        Disk::Other => txn::Seen::Other,
+                    };
+                    Some((op.rel().to_string(), seen))
+                })
+                .collect();
+            let applied = txn::apply_planned(
                 paths,
                 self.session.token(),
                 &ops,
+                &planned,
                 &info,
                 Some(&mut |generation| {
                     let mut m = make_manifest()?;
@@ -665,9 +697,30 @@ impl SyncPlan<'_, Locked> {
                 }),
             )?;
             report.backup = applied.backup.map(|b| b.display().to_string());
+            report.warnings.extend(applied.warnings);
         }
         Ok(report)
     }
+}
+
+/// Whether `next` equals `old` but for fingerprints `old` did not record:
+/// the same files, modes and hashes, nothing more to tell.
+fn only_trusts_more(old: &Manifest, next: &Manifest) -> bool {
+    let same_entries = |a: &BTreeMap<String, Entry>, b: &BTreeMap<String, Entry>| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|((ka, ea), (kb, eb))| {
+                ka == kb
+                    && ea.sha256 == eb.sha256
+                    && ea.mode == eb.mode
+                    && (ea.observed.is_none() || ea.observed == eb.observed)
+            })
+    };
+    old.format == next.format
+        && old.version == next.version
+        && old.generation == next.generation
+        && old.dirs == next.dirs
+        && same_entries(&old.files, &next.files)
+        && same_entries(&old.units, &next.units)
 }
 
 fn check_downgrade(inputs: &Inputs, allow: bool) -> Result<()> {

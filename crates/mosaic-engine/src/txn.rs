@@ -4,15 +4,16 @@
 //! run after a crash) restores the tree from the backup. Also lists, prunes
 //! and restores backups for `mosaic backups` / `mosaic rollback`.
 
+use crate::dirfd::{self, split, Dir, Rename};
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
-use crate::fsutil::{self, join_rel, temp_path, Fingerprint};
+use crate::fsutil::{self, join_rel, Fingerprint};
 use crate::paths::Paths;
 use crate::session::Locked;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// How many generations (install, update, rollback) per home are kept.
@@ -246,107 +247,267 @@ pub fn backup_copy(files: &Path, rel: &str) -> PathBuf {
     }
 }
 
-/// What is at `path` (never following a link) and, for a file, its fingerprint.
-fn stat_of(path: &Path) -> Result<(&'static str, Option<Fingerprint>)> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Ok(("symlink", None)),
-        Ok(m) if m.is_dir() => Ok(("dir", None)),
-        Ok(m) if m.is_file() => Ok(("file", Some(Fingerprint::of(&m)))),
-        Ok(_) => Ok(("special", None)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(("absent", None)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(("absent", None)),
-        Err(e) => Err(Error::io(path, e)),
+/// Handles on the roots a run acts below: the home, and the parent
+/// directory of each absolute path (the active unit directory, a roster
+/// given with `--roster`), each opened once by its ordinary path. Below a
+/// root nothing is followed (see [`crate::dirfd`]). Directories below the
+/// home are opened afresh for each operation, so a directory swapped for a
+/// link meanwhile fails that operation instead of being written through.
+struct Roots {
+    home: Dir,
+    abs: BTreeMap<PathBuf, Option<Dir>>,
+}
+
+impl Roots {
+    fn new(home: &Path) -> Result<Roots> {
+        Ok(Roots {
+            home: Dir::open(home)?,
+            abs: BTreeMap::new(),
+        })
+    }
+
+    /// The directory holding `rel` and its final name; `None` when a
+    /// directory on the way is missing. A link or a file on the way is an
+    /// error naming it.
+    fn parent(&mut self, rel: &str) -> Result<Option<(Dir, String)>> {
+        if rel.starts_with('/') {
+            let p = Path::new(rel);
+            let (Some(parent), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str()))
+            else {
+                return Err(Error::Input(format!(
+                    "{rel}: not a file path mosaic can write; check the path"
+                )));
+            };
+            if !self.abs.contains_key(parent) {
+                let d = match Dir::open(parent) {
+                    Ok(d) => Some(d),
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.abs.insert(parent.to_path_buf(), d);
+            }
+            return match &self.abs[parent] {
+                Some(d) => Ok(Some((d.try_clone()?, name.to_string()))),
+                None => Ok(None),
+            };
+        }
+        let (dir, name) = split(rel);
+        Ok(self.home.sub_opt(dir)?.map(|d| (d, name.to_string())))
+    }
+
+    /// Like [`Roots::parent`]; a missing directory is an error.
+    fn parent_must(&mut self, rel: &str) -> Result<(Dir, String)> {
+        self.parent(rel)?.ok_or_else(|| {
+            Error::io(
+                target(self.home.path(), rel),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "its directory is missing (removed while mosaic ran?)",
+                ),
+            )
+        })
+    }
+
+    /// Creates the missing directories of `rel`'s parent (below the home
+    /// only; an absolute path's directory must exist).
+    fn parent_made(&mut self, rel: &str, mode: u32) -> Result<(Dir, String)> {
+        if !rel.starts_with('/') {
+            let (dir, name) = split(rel);
+            let (d, _) = self.home.create_dirs(dir, mode)?;
+            return Ok((d, name.to_string()));
+        }
+        self.parent_must(rel)
+    }
+
+    /// Flushes every root's file system and directory.
+    fn sync(&self) -> Result<()> {
+        self.home.syncfs()?;
+        for d in self.abs.values().flatten() {
+            d.syncfs()?;
+            d.sync()?;
+        }
+        Ok(())
     }
 }
 
-fn kind_of(path: &Path) -> Result<&'static str> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Ok("symlink"),
-        Ok(m) if m.is_dir() => Ok("dir"),
-        Ok(_) => Ok("file"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("absent"),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok("absent"),
-        Err(e) => Err(Error::io(path, e)),
+fn kind_name(k: dirfd::Kind) -> &'static str {
+    match k {
+        dirfd::Kind::Absent => "absent",
+        dirfd::Kind::File => "file",
+        dirfd::Kind::Dir => "dir",
+        dirfd::Kind::Symlink => "symlink",
+        dirfd::Kind::Special => "special",
     }
+}
+
+/// What is at `rel` (never following a link) and, for a file, its fingerprint.
+fn stat_of(roots: &mut Roots, rel: &str) -> Result<(&'static str, Option<Fingerprint>)> {
+    let Some((dir, name)) = roots.parent(rel)? else {
+        return Ok(("absent", None));
+    };
+    Ok(match dir.stat(&name)? {
+        None => ("absent", None),
+        Some(st) if st.kind == dirfd::Kind::File => ("file", Some(st.fp)),
+        Some(st) => (kind_name(st.kind), None),
+    })
+}
+
+fn kind_of(roots: &mut Roots, rel: &str) -> Result<&'static str> {
+    Ok(stat_of(roots, rel)?.0)
 }
 
 /// Copies a file, symlink (as a link) or directory tree from `from` to `to`
 /// (which must not exist), never following links.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(from).at(from)?;
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(from).at(from)?;
-        std::os::unix::fs::symlink(&target, to).at(to)?;
-    } else if meta.is_dir() {
-        std::fs::DirBuilder::new().mode(0o700).create(to).at(to)?;
-        for entry in std::fs::read_dir(from).at(from)? {
-            let entry = entry.at(from)?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        std::fs::set_permissions(to, meta.permissions()).at(to)?;
-    } else if meta.is_file() {
-        std::fs::copy(from, to).at(to)?;
-        std::fs::set_permissions(
-            to,
-            std::fs::Permissions::from_mode(meta.permissions().mode()),
-        )
-        .at(to)?;
-    } else {
-        return Err(Error::Input(format!(
-            "{}: a socket, fifo or device cannot be backed up; move it out of the way and re-run",
-            from.display()
-        )));
-    }
-    Ok(())
+    let (src, sname) = open_parent_of(from)?;
+    let (dst, dname) = open_parent_of(to)?;
+    copy_tree_at(&src, &sname, &dst, &dname)
 }
 
-/// Removes whatever is at `path` (a link is removed, not followed).
-fn remove_any(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).at(path),
-        Ok(_) => std::fs::remove_file(path).at(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
-        Err(e) => Err(Error::io(path, e)),
+/// The handle on `path`'s parent (opened by its path) and its final name.
+fn open_parent_of(path: &Path) -> Result<(Dir, String)> {
+    match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(p), Some(n)) => Ok((Dir::open(p)?, n.to_string())),
+        _ => Err(Error::Input(format!(
+            "{}: not a file path mosaic can copy; check the path",
+            path.display()
+        ))),
     }
 }
 
-/// Makes `dst` hold what `src` holds (or nothing), leaving an identical file alone.
-fn restore_path(src: Option<&Path>, dst: &Path) -> Result<()> {
-    let Some(src) = src else {
-        return remove_any(dst);
+/// [`copy_tree`] through handles: `sname` in `src` to `dname` in `dst`.
+fn copy_tree_at(src: &Dir, sname: &str, dst: &Dir, dname: &str) -> Result<()> {
+    let Some(st) = src.stat(sname)? else {
+        return Err(Error::io(
+            src.join(sname),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
     };
-    let sm = std::fs::symlink_metadata(src).at(src)?;
-    if sm.is_file() {
-        if let Ok(dm) = std::fs::symlink_metadata(dst) {
-            if dm.is_file()
-                && dm.permissions().mode() == sm.permissions().mode()
-                && dm.len() == sm.len()
-                && fsutil::hash_file(dst)? == fsutil::hash_file(src)?
-            {
-                return Ok(());
+    match st.kind {
+        dirfd::Kind::Symlink => dst.symlink(&src.readlink(sname)?, dname),
+        dirfd::Kind::Dir => {
+            dst.mkdir(dname, 0o700)?;
+            let (from, to) = (src.sub(sname)?, dst.sub(dname)?);
+            for e in from.entries()? {
+                copy_tree_at(&from, &e, &to, &e)?;
+            }
+            to.chmod_self(st.mode)
+        }
+        dirfd::Kind::File => {
+            let mut f = src.open_read(sname)?;
+            let mut out = dst
+                .create(dname, st.mode)
+                .map_err(|e| Error::io(dst.join(dname), e))?;
+            std::io::copy(&mut f, &mut out).map_err(|e| Error::io(dst.join(dname), e))?;
+            Ok(())
+        }
+        dirfd::Kind::Absent | dirfd::Kind::Special => Err(Error::Input(format!(
+            "{}: a socket, fifo or device cannot be backed up; move it out of the way and re-run",
+            src.join(sname).display()
+        ))),
+    }
+}
+
+/// Removes whatever is at `rel` (a link is removed, not followed).
+fn remove_any(roots: &mut Roots, rel: &str) -> Result<()> {
+    match roots.parent(rel)? {
+        Some((dir, name)) => dir.remove_tree(&name),
+        None => Ok(()),
+    }
+}
+
+/// Writes `name` in `dir` atomically: a temp file beside it filled by
+/// `fill`, fsynced, renamed over `name`, then the directory fsynced.
+fn write_at(
+    dir: &Dir,
+    name: &str,
+    tag: &str,
+    mode: u32,
+    fill: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = temp_name(name, tag);
+    let mut f = create_temp(dir, name, &tmp, mode)?;
+    let r = fill(&mut f).and_then(|()| f.sync_all());
+    if let Err(e) = r.and_then(|()| dir.rename_to(&tmp, dir, name, Rename::Replace)) {
+        let _ = dir.unlink(&tmp);
+        return Err(Error::io(dir.join(name), e));
+    }
+    dir.sync()
+}
+
+/// The temp name of `name` for the run tagged `tag` (see [`fsutil::temp_path`]).
+fn temp_name(name: &str, tag: &str) -> String {
+    format!(".{name}.mosaic-tmp-{tag}")
+}
+
+/// Creates the temp file `tmp` in `dir`; a stale regular file of that very
+/// name (the same run tag) is ours and replaced, anything else is refused.
+fn create_temp(dir: &Dir, name: &str, tmp: &str, mode: u32) -> Result<std::fs::File> {
+    match dir.create(tmp, mode) {
+        Ok(f) => Ok(f),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && dir.kind(tmp)? == dirfd::Kind::File =>
+        {
+            dir.unlink(tmp).map_err(|e| Error::io(dir.join(name), e))?;
+            dir.create(tmp, mode)
+                .map_err(|e| Error::io(dir.join(name), e))
+        }
+        Err(e) => Err(Error::io(dir.join(name), e)),
+    }
+}
+
+/// Makes `rel` hold what `src` (a path in a backup) holds, or nothing,
+/// leaving an identical file alone. A file is streamed, never held whole.
+fn restore_path(roots: &mut Roots, src: Option<&Path>, rel: &str, tag: &str) -> Result<()> {
+    let Some(src) = src else {
+        return remove_any(roots, rel);
+    };
+    let (sdir, sname) = open_parent_of(src)?;
+    let Some(sst) = sdir.stat(&sname)? else {
+        return Err(Error::io(
+            src,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    };
+    if sst.kind == dirfd::Kind::File {
+        if let Some((dir, name)) = roots.parent(rel)? {
+            match dir.stat(&name)? {
+                Some(d)
+                    if d.kind == dirfd::Kind::File
+                        && d.mode == sst.mode
+                        && d.fp.size == sst.fp.size
+                        && hash_at(&dir, &name)? == hash_at(&sdir, &sname)? =>
+                {
+                    return Ok(());
+                }
+                Some(d) if d.kind == dirfd::Kind::File => {}
+                Some(_) => dir.remove_tree(&name)?,
+                None => {}
             }
         }
-        let bytes = std::fs::read(src).at(src)?;
-        remove_if_not_file(dst)?;
-        if let Some(parent) = dst.parent() {
-            fsutil::create_dirs(parent, 0o755)?;
-        }
-        return fsutil::write_atomic(dst, &bytes, sm.permissions().mode() & 0o7777);
+        let (dir, name) = roots.parent_made(rel, 0o755)?;
+        let mut from = sdir.open_read(&sname)?;
+        return write_at(&dir, &name, tag, sst.mode, &mut |f| {
+            std::io::copy(&mut from, f).map(|_| ())
+        });
     }
-    remove_any(dst)?;
-    if let Some(parent) = dst.parent() {
-        fsutil::create_dirs(parent, 0o755)?;
-    }
-    copy_tree(src, dst)
+    remove_any(roots, rel)?;
+    let (dir, name) = roots.parent_made(rel, 0o755)?;
+    copy_tree_at(&sdir, &sname, &dir, &name)
 }
 
-fn remove_if_not_file(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => remove_any(path),
-        Err(_) => Ok(()),
-    }
+/// sha256 of the file `name` in `dir`, read through the handle.
+fn hash_at(dir: &Dir, name: &str) -> Result<String> {
+    use sha2::Digest;
+    let mut f = dir.open_read(name)?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(dir.join(name), e))?;
+    Ok(hex::encode(h.finalize()))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
@@ -374,6 +535,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 pub struct Applied {
     /// The backup directory, when anything was backed up or changed.
     pub backup: Option<PathBuf>,
+    /// Edits saved while the run replaced or removed a file, and where in
+    /// the backup each one is (one line each, for the output).
+    pub warnings: Vec<String>,
 }
 
 /// What the last op on each path leaves there (see [`Record::after`]).
@@ -396,18 +560,51 @@ fn afters(ops: &[Op<'_>]) -> Result<BTreeMap<String, Option<String>>> {
     Ok(out)
 }
 
+/// What the plan saw at a path, checked again when the transaction starts
+/// (see [`apply_planned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Nothing was there.
+    Absent,
+    /// A regular file with this fingerprint.
+    File(Fingerprint),
+    /// A directory.
+    Dir,
+    /// A symlink.
+    Symlink,
+    /// Something else.
+    Other,
+}
+
 /// Applies `ops` transactionally, then, when `manifest` is given, writes the
 /// manifest it produces (called after every op has landed, so it can stat
 /// the results; `None` from it removes the manifest).
 /// On any error the tree is restored and the error returned.
 pub fn apply(
     paths: &Paths,
-    _locked: &Locked,
+    locked: &Locked,
     ops: &[Op<'_>],
     info: &RunInfo,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
 ) -> Result<Applied> {
+    apply_planned(paths, locked, ops, &BTreeMap::new(), info, manifest)
+}
+
+/// Like [`apply`], first checking every path in `planned` against what the
+/// plan saw there: a path changed since (an edit saved between plan and
+/// apply) fails the run before anything is written, and the edit stays.
+pub fn apply_planned(
+    paths: &Paths,
+    _locked: &Locked,
+    ops: &[Op<'_>],
+    planned: &BTreeMap<String, Seen>,
+    info: &RunInfo,
+    manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
+) -> Result<Applied> {
     let home = &paths.home;
+    fsutil::mark_run_start();
+    failpoint::pause("before-prepare");
+    let mut roots = Roots::new(home)?;
     // --- prepare: what exists now, and which directories must be made.
     let removed: BTreeSet<&str> = ops
         .iter()
@@ -441,7 +638,7 @@ pub fn apply(
                 let kind = match dir_kinds.get(anc) {
                     Some(k) => *k,
                     None => {
-                        let k = kind_of(&join_rel(home, anc))?;
+                        let k = kind_of(&mut roots, anc)?;
                         dir_kinds.insert(anc.to_string(), k);
                         k
                     }
@@ -475,8 +672,22 @@ pub fn apply(
         let (before, fp) = if below_removed {
             ("absent", None)
         } else {
-            stat_of(&target(home, rel))?
+            stat_of(&mut roots, rel)?
         };
+        if let Some(want) = planned.get(rel) {
+            let same = match (want, before) {
+                (Seen::Absent, "absent") | (Seen::Dir, "dir") | (Seen::Symlink, "symlink") => true,
+                (Seen::File(a), "file") => Some(*a) == fp,
+                (Seen::Other, b) => !matches!(b, "absent" | "file" | "dir" | "symlink"),
+                _ => false,
+            };
+            if !same {
+                return Err(Error::RolledBack(Box::new(Error::Input(format!(
+                    "{} changed after mosaic planned this run and was left as it is; re-run to plan again",
+                    target(home, rel).display()
+                )))));
+            }
+        }
         records.push(Record {
             rel: rel.to_string(),
             kind: op.kind().to_string(),
@@ -489,7 +700,7 @@ pub fn apply(
         records.push(Record {
             rel: MANIFEST_REL.to_string(),
             kind: "manifest".to_string(),
-            before: kind_of(&paths.manifest())?.to_string(),
+            before: kind_of(&mut roots, MANIFEST_REL)?.to_string(),
             fp: None,
             after: None,
         });
@@ -542,8 +753,10 @@ pub fn apply(
     )?;
 
     // --- back up everything that exists and will be touched.
-    let files = bdir.join("files");
     let result = (|| -> Result<()> {
+        let bd = Dir::open(&bdir)?;
+        bd.mkdir("files", 0o700)?;
+        let files = bd.sub("files")?;
         // A recorded directory is copied whole: paths below it are covered.
         let trees: BTreeSet<&str> = meta
             .records
@@ -555,11 +768,11 @@ pub fn apply(
             if rec.before == "absent" || rec.kind == "rmdir" || under(&rec.rel, &trees) {
                 continue;
             }
-            let dst = backup_copy(&files, &rec.rel);
-            fsutil::create_dirs(dst.parent().expect("below files/"), 0o700)?;
-            copy_tree(&target(home, &rec.rel), &dst)?;
+            let (dst, dname) = backup_parent(&files, &rec.rel)?;
+            let (src, sname) = roots.parent_must(&rec.rel)?;
+            copy_tree_at(&src, &sname, &dst, &dname)?;
         }
-        fsutil::syncfs(&bdir)?;
+        bd.syncfs()?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -578,7 +791,18 @@ pub fn apply(
     )?;
 
     // --- apply.
-    match apply_ops(home, ops, &meta, manifest) {
+    let mut warnings = Vec::new();
+    let mut touched = BTreeSet::new();
+    let applied = apply_ops(
+        &mut roots,
+        &bdir,
+        ops,
+        &meta,
+        manifest,
+        &mut warnings,
+        &mut touched,
+    );
+    match applied {
         Ok(()) => {
             // The tree is updated: only the journal decides whether the next
             // run rolls back, so it goes first; the rest is bookkeeping.
@@ -588,13 +812,24 @@ pub fn apply(
             done.complete = true;
             let _ = write_json(&bdir.join("meta.json"), &done, 0o600);
             let _ = prune(paths);
-            Ok(Applied { backup: Some(bdir) })
+            Ok(Applied {
+                backup: Some(bdir),
+                warnings,
+            })
         }
-        Err(first) => match restore_from(home, &bdir, &meta) {
-            Ok(kept) if kept.is_empty() => {
+        Err(first) => match restore_touched(home, &bdir, &meta, Some(&touched)) {
+            Ok(kept) if kept.is_empty() && warnings.is_empty() => {
                 let _ = std::fs::remove_dir_all(&bdir);
                 let _ = std::fs::remove_file(&journal);
                 Err(Error::RolledBack(Box::new(first)))
+            }
+            Ok(kept) if kept.is_empty() => {
+                // A late edit moved into the backup: keep it there.
+                keep_backup(&journal, &bdir, meta);
+                Err(Error::RolledBack(Box::new(Error::Input(format!(
+                    "{first}; {}",
+                    warnings.join("; ")
+                )))))
             }
             Ok(kept) => {
                 keep_backup(&journal, &bdir, meta);
@@ -617,12 +852,26 @@ pub fn apply(
     }
 }
 
+/// The handle on the directory below a backup's `files/` that holds the
+/// copy of `rel` (made when missing), and the copy's name.
+fn backup_parent(files: &Dir, rel: &str) -> Result<(Dir, String)> {
+    let inner = match rel.strip_prefix('/') {
+        Some(abs) => format!("_abs/{abs}"),
+        None => rel.to_string(),
+    };
+    let (dir, name) = split(&inner);
+    let (d, _) = files.create_dirs(dir, 0o700)?;
+    Ok((d, name.to_string()))
+}
+
 /// Rewrites the manifest alone (a run whose only change is the manifest's
 /// refreshed fingerprints).
 pub fn write_manifest(paths: &Paths, _locked: &Locked, bytes: &[u8]) -> Result<()> {
-    let mpath = paths.manifest();
-    fsutil::create_dirs(mpath.parent().expect("below .mosaic"), 0o700)?;
-    fsutil::write_atomic(&mpath, bytes, 0o600)
+    let mut roots = Roots::new(&paths.home)?;
+    let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
+    write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
+        std::io::Write::write_all(f, bytes)
+    })
 }
 
 /// Keeps a backup that still holds pre-run copies of paths recovery left
@@ -633,118 +882,287 @@ fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
     let _ = std::fs::remove_file(journal);
 }
 
-/// Fails when `path` is no longer what the run found there.
-fn unchanged(path: &Path, rec: &Record) -> Result<()> {
-    let (kind, fp) = stat_of(path)?;
-    let same = match rec.before.as_str() {
-        "file" => kind == "file" && fp == rec.fp,
-        "absent" => kind == "absent",
-        _ => true,
+/// Fails when `name` in `dir` is no longer what the run found at `rec`
+/// (checked through the handle, immediately before acting).
+fn unchanged(dir: &Dir, name: &str, rec: &Record, expect_absent: bool) -> Result<()> {
+    let st = dir.stat(name)?;
+    let same = if expect_absent {
+        st.is_none()
+    } else {
+        match rec.before.as_str() {
+            "file" => st.is_some_and(|s| s.kind == dirfd::Kind::File && Some(s.fp) == rec.fp),
+            "absent" => st.is_none(),
+            _ => true,
+        }
     };
     if same {
         Ok(())
     } else {
         Err(Error::Input(format!(
             "{} changed while mosaic was updating it; re-run once it is saved",
-            path.display()
+            dir.join(name).display()
         )))
     }
 }
 
+/// After `tmp` in `dir` took the place of the recorded file of `rec` (an
+/// exchange, or a rename aside for a removal), `tmp` holds what was really
+/// there. The recorded file is dropped (the backup has its copy); anything
+/// else, an edit saved after the last check, goes into the backup's
+/// `late/`, and the returned line says where.
+fn settle_replaced(
+    dir: &Dir,
+    tmp: &str,
+    (rel, name, verb): (&str, &str, &str),
+    rec: &Record,
+    bdir: &Path,
+) -> Result<Option<String>> {
+    let st = dir.stat(tmp)?;
+    // The rename itself moves the ctime: type, size, mtime and inode decide.
+    let recorded = match (st, rec.fp) {
+        (None, _) => return Ok(None),
+        (Some(s), Some(fp)) => {
+            s.kind == dirfd::Kind::File
+                && s.fp.size == fp.size
+                && s.fp.mtime_ns == fp.mtime_ns
+                && s.fp.ino == fp.ino
+        }
+        (Some(_), None) => false,
+    };
+    if recorded {
+        dir.unlink(tmp).map_err(|e| Error::io(dir.join(name), e))?;
+        return Ok(None);
+    }
+    let late = Dir::open(bdir)?;
+    late.mkdir("late", 0o700)?;
+    let late = late.sub("late")?;
+    let (dst, dname) = backup_parent(&late, rel)?;
+    let kept_at = dst.join(&dname);
+    match dir.rename_to(tmp, &dst, &dname, Rename::NoReplace) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            copy_tree_at(dir, tmp, &dst, &dname)?;
+            dir.remove_tree(tmp)?;
+        }
+        Err(e) => return Err(Error::io(dir.join(name), e)),
+    }
+    dst.sync()?;
+    Ok(Some(format!(
+        "{} was saved while mosaic {verb} it; that copy is in the backup at {}",
+        dir.join(name).display(),
+        kept_at.display()
+    )))
+}
+
+/// Renames the temp `tmp` of `rel` into place: the directory opened afresh,
+/// the path checked against `rec` through it, then a rename that never
+/// replaces (a path that was absent) or an exchange whose outcome is settled
+/// (see [`settle_replaced`]).
+#[allow(clippy::too_many_arguments)]
+fn rename_one(
+    roots: &mut Roots,
+    tmp: &str,
+    rel: &str,
+    rec: &Record,
+    fresh: bool,
+    bdir: &Path,
+    warnings: &mut Vec<String>,
+    touched: &mut BTreeSet<String>,
+) -> Result<()> {
+    // The directory is opened afresh: one swapped for a link since the
+    // temp was written fails here, and nothing is written through it.
+    let (dir, name) = roots.parent_must(rel)?;
+    unchanged(&dir, &name, rec, fresh)?;
+    failpoint::pause_at("after-check", rel);
+    let replacing = !fresh && rec.before == "file";
+    if !replacing {
+        // Absent when checked: a file created since is never replaced.
+        let how = if fresh || rec.before == "absent" {
+            Rename::NoReplace
+        } else {
+            Rename::Replace
+        };
+        if how == Rename::Replace {
+            touched.insert(rel.to_string());
+        }
+        match dir.rename_to(tmp, &dir, &name, how) {
+            Ok(()) => {
+                touched.insert(rel.to_string());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Input(format!(
+                    "{} appeared while mosaic was writing it and was left as it is; re-run once it is saved",
+                    dir.join(&name).display()
+                )))
+            }
+            Err(e) => return Err(Error::io(dir.join(&name), e)),
+        }
+        return Ok(());
+    }
+    // Swap atomically, then look at what came out: whatever was there at
+    // that instant ends up in the file's place or in the backup.
+    touched.insert(rel.to_string());
+    match dir.rename_to(tmp, &dir, &name, Rename::Exchange) {
+        Ok(()) => warnings.extend(settle_replaced(
+            &dir,
+            tmp,
+            (rel, &name, "replaced"),
+            rec,
+            bdir,
+        )?),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // A file system without RENAME_EXCHANGE: the check above is
+            // the last word.
+            dir.rename_to(tmp, &dir, &name, Rename::Replace)
+                .map_err(|e| Error::io(dir.join(&name), e))?;
+        }
+        Err(e) => return Err(Error::io(dir.join(&name), e)),
+    }
+    Ok(())
+}
+
 fn apply_ops(
-    home: &Path,
+    roots: &mut Roots,
+    bdir: &Path,
     ops: &[Op<'_>],
     meta: &BackupMeta,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
+    warnings: &mut Vec<String>,
+    touched: &mut BTreeSet<String>,
 ) -> Result<()> {
     let record: BTreeMap<&str, &Record> =
         meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
+    let tag = meta.tmp_tag.as_str();
+    failpoint::pause("before-apply");
     // Removals first: an obstacle must go before its replacement is written.
     let mut removed = BTreeSet::new();
     for op in ops {
         if let Op::Remove { rel } = op {
-            let path = target(home, rel);
-            unchanged(&path, record[rel.as_str()])?;
-            remove_any(&path)?;
+            let rec = record[rel.as_str()];
+            if let Some((dir, name)) = roots.parent(rel)? {
+                unchanged(&dir, &name, rec, false)?;
+                touched.insert(rel.clone());
+                if rec.before == "file" {
+                    // Aside first, then look at what really moved: an edit
+                    // saved after the check goes into the backup.
+                    let tmp = temp_name(&name, tag);
+                    dir.rename_to(&name, &dir, &tmp, Rename::NoReplace)
+                        .map_err(|e| Error::io(dir.join(&name), e))?;
+                    warnings.extend(settle_replaced(
+                        &dir,
+                        &tmp,
+                        (rel, &name, "removed"),
+                        rec,
+                        bdir,
+                    )?);
+                } else {
+                    dir.remove_tree(&name)?;
+                }
+            }
             removed.insert(rel.as_str());
         }
     }
     for d in &meta.mkdirs {
-        let p = join_rel(home, d);
-        if kind_of(&p)? == "absent" {
-            std::fs::DirBuilder::new().mode(0o755).create(&p).at(&p)?;
+        let (dir, name) = roots.parent_must(d)?;
+        if !dir.mkdir(&name, 0o755)? {
+            continue;
         }
     }
     // Writes: every temp first, one flush per file system, then the renames.
     let mut temps = Vec::new();
-    let mut outside: BTreeSet<&Path> = BTreeSet::new();
     for op in ops {
         if let Op::Write {
             rel, bytes, mode, ..
         } = op
         {
-            let path = target(home, rel);
-            let tmp = match bytes {
-                Payload::Bytes(b) => fsutil::write_temp(&path, &meta.tmp_tag, b, *mode, false)?,
-                Payload::File(from) => fsutil::copy_temp(&path, &meta.tmp_tag, from, *mode, false)?,
+            let (dir, name) = roots.parent_must(rel)?;
+            let tmp = temp_name(&name, tag);
+            let mut f = create_temp(&dir, &name, &tmp, *mode)?;
+            let filled = match bytes {
+                Payload::Bytes(b) => std::io::Write::write_all(&mut f, b),
+                Payload::File(from) => {
+                    let mut src = std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(from)
+                        .at(from)?;
+                    std::io::copy(&mut src, &mut f).map(|_| ())
+                }
             };
-            if rel.starts_with('/') {
-                outside.extend(Path::new(rel.as_str()).parent());
+            if let Err(e) = filled {
+                let _ = dir.unlink(&tmp);
+                return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((tmp, path, rel.as_str()));
+            temps.push((tmp, rel.as_str(), dir));
         }
     }
     if !temps.is_empty() {
-        fsutil::syncfs(home)?;
-        for dir in &outside {
-            fsutil::syncfs(dir)?;
-        }
+        roots.sync()?;
     }
     failpoint::pause("before-rename");
-    for (i, (tmp, path, rel)) in temps.iter().enumerate() {
+    for (i, (tmp, rel, _)) in temps.iter().enumerate() {
         if i == temps.len() / 2 {
             failpoint::hit("mid-apply");
         }
-        if !removed.contains(rel) && !under(rel, &removed) {
-            unchanged(path, record[rel])?;
+        let fresh = removed.contains(rel) || under(rel, &removed);
+        let done = rename_one(roots, tmp, rel, record[rel], fresh, bdir, warnings, touched);
+        if let Err(e) = done {
+            // The temps not renamed yet are removed through the handles they
+            // were made with (one in a directory moved out of the home
+            // meanwhile too); recovery would not find that one.
+            for (j, (tmp, rel, dir)) in temps.iter().enumerate().skip(i) {
+                if j > i || !touched.contains(*rel) {
+                    let _ = dir.unlink(tmp);
+                }
+            }
+            return Err(e);
         }
-        std::fs::rename(tmp, path).at(path)?;
     }
     for op in ops {
         match op {
-            Op::Restore { rel, from } => restore_path(from.as_deref(), &target(home, rel))?,
+            Op::Restore { rel, from } => {
+                // Still what the run found (an edit since is never lost).
+                if let Some((dir, name)) = roots.parent(rel)? {
+                    unchanged(&dir, &name, record[rel.as_str()], false)?;
+                }
+                touched.insert(rel.clone());
+                restore_path(roots, from.as_deref(), rel, tag)?
+            }
             Op::RemoveDirIfEmpty { rel } => {
-                let p = target(home, rel);
-                if kind_of(&p)? != "dir" {
+                touched.insert(rel.clone());
+                let Some((dir, name)) = roots.parent(rel)? else {
+                    continue;
+                };
+                if dir.kind(&name)? != dirfd::Kind::Dir {
                     continue;
                 }
-                match std::fs::remove_dir(&p) {
+                match dir.rmdir(&name) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
-                    Err(e) => return Err(Error::io(p, e)),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(Error::io(dir.join(&name), e)),
                 }
             }
             _ => {}
         }
     }
-    fsutil::syncfs(home)?;
-    for dir in outside {
-        if dir.is_dir() {
-            fsutil::fsync_dir(dir)?;
-        }
-    }
+    roots.sync()?;
     failpoint::hit("before-manifest");
+    failpoint::pause("before-manifest");
     let Some(manifest) = manifest else {
         return Ok(());
     };
-    let mpath = join_rel(home, MANIFEST_REL);
-    match manifest(meta.generation)? {
+    let next = manifest(meta.generation)?;
+    touched.insert(MANIFEST_REL.to_string());
+    match next {
         Some(bytes) => {
-            fsutil::create_dirs(mpath.parent().expect("below .mosaic"), 0o700)?;
-            fsutil::write_atomic(&mpath, &bytes, 0o600)?;
+            let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
+            write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
+                std::io::Write::write_all(f, &bytes)
+            })?;
         }
-        None => remove_any(&mpath)?,
+        None => remove_any(roots, MANIFEST_REL)?,
     }
     Ok(())
 }
@@ -763,61 +1181,102 @@ enum Now {
     Special,
 }
 
-fn now_at(path: &Path) -> Result<Now> {
-    Ok(match stat_of(path)?.0 {
-        "absent" => Now::Absent,
-        "dir" => Now::Dir,
-        "symlink" => Now::Link(std::fs::read_link(path).at(path)?),
-        "file" => {
-            let mode = std::fs::symlink_metadata(path)
-                .at(path)?
-                .permissions()
-                .mode()
-                & 0o7777;
-            Now::File(fsutil::hash_file(path)?, mode)
-        }
-        _ => Now::Special,
+/// What is at `name` in `dir` (`None`: its directory is missing).
+fn now_at(dir: Option<&Dir>, name: &str) -> Result<Now> {
+    let Some(dir) = dir else {
+        return Ok(Now::Absent);
+    };
+    Ok(match dir.stat(name)? {
+        None => Now::Absent,
+        Some(st) => match st.kind {
+            dirfd::Kind::Absent => Now::Absent,
+            dirfd::Kind::Dir => Now::Dir,
+            dirfd::Kind::Symlink => Now::Link(dir.readlink(name)?),
+            dirfd::Kind::File => Now::File(hash_at(dir, name)?, st.mode),
+            dirfd::Kind::Special => Now::Special,
+        },
     })
 }
 
 /// Puts every recorded path back as the backup holds it, removes the run's
 /// temps and the directories it created. A path that no longer holds what
 /// the run left there (the operator changed it after a crash, or while the
-/// run was failing) is left as found; those paths are returned.
+/// run was failing), or that can only be reached through a link now, is
+/// left as found; those paths are returned.
 fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<Vec<String>> {
+    restore_touched(home, bdir, meta, None)
+}
+
+/// [`restore_from`], for a failed run that knows which paths it `touched`
+/// (`None` after a crash: every recorded path may have been): the others
+/// still hold what the run found, and only their temps are removed.
+fn restore_touched(
+    home: &Path,
+    bdir: &Path,
+    meta: &BackupMeta,
+    touched: Option<&BTreeSet<String>>,
+) -> Result<Vec<String>> {
     let files = bdir.join("files");
+    let mut roots = Roots::new(home)?;
     let mut kept = Vec::new();
+    let tag = if meta.tmp_tag.is_empty() {
+        fsutil::unique_tag()
+    } else {
+        meta.tmp_tag.clone()
+    };
     for rec in meta.records.iter().rev() {
         let path = target(home, &rec.rel);
-        if !meta.tmp_tag.is_empty() {
-            let tmp = temp_path(&path, &meta.tmp_tag);
-            if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
-                std::fs::remove_file(&tmp).at(&tmp)?;
+        let untouched = touched.is_some_and(|t| !t.contains(&rec.rel));
+        let parent = match roots.parent(&rec.rel) {
+            Ok(p) => p,
+            // Reachable only through a link now, and the run never acted
+            // there: nothing of the run's is there to undo.
+            Err(Error::Input(_)) if untouched => continue,
+            // A link swapped in on the way: never followed, left as found.
+            Err(Error::Input(_)) => {
+                kept.push(path.display().to_string());
+                continue;
             }
+            Err(e) => return Err(e),
+        };
+        if let Some((dir, name)) = &parent {
+            if !meta.tmp_tag.is_empty() {
+                let tmp = temp_name(name, &meta.tmp_tag);
+                if dir.kind(&tmp)? == dirfd::Kind::File {
+                    dir.unlink(&tmp).map_err(|e| Error::io(dir.join(&tmp), e))?;
+                }
+            }
+        }
+        if untouched {
+            continue;
         }
         let backup = backup_copy(&files, &rec.rel);
         match rec.kind.as_str() {
             "rmdir" => {
-                if kind_of(&path)? == "absent" {
-                    fsutil::create_dirs(&path, 0o755)?;
+                if parent.is_some() && kind_of(&mut roots, &rec.rel)? == "absent" {
+                    roots.home.create_dirs(&rec.rel, 0o755)?;
                 }
                 continue;
             }
             "manifest" => {
                 if rec.before == "absent" {
-                    remove_any(&path)?;
+                    remove_any(&mut roots, &rec.rel)?;
                 } else {
-                    restore_path(Some(&backup), &path)?;
+                    restore_path(&mut roots, Some(&backup), &rec.rel, &tag)?;
                 }
                 continue;
             }
             _ => {}
         }
-        let now = now_at(&path)?;
+        let now = now_at(
+            parent.as_ref().map(|(d, _)| d),
+            parent.as_ref().map_or("", |p| &p.1),
+        )?;
         let before = if rec.before == "absent" {
             Now::Absent
         } else {
-            now_at(&backup)?
+            let (bd, bn) = open_parent_of(&backup)?;
+            now_at(Some(&bd), &bn)?
         };
         if now == before {
             continue;
@@ -832,15 +1291,17 @@ fn restore_from(home: &Path, bdir: &Path, meta: &BackupMeta) -> Result<Vec<Strin
             continue;
         }
         if rec.before == "absent" {
-            remove_any(&path)?;
+            remove_any(&mut roots, &rec.rel)?;
         } else {
-            restore_path(Some(&backup), &path)?;
+            restore_path(&mut roots, Some(&backup), &rec.rel, &tag)?;
         }
     }
     for d in meta.mkdirs.iter().rev() {
-        let _ = std::fs::remove_dir(join_rel(home, d));
+        if let Ok(Some((dir, name))) = roots.parent(d) {
+            let _ = dir.rmdir(&name);
+        }
     }
-    fsutil::syncfs(home)?;
+    roots.sync()?;
     Ok(kept)
 }
 
@@ -1038,6 +1499,72 @@ pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
     Ok(Some(Recovered { id, kept }))
 }
 
+/// Cleans what crashed runs can leave behind that no journal covers, under
+/// the lock: backup directories of this home that never completed and that
+/// no journal points at (a crash between creating one and journalling it),
+/// and the temp files of one-off atomic writes (`.NAME.mosaic-tmp-PID-N`)
+/// in `H/.mosaic` and the state directory whose process is gone. A backup
+/// directory without a readable record is only removed once it is an hour
+/// old (it may belong to another home's run that is starting right now).
+/// Returns what it removed; a failure to remove is not an error.
+pub fn sweep(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let mut journalled = BTreeSet::new();
+    if let Ok(rd) = std::fs::read_dir(&paths.state) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("journal-") && name.ends_with(".json") {
+                if let Ok(j) = read_json::<Journal>(&e.path()) {
+                    journalled.insert(j.backup);
+                }
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(paths.backups()) {
+        for e in rd.flatten() {
+            let dir = e.path();
+            if journalled.contains(&dir) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let orphan = match read_json::<BackupMeta>(&dir.join("meta.json")) {
+                Ok(meta) => !meta.complete && meta.home == paths.home,
+                Err(_) => e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 3600),
+            };
+            if orphan && std::fs::remove_dir_all(&dir).is_ok() {
+                removed.push(dir);
+            }
+        }
+    }
+    for dir in [paths.meta_dir(), paths.state.clone(), paths.backups()] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.split_once(".mosaic-tmp-").map(|(_, r)| r) else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or("");
+            let gone = pid.parse::<u32>().is_ok_and(|p| {
+                p != std::process::id() && !Path::new("/proc").join(p.to_string()).exists()
+            });
+            if name.starts_with('.')
+                && gone
+                && e.file_type().is_ok_and(|t| t.is_file())
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                removed.push(e.path());
+            }
+        }
+    }
+    removed
+}
+
 /// Complete backups of this home, newest first.
 pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
     let dir = paths.backups();
@@ -1210,5 +1737,113 @@ mod journal_tests {
         let b: Journal = serde_json::from_str(r#"{"backup":"/b","phase":"backup"}"#).unwrap();
         assert_eq!(b.phase, Phase::Backup);
         assert!(serde_json::from_str::<Journal>(r#"{"backup":"/b","phase":"applied"}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn paths(t: &Path) -> Paths {
+        std::fs::create_dir_all(t.join("home")).unwrap();
+        Paths {
+            home: t.join("home"),
+            units: t.join("units"),
+            state: t.join("state"),
+            units_home: t.join("home"),
+        }
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            command: "test".into(),
+            from_version: None,
+            to_version: "1.0.0".into(),
+            kind: Kind::Generation,
+        }
+    }
+
+    fn write(rel: &str, bytes: &'static [u8]) -> Op<'static> {
+        Op::Write {
+            rel: rel.to_string(),
+            bytes: Payload::Bytes(Cow::Borrowed(bytes)),
+            mode: 0o644,
+            sha256: fsutil::sha256_hex(bytes),
+        }
+    }
+
+    #[test]
+    fn a_link_on_the_way_is_refused_and_nothing_lands_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        std::fs::create_dir_all(t.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("out"), p.home.join("docs")).unwrap();
+        let s = Session::lock(p.clone()).unwrap();
+        let e = apply(&p, s.token(), &[write("docs/x.md", b"x")], &info(), None).unwrap_err();
+        assert!(e.to_string().contains("docs"), "{e}");
+        assert!(std::fs::read_dir(t.path().join("out"))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+
+    #[test]
+    fn a_replaced_file_is_backed_up_and_a_restore_streams_it_back() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        std::fs::create_dir_all(p.home.join("a")).unwrap();
+        let big = vec![7u8; 3 * 1024 * 1024];
+        std::fs::write(p.home.join("a/f"), &big).unwrap();
+        let s = Session::lock(p.clone()).unwrap();
+        let done = apply(&p, s.token(), &[write("a/f", b"new")], &info(), None).unwrap();
+        assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+        assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), b"new");
+        let meta = list(&p).unwrap().remove(0);
+        let ops = rollback_ops(&p, &meta);
+        apply(&p, s.token(), &ops, &info(), None).unwrap();
+        assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), big);
+    }
+
+    #[test]
+    fn sweep_removes_orphans_only() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        let s = Session::lock(p.clone()).unwrap();
+        let b = p.backups();
+        let meta = |id: &str, complete: bool, home: &Path| {
+            std::fs::create_dir_all(b.join(id)).unwrap();
+            let m = serde_json::json!({
+                "id": id, "home": home, "created": "x", "command": "update",
+                "from_version": null, "to_version": "1", "records": [],
+                "mkdirs": [], "complete": complete,
+            });
+            std::fs::write(b.join(id).join("meta.json"), m.to_string()).unwrap();
+        };
+        meta("orphan", false, &p.home);
+        meta("done", true, &p.home);
+        meta("other-home", false, Path::new("/elsewhere"));
+        meta("journalled", false, &p.home);
+        std::fs::create_dir_all(b.join("fresh-without-record")).unwrap();
+        write_json(
+            &p.state.join("journal-0000.json"),
+            &Journal {
+                backup: b.join("journalled"),
+                phase: Phase::Apply,
+            },
+            0o600,
+        )
+        .unwrap();
+        let dead = p.meta_dir().join(".manifest.json.mosaic-tmp-0-1");
+        let live = p.meta_dir().join(".manifest.json.mosaic-tmp-1-1");
+        std::fs::write(&dead, "x").unwrap();
+        std::fs::write(&live, "x").unwrap();
+        let removed = sweep(&p, s.token());
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(!b.join("orphan").exists() && !dead.exists());
+        for kept in ["done", "other-home", "journalled", "fresh-without-record"] {
+            assert!(b.join(kept).exists(), "{kept}");
+        }
+        assert!(live.exists(), "pid 1 is alive");
     }
 }

@@ -37,7 +37,9 @@ pub fn third_party(root: &Path, target: &str, version: &str) -> Result<Vec<u8>> 
     let meta = metadata(root)?;
     let mut crates = Vec::new();
     for (name, ver) in &linked {
-        if name == "mosaic" {
+        // The workspace's own crates are mosaic itself (LICENSE-MIT and
+        // LICENSE-APACHE cover them), not third parties.
+        if name == "mosaic" || name.starts_with("mosaic-") {
             continue;
         }
         let pkg = meta

@@ -1,0 +1,311 @@
+//! Containment and compare-and-swap (SPEC §4.3 step 5) against the real
+//! binary, with the races driven deterministically through the debug
+//! build's pause points (`MOSAIC_FAILPOINT=sleep:POINT[@REL]` with the
+//! `MOSAIC_FAILPOINT_SIGNAL` handshake): a link swapped in below the home
+//! is never followed (writes, removes, rmdirs, restores), an edit saved
+//! while a run is under way ends up in the file or in the backup, and a
+//! fingerprint taken within the run's own time window is not trusted.
+
+mod sync_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use sync_support::*;
+
+/// A run of `mosaic ARGS` in `w` held at pause point `point`.
+struct Paused {
+    child: Child,
+    signal: PathBuf,
+}
+
+impl Paused {
+    fn start(w: &World, release: Option<&Release>, args: &[&str], point: &str) -> Paused {
+        let signal = w.dir.path().join("signal");
+        let _ = std::fs::remove_file(signal.with_extension("paused"));
+        let _ = std::fs::remove_file(signal.with_extension("resume"));
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", w.dir.path().join("user"))
+            .env("MOSAIC_HOME", w.home())
+            .env("MOSAIC_STATE_DIR", w.state())
+            .env("NO_COLOR", "1")
+            .env("MOSAIC_FAILPOINT", format!("sleep:{point}"))
+            .env("MOSAIC_FAILPOINT_SIGNAL", &signal)
+            .env("MOSAIC_FAILPOINT_SLEEP_MS", "30000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(r) = release {
+            cmd.env("MOSAIC_FRAMEWORK_DIR", r.dir.path())
+                .env("MOSAIC_FRAMEWORK_VERSION", &r.version);
+        }
+        let child = cmd.spawn().unwrap();
+        let p = Paused { child, signal };
+        let paused = p.signal.with_extension("paused");
+        let t0 = std::time::Instant::now();
+        while !paused.exists() {
+            assert!(
+                t0.elapsed().as_secs() < 30,
+                "the run never reached pause point {point}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        p
+    }
+
+    /// Lets the run go on; its exit code, stdout and stderr.
+    fn finish(self) -> (Option<i32>, String, String) {
+        std::fs::write(self.signal.with_extension("resume"), "").unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// v2 plus a file in a directory no earlier release had.
+fn v2_adding_a_dir() -> Release {
+    let r = v2();
+    let p = r.dir.path().join("extras/new.md");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, "extras v2\n").unwrap();
+    r
+}
+
+/// A release after v2 that changes `tools/fleet/hello.sh` again.
+fn v3() -> Release {
+    let r = v2();
+    std::fs::write(
+        r.dir.path().join("tools/fleet/hello.sh"),
+        "#!/bin/sh\necho v3\n",
+    )
+    .unwrap();
+    Release {
+        version: "1.2.0".to_string(),
+        ..r
+    }
+}
+
+/// Moves the directory `rel` of the home out to `outside` and links it back.
+fn swap_for_link(w: &World, rel: &str, outside: &Path) {
+    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    std::fs::rename(w.path(rel), outside).unwrap();
+    std::os::unix::fs::symlink(outside, w.path(rel)).unwrap();
+}
+
+fn manifest(w: &World) -> String {
+    std::fs::read_to_string(w.path(".mosaic/manifest.json")).unwrap()
+}
+
+#[test]
+fn a_symlink_swapped_in_for_a_directory_the_release_adds_is_never_followed() {
+    let w = World::new();
+    let r2 = v2_adding_a_dir();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let before = snapshot(&w.home());
+    let outside = w.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    let run = Paused::start(&w, Some(&r2), &["update", "--offline"], "before-apply");
+    std::os::unix::fs::symlink(&outside, w.path("extras")).unwrap();
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("extras"), "the error names the path: {err}");
+    assert!(err.contains("rolled back, nothing changed"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "nothing lands outside the home"
+    );
+    assert!(!manifest(&w).contains("extras/new.md"));
+    // The operator's link stays; everything else is as before the run.
+    let mut after = snapshot(&w.home());
+    assert!(after.remove("extras").is_some_and(|(k, _, _)| k == 'l'));
+    assert_same(&before, &after, "after the refused run");
+}
+
+#[test]
+fn a_directory_swapped_for_a_link_after_planning_is_never_written_removed_or_rmdired_through() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let before = snapshot(&w.home());
+    let dots = w.dir.path().join("dots");
+    let run = Paused::start(&w, Some(&v2()), &["update", "--offline"], "before-apply");
+    // docs/ gets a write (new.md) and a removal (dropped.md); olddir/ a
+    // removal and an rmdir.
+    swap_for_link(&w, "docs", &dots.join("docs"));
+    swap_for_link(&w, "olddir", &dots.join("olddir"));
+    let outside_before = snapshot(&dots);
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("docs") || err.contains("olddir"), "{err}");
+    assert_same(&outside_before, &snapshot(&dots), "outside the home");
+    // Put the operator's move back: the tree is as before the run.
+    for rel in ["docs", "olddir"] {
+        std::fs::remove_file(w.path(rel)).unwrap();
+        std::fs::rename(dots.join(rel), w.path(rel)).unwrap();
+    }
+    assert_same(&before, &snapshot(&w.home()), "after the refused run");
+}
+
+#[test]
+fn the_rollback_of_a_failed_run_never_restores_through_a_link() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let dots = w.dir.path().join("dots");
+    // All temp files are written; the renames have not started.
+    let run = Paused::start(&w, Some(&v2()), &["update", "--offline"], "before-rename");
+    swap_for_link(&w, "tools", &dots.join("tools"));
+    let outside_before = snapshot(&dots);
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("tools"), "{err}");
+    assert!(err.contains("rolled back, nothing changed"), "{err}");
+    // The moved directory is left exactly as the operator moved it (the
+    // temp file the run had made there removed), and the rest is rolled
+    // back.
+    let mut outside_want = outside_before;
+    outside_want.retain(|k, _| !k.contains(".mosaic-tmp-"));
+    assert_same(&outside_want, &snapshot(&dots), "outside the home");
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
+    assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
+    assert!(!manifest(&w).contains("1.1.0"));
+}
+
+#[test]
+fn an_edit_saved_between_plan_and_apply_survives() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let run = Paused::start(&w, Some(&v2()), &["update", "--offline"], "before-prepare");
+    w.write("tools/fleet/hello.sh", "#!/bin/sh\necho mine\n");
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("tools/fleet/hello.sh"), "{err}");
+    assert_eq!(w.read("tools/fleet/hello.sh"), "#!/bin/sh\necho mine\n");
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
+    // The next run plans again and sees the edit as a conflict.
+    w.mosaic(Some(&v2()))
+        .args(["update", "--offline"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("conflict"));
+    assert_eq!(w.read("tools/fleet/hello.sh"), "#!/bin/sh\necho mine\n");
+}
+
+#[test]
+fn an_edit_saved_after_the_last_check_ends_up_in_the_backup_and_the_output_says_so() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let run = Paused::start(
+        &w,
+        Some(&v2()),
+        &["update", "--offline"],
+        "after-check@tools/fleet/hello.sh",
+    );
+    w.write("tools/fleet/hello.sh", "#!/bin/sh\necho mine, saved late\n");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(w.read("tools/fleet/hello.sh"), "#!/bin/sh\necho v2\n");
+    let said = format!("{out}{err}");
+    let line = said
+        .lines()
+        .find(|l| l.contains("tools/fleet/hello.sh") && l.contains("backup"))
+        .unwrap_or_else(|| panic!("the output says where the edit went: {said}"));
+    assert_eq!(
+        said.matches("was saved while mosaic").count(),
+        1,
+        "only the edited file is reported: {said}"
+    );
+    // The edit is where the line says.
+    let kept: PathBuf = walkdir::WalkDir::new(w.state())
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.into_path())
+        .find(|p| {
+            p.is_file()
+                && std::fs::read_to_string(p)
+                    .is_ok_and(|s| s == "#!/bin/sh\necho mine, saved late\n")
+        })
+        .expect("the late edit is in the backup");
+    assert!(line.contains(&kept.display().to_string()), "{line}");
+}
+
+#[test]
+fn a_file_created_after_the_last_check_is_never_replaced() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let run = Paused::start(
+        &w,
+        Some(&v2()),
+        &["update", "--offline"],
+        "after-check@docs/new.md",
+    );
+    w.write("docs/new.md", "the operator's own new.md\n");
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("docs/new.md"), "{err}");
+    assert!(err.contains("rolled back, nothing changed"), "{err}");
+    assert_eq!(w.read("docs/new.md"), "the operator's own new.md\n");
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
+}
+
+#[test]
+fn an_edit_saved_during_the_final_flush_is_not_recorded_as_pristine() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let run = Paused::start(&w, Some(&v2()), &["update", "--offline"], "before-manifest");
+    w.write(
+        "tools/fleet/hello.sh",
+        "#!/bin/sh\necho mine, during the flush\n",
+    );
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The next release changes the file: the edit is a conflict, not lost.
+    let r3 = v3();
+    w.mosaic(Some(&r3))
+        .args(["update", "--offline"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("conflict"));
+    assert_eq!(
+        w.read("tools/fleet/hello.sh"),
+        "#!/bin/sh\necho mine, during the flush\n"
+    );
+    assert_eq!(
+        w.read("tools/fleet/hello.sh.mosaic-new"),
+        "#!/bin/sh\necho v3\n"
+    );
+}
+
+#[test]
+fn orphan_backups_and_stale_temps_are_swept_under_the_lock() {
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    // A crash between creating a backup directory and journalling it, and
+    // a one-off write killed before its rename (pid 0 is never a run).
+    let orphan = w.state().join("backups/20000101T000000.000000Z-none-0.0.1");
+    std::fs::create_dir_all(orphan.join("files")).unwrap();
+    let record = serde_json::json!({
+        "id": "20000101T000000.000000Z-none-0.0.1", "home": w.home(),
+        "created": "2000-01-01T00:00:00Z", "command": "install",
+        "from_version": null, "to_version": "0.0.1", "records": [],
+        "mkdirs": [], "complete": false,
+    });
+    std::fs::write(orphan.join("meta.json"), record.to_string()).unwrap();
+    let stale = w.path(".mosaic/.manifest.json.mosaic-tmp-0-7");
+    std::fs::write(&stale, "half").unwrap();
+    w.mosaic(Some(&v2()))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    assert!(!orphan.exists(), "the orphan backup is removed");
+    assert!(!stale.exists(), "the stale temp is removed");
+    // A complete backup is kept.
+    w.mosaic(None)
+        .arg("backups")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("1.0.0 → 1.1.0"));
+}
