@@ -103,16 +103,19 @@ fn fleet_across_real_sshd_hosts() {
             name: "hosta",
             shell: "bash",
             netns: false,
+            systemd: true,
         },
         HostSpec {
             name: "hostb",
             shell: "dash",
             netns: true,
+            systemd: false,
         },
         HostSpec {
             name: "hostc",
             shell: "zsh",
             netns: false,
+            systemd: false,
         },
     ]);
     let roster = rig.write_roster(ROSTER);
@@ -300,6 +303,99 @@ fn fleet_across_real_sshd_hosts() {
     let e = text(&out);
     assert_eq!(e.trim().lines().count(), 1, "{e}");
     assert!(e.contains("ssh-keygen -R 'changed'"), "{e}");
+
+    // ---- a host without a fleet: NOT-INSTALLED, its agents unknown ----
+    let c = rig.host("hostc").home();
+    std::fs::rename(c.join("fleet"), c.join("fleet.away")).unwrap();
+    let (out, _) = rig.mosaic(&["fleet", "ps", "--json", "--roster", roster], &[]);
+    // (the stub's heartbeat may have made fleet/run again meanwhile)
+    let _ = std::fs::remove_dir_all(c.join("fleet"));
+    std::fs::rename(c.join("fleet.away"), c.join("fleet")).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = host_view(&doc, "hostc");
+    assert_eq!(h["status"], "NOT-INSTALLED", "{h}");
+    assert!(
+        h["error"]
+            .as_str()
+            .unwrap()
+            .contains("no fleet at /root/.config/mosaic/fleet"),
+        "{h}"
+    );
+    assert_eq!(record(&doc, "c1")["state"], "unknown");
+    assert_eq!(record(&doc, "a1")["state"], "running");
+
+    // ---- units on a host: install there --as, start/stop from here ----
+    // Its own socket: the rig's other sessions on hosta live in a tmux server
+    // started from outside the host's namespace, where /root is not its HOME.
+    let roster2 =
+        format!("{ROSTER}  - name: u1\n    runtime: codex\n    host: hosta\n    socket: units\n");
+    let a = rig.host("hosta");
+    std::fs::write(a.home().join("fleet/roster.yaml"), &roster2).unwrap();
+    let r2 = rig.write_roster(&roster2);
+    let r2 = r2.to_str().unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mosaic"));
+    let out = a.inside(bin, &["fleet", "install", "--as", "hosta"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("u1.env") && !t.contains("lead.env") && !t.contains("b1.env"),
+        "{t}"
+    );
+    assert!(
+        t.contains("skipped lead: it runs on another host; it belongs to the controller"),
+        "{t}"
+    );
+    let env = a.home().join("fleet/agents/u1.env");
+    let mut e = std::fs::read_to_string(&env).unwrap();
+    e.push_str("MOSAIC_AGENT_COMMAND=/root/.config/mosaic/tools/fleet/stub-agent\n");
+    std::fs::write(&env, e).unwrap();
+    let (out, took) = rig.mosaic(&["fleet", "start", "u1", "--roster", r2], &[]);
+    if out.status.code() != Some(0) {
+        let st = a.inside(
+            std::path::Path::new("/usr/bin/systemctl"),
+            &[
+                "--user",
+                "status",
+                "--no-pager",
+                "--full",
+                "-n",
+                "30",
+                "mosaic-agent@u1.service",
+                "mosaic-tmux-holder.service",
+            ],
+        );
+        panic!("{}\n{}", text(&out), text(&st));
+    }
+    assert!(
+        text(&out).contains("mosaic-agent@u1.service@HostA"),
+        "{}",
+        text(&out)
+    );
+    eprintln!("FIGURES remote fleet start u1: {:.2}s", took.as_secs_f64());
+    let (out, _) = rig.mosaic(&["fleet", "ps", "--json", "--roster", r2], &[]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let u1 = record(&doc, "u1");
+    assert_eq!(u1["state"], "running", "{u1}");
+    assert_eq!(u1["unit_active"], true, "{u1}");
+    assert_eq!(u1["unit_enabled"], true, "{u1}");
+    let (out, _) = rig.mosaic(
+        &[
+            "agent", "send", "u1", "-m", "hi u1", "--verify", "--roster", r2,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (out, _) = rig.mosaic(&["fleet", "stop", "u1", "--roster", r2], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (out, _) = rig.mosaic(&["fleet", "ps", "--json", "--roster", r2], &[]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        record(&doc, "u1")["state"],
+        "stopped",
+        "{}",
+        record(&doc, "u1")
+    );
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub struct HostSpec {
     pub shell: &'static str,
     /// In its own network namespace.
     pub netns: bool,
+    /// Runs a `systemd --user` manager (units, `fleet start`).
+    pub systemd: bool,
 }
 
 /// One running host.
@@ -69,6 +71,27 @@ impl Host {
             .unwrap_or_default()
             .matches("Accepted publickey")
             .count()
+    }
+
+    /// `PROGRAM ARGS` inside this host's mount + UTS namespaces (as its
+    /// sshd sees the world), with the host's login environment.
+    pub fn inside(&self, program: &Path, args: &[&str]) -> Output {
+        let pid = std::fs::read_to_string(self.dir.join("sshd.pid")).unwrap();
+        let mut cmd = Command::new("nsenter");
+        cmd.env_clear()
+            .args(["-t", pid.trim(), "-m", "-u", "--"])
+            .arg("env")
+            .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .args([
+                "HOME=/root",
+                "USER=root",
+                "LANG=C.UTF-8",
+                "XDG_RUNTIME_DIR=/run/user/0",
+            ])
+            .arg(format!("TMUX_TMPDIR={}", self.tmux_tmpdir().display()))
+            .arg(program)
+            .args(args);
+        common::run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("nsenter")
     }
 
     /// Starts agent `name` running the stub on `socket` (remain-on-exit on).
@@ -262,8 +285,16 @@ impl Rig {
                 d = dir.display(),
             );
             write(&dir.join("sshd_config"), &cfg, 0o600);
+            let manager = if spec.systemd {
+                format!(
+                    "mkdir -p /run/systemd/system\nenv -i PATH={path_env} HOME=/root USER=root LOGNAME=root LANG=C.UTF-8 XDG_RUNTIME_DIR=/run/user/0 XDG_CONFIG_HOME=/root/.config TMUX_TMPDIR={d}/tmux /usr/lib/systemd/systemd --user >{d}/manager.log 2>&1 &\necho $! >{d}/manager.pid\ni=0\nuntil XDG_RUNTIME_DIR=/run/user/0 systemctl --user list-units >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || exit 1; sleep 0.1; done\n",
+                    d = dir.display()
+                )
+            } else {
+                String::new()
+            };
             let init = format!(
-                "set -e\nhostname {name}\nmount --bind {root} /root\nmount --bind {d}/passwd /etc/passwd\nmount -t tmpfs tmpfs /run\nmkdir -p /run/sshd /run/user/0\nchmod 700 /run/user/0\nexec /usr/sbin/sshd -D -f {d}/sshd_config -E {log}\n",
+                "set -e\nhostname {name}\nmount --bind {root} /root\nmount --bind {d}/passwd /etc/passwd\nmount -t tmpfs tmpfs /run\nmkdir -p /run/sshd /run/user/0\nchmod 700 /run/user/0\n{manager}exec /usr/sbin/sshd -D -f {d}/sshd_config -E {log}\n",
                 name = spec.name,
                 root = root.display(),
                 d = dir.display(),
@@ -290,7 +321,7 @@ impl Rig {
                 child,
             };
             rig.hosts.push(host);
-            let up = common::wait_until(Duration::from_secs(15), || {
+            let up = common::wait_until(Duration::from_secs(25), || {
                 std::fs::read_to_string(&log)
                     .unwrap_or_default()
                     .contains("Server listening")
@@ -462,6 +493,24 @@ impl Drop for Rig {
     fn drop(&mut self) {
         self.close_masters();
         for h in &mut self.hosts {
+            if let Ok(pid) = std::fs::read_to_string(h.dir.join("manager.pid")) {
+                if let Ok(pid) = pid.trim().parse::<u32>() {
+                    // The user manager this rig started: it stops its units.
+                    let _ = Command::new("kill")
+                        .args(["-TERM", &pid.to_string()])
+                        .status();
+                    let gone = common::wait_until(Duration::from_secs(10), || {
+                        !Path::new(&format!("/proc/{pid}")).exists()
+                            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                                .is_ok_and(|s| s.contains(") Z "))
+                    });
+                    if !gone {
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                    }
+                }
+            }
             if let Ok(pid) = std::fs::read_to_string(h.dir.join("sshd.pid")) {
                 if let Ok(pid) = pid.trim().parse::<u32>() {
                     // The sshd this rig started, by its recorded pid.

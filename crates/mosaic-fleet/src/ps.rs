@@ -1120,6 +1120,91 @@ mod tests {
     }
 
     #[test]
+    fn remote_snapshots_join_like_local_ones_and_failed_hosts_are_unknown() {
+        let ro = roster::parse(
+            "version: 1\ntenant_id: ops\ntmux: {socket_name: f}\nhosts:\n  B1: {ssh: ops@b1, tenant: bt}\n  b2: {ssh: b2}\nagents:\n  - name: a\n    runtime: codex\n  - name: r1\n    runtime: codex\n    host: b1\n  - name: r2\n    runtime: codex\n    host: b2\n",
+            Path::new("/r.yaml"),
+        )
+        .unwrap();
+        let local = Snapshot {
+            now: 1000,
+            hostname: "ctl".into(),
+            ..Default::default()
+        };
+        let mut there = Snapshot {
+            now: 2000,
+            hostname: "b1.example".into(),
+            ..Default::default()
+        };
+        there.panes.insert(
+            Some("f".into()),
+            vec![pane("r1", 10, "codex", ""), pane("odd", 11, "bash", "")],
+        );
+        there.procs = [
+            proc_(10, 1, "codex", &["codex"]),
+            proc_(11, 1, "bash", &["bash"]),
+        ]
+        .into_iter()
+        .collect();
+        there.heartbeats.insert("r1".into(), hb("r1", 1990));
+        let rep = join(&ro, Path::new("/r.yaml"), &local, 60);
+        assert_eq!(
+            rep.agents.iter().find(|x| x.name == "r1").unwrap().state,
+            "remote"
+        );
+        let results = vec![
+            HostResult {
+                key: "b1".into(),
+                outcome: Ok(there),
+                seconds: 0.123,
+            },
+            HostResult {
+                key: "b2".into(),
+                outcome: Err(crate::ssh::HostError {
+                    status: crate::ssh::HostStatus::Timeout,
+                    message: "host b2 (b2): no answer".into(),
+                }),
+                seconds: 5.0,
+            },
+        ];
+        let rep = join_hosts(&ro, Path::new("/r.yaml"), rep, &results, 60);
+        let by = |n: &str| rep.agents.iter().find(|x| x.name == n).unwrap();
+        let r1 = by("r1");
+        assert_eq!(
+            (r1.state.as_str(), r1.host.as_str(), r1.tenant_id.as_str()),
+            ("running", "B1", "bt")
+        );
+        assert!(r1.remote && r1.healthy, "{r1:?}");
+        assert_eq!(
+            r1.idle_seconds,
+            Some(1010),
+            "idle against the host's own clock"
+        );
+        assert_eq!(r1.host_status.as_deref(), Some("ok"));
+        let r2 = by("r2");
+        assert_eq!(
+            (r2.state.as_str(), r2.flags.clone()),
+            ("unknown", vec!["TIMEOUT".to_string()])
+        );
+        assert_eq!(by("a").state, "stopped");
+        let odd = by("odd");
+        assert_eq!(
+            (odd.host.as_str(), odd.flags.clone()),
+            ("B1", vec!["UNMANAGED".to_string()])
+        );
+        let names: Vec<&str> = rep.agents.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["a", "r1", "r2", "odd"]);
+        assert_eq!(rep.hosts.len(), 2);
+        assert_eq!(rep.hosts[0].status, "ok");
+        assert_eq!(rep.hosts[0].hostname.as_deref(), Some("b1.example"));
+        assert_eq!(rep.hosts[1].status, "TIMEOUT");
+        assert_eq!(
+            rep.hosts[1].error.as_deref(),
+            Some("host b2 (b2): no answer")
+        );
+    }
+
+    #[test]
     fn declared_command_decides_drift() {
         let ro = roster();
         let b = &ro.agents[1];

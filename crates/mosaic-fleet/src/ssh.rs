@@ -266,6 +266,17 @@ fn between<'a>(text: &'a str, prefix: &str, until: &str) -> Option<&'a str> {
 /// Classifies a failed call (pure): ssh's exit code 255 and its stderr, or a
 /// remote exit code, or the deadline.
 pub fn classify(dest: &Dest, code: Option<i32>, stderr: &str, timed_out: bool) -> HostError {
+    classify_within(dest, code, stderr, timed_out, call_timeout())
+}
+
+/// [`classify`] for a call whose deadline was `deadline`.
+pub fn classify_within(
+    dest: &Dest,
+    code: Option<i32>,
+    stderr: &str,
+    timed_out: bool,
+    deadline: Duration,
+) -> HostError {
     let name = &dest.name;
     let line = useful_line(stderr).unwrap_or_else(|| match code {
         Some(c) => format!("exit status {c}"),
@@ -278,7 +289,7 @@ pub fn classify(dest: &Dest, code: Option<i32>, stderr: &str, timed_out: bool) -
             format!(
                 "host {name} ({}): no answer within {}s; check that it is up and reachable (`{} true`)",
                 dest.target,
-                call_timeout().as_secs(),
+                deadline.as_secs(),
                 dest.hint()
             ),
         );
@@ -470,7 +481,7 @@ pub fn call(
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     let code = status.and_then(|s| s.code());
     if timed_out || code.is_none() || matches!(code, Some(255 | 127 | NOT_INSTALLED_EXIT)) {
-        return Err(classify(dest, code, &stderr, timed_out));
+        return Err(classify_within(dest, code, &stderr, timed_out, deadline));
     }
     Ok(Reply {
         code: code.unwrap_or(-1),
