@@ -17,7 +17,6 @@
 use crate::envfile;
 use crate::ps::{self, Heartbeat, Proc, Snapshot};
 use crate::roster::{Agent, Roster};
-use crate::ssh::NOT_INSTALLED_EXIT;
 use crate::systemd;
 use crate::tmux;
 use std::collections::BTreeMap;
@@ -25,6 +24,8 @@ use std::collections::BTreeMap;
 /// The version of the snapshot document [`PS_SCRIPT`] prints.
 pub const SNAPSHOT_VERSION: u64 = 1;
 
+/// Every script starts with this: the home, the "not installed" exit
+/// ([`crate::ssh::NOT_INSTALLED_EXIT`]) and `tm`, `tmux -u [-L "$sock"]`.
 const PRELUDE: &str = r#"H=${MOSAIC_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/mosaic}
 command -v tmux >/dev/null 2>&1 || { echo "mosaic-remote: tmux is not installed on $(uname -n)" >&2; exit 90; }
 [ -d "$H/fleet" ] || { echo "mosaic-remote: no fleet at $H/fleet on $(uname -n)" >&2; exit 90; }
@@ -226,7 +227,6 @@ pub fn parse_snapshot(text: &str) -> std::result::Result<Snapshot, String> {
     Ok(s)
 }
 
-/// `tmux -u [-L SOCKET]` inside a script, as the `tm` function of the prelude.
 /// The state of one pane: words `SOCKET NAME` (`SOCKET` empty = the default
 /// server). Prints `pane_index pane_dead pane_pid` lines; exit 3 = no
 /// server, 4 = no session.
@@ -280,12 +280,6 @@ pub fn send_script(text: &str) -> String {
 pub const NO_SESSION_EXIT: i32 = 3;
 /// Exit code of the scripts: tmux failed.
 pub const TMUX_FAILED_EXIT: i32 = 4;
-
-/// True when a reply's exit code means "not installed" (for callers that
-/// see it before [`crate::ssh::call`] classifies it).
-pub fn is_not_installed(code: i32) -> bool {
-    code == NOT_INSTALLED_EXIT || code == 127
-}
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// The `host` of the controller's agents in a report made on a host.
+pub const CONTROLLER: &str = "(controller)";
+
 /// Default `--stale-after`, seconds (SPEC §8.1).
 pub const DEFAULT_STALE_AFTER: u64 = 60;
 
@@ -388,10 +391,12 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 .host_of(a)
                 .and_then(|h| h.tenant.clone())
                 .unwrap_or_else(|| tenant.clone()),
-            host: a
-                .host_name(roster)
-                .map(str::to_string)
-                .unwrap_or_else(|| s.hostname.clone()),
+            host: match a.host_name(roster) {
+                Some(h) => h.to_string(),
+                // Seen from a host, an agent without a host is the controller's.
+                None if roster.me.is_some() => CONTROLLER.to_string(),
+                None => s.hostname.clone(),
+            },
             remote: !a.is_local(),
             host_status: None,
             runtime: Some(a.runtime.program().to_string()),

@@ -113,18 +113,23 @@ pub fn ensure_control_dir(dir: &Path) -> Result<()> {
             Err(e) => return Err(Error::io(d, e)),
         }
     }
-    let m = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
-    if !m.is_dir() || m.uid() != uid {
-        return Err(Error::Input(format!(
-            "{} is not a directory owned by you; remove it (mosaic keeps its ssh control sockets there)",
-            dir.display()
-        )));
-    }
-    if m.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io(dir, e))?;
+    // Both levels must be ours: whoever owns the parent could swap the
+    // directory below it.
+    for d in [dir.parent(), Some(dir)].into_iter().flatten() {
+        let m = std::fs::symlink_metadata(d).map_err(|e| Error::io(d, e))?;
+        if !m.is_dir() || m.uid() != uid {
+            return Err(Error::Input(format!(
+                "{} is not a directory owned by you; remove it (mosaic keeps its ssh control sockets in {})",
+                d.display(),
+                dir.display()
+            )));
+        }
+        if m.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(d, e))?;
+        }
     }
     Ok(())
 }
