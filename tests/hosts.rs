@@ -262,7 +262,9 @@ fn fleet_across_real_sshd_hosts() {
 
     // ---- send / tail over bash (hosta), dash (hostb), zsh (hostc) ----
     let msg = "-dash first: héllo ✓ 'single' \"double\" $(echo pwned) `id` ; =eq \\ %s end";
-    for n in ["a1", "b1", "c1"] {
+    for (n, host) in [("a1", "hosta"), ("b1", "hostb"), ("c1", "hostc")] {
+        rig.close_masters();
+        let conns = rig.host(host).connections();
         let (out, took) = rig.mosaic(
             &[
                 "agent",
@@ -287,7 +289,42 @@ fn fleet_across_real_sshd_hosts() {
             "{n}: the message did not arrive intact:\n{t}"
         );
         assert!(!t.contains("pwned\n") && !t.contains("uid="), "{t}");
+        assert_eq!(
+            rig.host(host).connections() - conns,
+            1,
+            "send --verify (check, reads, paste, polls) and tail share one connection to {host}"
+        );
         eprintln!("FIGURES send --verify to {n}: {:.2}s", took.as_secs_f64());
+    }
+    // fish as the login shell too, where installed (a new connection: a
+    // master keeps the shell its connection started with).
+    if common::which("fish").is_some() {
+        rig.set_shell("hostc", "fish");
+        rig.close_masters();
+        let fish_msg = format!("fish: {msg}");
+        let (out, _) = rig.mosaic(
+            &[
+                "agent",
+                "send",
+                "c1",
+                &format!("--message={fish_msg}"),
+                "--verify",
+                "--roster",
+                roster,
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "fish: {}", text(&out));
+        let (out, _) = rig.mosaic(&["agent", "tail", "c1", "-n", "5", "--roster", roster], &[]);
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            t.contains(&format!("ACK [from operator:mosaic-cli] {fish_msg}")),
+            "fish:\n{t}"
+        );
+        rig.set_shell("hostc", "zsh");
+        rig.close_masters();
+    } else {
+        eprintln!("NOTE: fish is not installed; the fish login shell is not exercised");
     }
     // A dead remote pane: a one-line error with the remote hint.
     let (out, _) = rig.mosaic(&["agent", "send", "a2", "-m", "x", "--roster", roster], &[]);

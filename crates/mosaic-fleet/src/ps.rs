@@ -387,10 +387,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         let base = Record {
             name: name.clone(),
             managed: true,
-            tenant_id: roster
-                .host_of(a)
-                .and_then(|h| h.tenant.clone())
-                .unwrap_or_else(|| tenant.clone()),
+            tenant_id: roster.agent_tenant(a),
             host: match a.host_name(roster) {
                 Some(h) => h.to_string(),
                 // Seen from a host, an agent without a host is the controller's.

@@ -553,6 +553,13 @@ impl Roster {
         }
     }
 
+    /// The tenant tag of one agent: its host's `tenant`, else [`Roster::tenant`].
+    pub fn agent_tenant(&self, a: &Agent) -> String {
+        self.host_of(a)
+            .and_then(|h| h.tenant.clone())
+            .unwrap_or_else(|| self.tenant())
+    }
+
     /// The agent called `name`, or an error listing the roster's agents.
     pub fn agent(&self, name: &str, path: &Path) -> Result<&Agent> {
         self.agents.iter().find(|a| a.name.as_str() == name).ok_or_else(|| {
