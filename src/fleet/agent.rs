@@ -9,7 +9,8 @@ use super::Ctx;
 use crate::cli::Global;
 use crate::report::Printer;
 use mosaic_engine::error::{Error, Result};
-use mosaic_fleet::runner;
+use mosaic_fleet::ssh::{self, Dest};
+use mosaic_fleet::{hosts, runner};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -56,7 +57,8 @@ fn fail(p: &Printer, msg: &str) -> Result<i32> {
 struct Target<'a> {
     agent: &'a Agent,
     socket: Option<String>,
-    ssh: Option<String>,
+    /// The agent's host, when it is not this machine.
+    dest: Option<Dest>,
 }
 
 impl Target<'_> {
@@ -64,60 +66,121 @@ impl Target<'_> {
         self.agent.name.as_str()
     }
 
-    /// A tmux argv, over ssh for a remote agent.
-    fn tmux(&self, argv: Vec<String>) -> Vec<String> {
-        match &self.ssh {
-            Some(t) => tmux::over_ssh(t, &argv),
-            None => argv,
+    fn where_(&self) -> String {
+        let w = tmux::where_(self.socket.as_deref());
+        match &self.dest {
+            Some(d) => format!("{w} on host {}", d.name),
+            None => w,
         }
     }
 
-    fn where_(&self) -> String {
-        let w = tmux::where_(self.socket.as_deref());
-        match &self.ssh {
-            Some(t) => format!("{w} on {t}"),
-            None => w,
+    /// `mosaic ARGS` as the operator runs it for this agent: on this machine,
+    /// or `ssh TARGET mosaic ARGS` for a remote one.
+    fn hint(&self, args: &str) -> String {
+        match &self.dest {
+            Some(d) => format!("{} mosaic {args}", d.hint()),
+            None => format!("mosaic {args}"),
         }
+    }
+
+    /// The words every pane script takes first: the socket ('' = default
+    /// server) and the agent.
+    fn words(&self, more: &[String]) -> Vec<String> {
+        let mut v = vec![
+            self.socket.clone().unwrap_or_default(),
+            self.name().to_string(),
+        ];
+        v.extend(more.iter().cloned());
+        v
     }
 }
 
 fn target<'a>(roster: &'a super::roster::Roster, ctx: &Ctx, name: &str) -> Result<Target<'a>> {
     let agent = roster.agent(name, &ctx.roster_path)?;
+    let dest = if agent.is_local() {
+        None
+    } else {
+        match roster.host_of(agent) {
+            Some(h) => Some(Dest::from(h)),
+            None => {
+                return Err(Error::Input(format!(
+                    "agent {name} belongs to the controller, and this machine is host {} ({}); run this on the controller",
+                    roster.me_name().unwrap_or("?"),
+                    mosaic_fleet::roster::HOST_NAME_ENV
+                )))
+            }
+        }
+    };
     Ok(Target {
         agent,
         socket: roster.agent_socket(agent).map(str::to_string),
-        ssh: agent.ssh_target(),
+        dest,
     })
+}
+
+/// Runs a fixed script on the agent's host; an ssh failure is one line.
+fn remote(d: &Dest, script: &str, words: &[String]) -> std::result::Result<ssh::Reply, String> {
+    ssh::call(d, script, words, ssh::call_timeout()).map_err(|e| e.message)
 }
 
 /// Checks that the agent's pane exists and is alive; the error is one line
 /// saying which (no server, no session, dead pane) and what to do.
 fn check_pane(t: &Target) -> Result<std::result::Result<u32, String>> {
-    let argv = t.tmux(tmux::pane_state(t.socket.as_deref(), t.name()));
-    let out = runner::output(&argv)?;
     let name = t.name();
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let msg = if tmux::is_no_server(&err) {
-            format!(
-                "no tmux server on {}: the fleet is not running (start it with `mosaic fleet start`)",
-                t.where_()
-            )
-        } else if err.contains("can't find") || err.contains("no such") {
-            format!(
-                "agent {name} has no session on {} (start it with `mosaic fleet start {name}`)",
-                t.where_()
-            )
-        } else {
-            format!(
-                "`{}` failed: {}",
-                runner::display(&argv),
-                runner::first_line(&out)
-            )
-        };
-        return Ok(Err(msg));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let no_server = || {
+        format!(
+            "no tmux server on {}: the fleet is not running (start it with `{}`)",
+            t.where_(),
+            t.hint("fleet start")
+        )
+    };
+    let no_session = || {
+        format!(
+            "agent {name} has no session on {} (start it with `{}`)",
+            t.where_(),
+            t.hint(&format!("fleet start {name}"))
+        )
+    };
+    let text = match &t.dest {
+        None => {
+            let argv = tmux::pane_state(t.socket.as_deref(), name);
+            let out = runner::output(&argv)?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let msg = if tmux::is_no_server(&err) {
+                    no_server()
+                } else if err.contains("can't find") || err.contains("no such") {
+                    no_session()
+                } else {
+                    format!(
+                        "`{}` failed: {}",
+                        runner::display(&argv),
+                        runner::first_line(&out)
+                    )
+                };
+                return Ok(Err(msg));
+            }
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        Some(d) => {
+            let script = hosts::script(hosts::PANE_STATE_SCRIPT);
+            match remote(d, &script, &t.words(&[])) {
+                Err(e) => return Ok(Err(e)),
+                Ok(r) if r.code == hosts::NO_SESSION_EXIT => return Ok(Err(no_server())),
+                Ok(r) if r.code != 0 => {
+                    let err = ssh::useful_line(&r.stderr).unwrap_or_default();
+                    return Ok(Err(
+                        if err.contains("can't find") || err.contains("no such") || err.is_empty() {
+                            no_session()
+                        } else {
+                            format!("tmux on host {} failed: {err}", d.name)
+                        },
+                    ));
+                }
+                Ok(r) => r.stdout,
+            }
+        }
+    };
     let pane = text.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.len() == 3 && f[0] == "0").then(|| (f[1] == "1", f[2].parse::<u32>().unwrap_or(0)))
@@ -131,19 +194,54 @@ fn check_pane(t: &Target) -> Result<std::result::Result<u32, String>> {
     };
     if dead {
         return Ok(Err(format!(
-            "the pane of agent {name} is dead (its process exited); restart it with `mosaic fleet restart {name}`"
+            "the pane of agent {name} is dead (its process exited); restart it with `{}`",
+            t.hint(&format!("fleet restart {name}"))
         )));
     }
     Ok(Ok(pid))
 }
 
 fn capture(t: &Target, lines: usize) -> Result<std::result::Result<String, String>> {
-    let argv = t.tmux(tmux::capture_pane(t.socket.as_deref(), t.name(), lines));
-    let out = runner::output(&argv)?;
-    if out.status.success() {
-        Ok(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
-    } else {
-        Ok(Err(runner::first_line(&out)))
+    match &t.dest {
+        None => {
+            let argv = tmux::capture_pane(t.socket.as_deref(), t.name(), lines);
+            let out = runner::output(&argv)?;
+            if out.status.success() {
+                Ok(Ok(String::from_utf8_lossy(&out.stdout).into_owned()))
+            } else {
+                Ok(Err(runner::first_line(&out)))
+            }
+        }
+        Some(d) => {
+            let script = hosts::script(hosts::CAPTURE_SCRIPT);
+            Ok(match remote(d, &script, &t.words(&[lines.to_string()])) {
+                Err(e) => Err(e),
+                Ok(r) if r.code == 0 => Ok(r.stdout),
+                Ok(r) => Err(ssh::useful_line(&r.stderr)
+                    .unwrap_or_else(|| format!("exit status {}", r.code))),
+            })
+        }
+    }
+}
+
+/// Types `text` into a remote agent's pane: the text travels on ssh's stdin
+/// (octal escapes into `tmux load-buffer -`), then `paste-buffer -p`, then
+/// Enter. `Err` is one line.
+fn remote_type(t: &Target, d: &Dest, text: &str) -> std::result::Result<(), String> {
+    let delay = std::env::var("MOSAIC_SEND_ENTER_DELAY")
+        .ok()
+        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .unwrap_or_else(|| "0.2".to_string());
+    let r = remote(d, &hosts::send_script(text), &t.words(&[delay]))?;
+    match r.code {
+        0 => Ok(()),
+        hosts::NO_SESSION_EXIT => Err(format!("no tmux session '{}' on {}", t.name(), t.where_())),
+        c => Err(format!(
+            "could not type into ={}:0.0 on {}: {}",
+            t.name(),
+            t.where_(),
+            ssh::useful_line(&r.stderr).unwrap_or_else(|| format!("exit status {c}"))
+        )),
     }
 }
 
@@ -231,23 +329,29 @@ fn send(
     } else {
         String::new()
     };
-    let argv = tmux::agent_send(
-        &ctx.paths.home,
-        t.socket.as_deref(),
-        t.ssh.as_deref(),
-        source,
-        name,
-        message,
-    );
-    let out = runner::output(&argv)?;
-    if !out.status.success() {
-        return report_send(
-            p,
+    if let Some(d) = &t.dest {
+        if let Err(why) = remote_type(&t, d, &text) {
+            return report_send(p, name, verify, false, &format!("not delivered: {why}"));
+        }
+    } else {
+        let argv = tmux::agent_send(
+            &ctx.paths.home,
+            t.socket.as_deref(),
+            None,
+            source,
             name,
-            verify,
-            false,
-            &format!("not delivered: {}", runner::first_line(&out)),
+            message,
         );
+        let out = runner::output(&argv)?;
+        if !out.status.success() {
+            return report_send(
+                p,
+                name,
+                verify,
+                false,
+                &format!("not delivered: {}", runner::first_line(&out)),
+            );
+        }
     }
     if !verify {
         return report_send(p, name, false, true, "delivered");
@@ -367,19 +471,19 @@ fn reset(ctx: &Ctx, name: &str, p: &Printer) -> Result<i32> {
     if let Err(why) = check_pane(&t)? {
         return fail(p, &why);
     }
-    let argv = tmux::send_message(
-        &ctx.paths.home,
-        t.socket.as_deref(),
-        t.ssh.as_deref(),
-        name,
-        cmd,
-    );
-    let out = runner::output(&argv)?;
-    if !out.status.success() {
-        return fail(
-            p,
-            &format!("reset of {name} failed: {}", runner::first_line(&out)),
-        );
+    if let Some(d) = &t.dest {
+        if let Err(why) = remote_type(&t, d, cmd) {
+            return fail(p, &format!("reset of {name} failed: {why}"));
+        }
+    } else {
+        let argv = tmux::send_message(&ctx.paths.home, t.socket.as_deref(), None, name, cmd);
+        let out = runner::output(&argv)?;
+        if !out.status.success() {
+            return fail(
+                p,
+                &format!("reset of {name} failed: {}", runner::first_line(&out)),
+            );
+        }
     }
     if p.json {
         p.json_out(&serde_json::json!({"agent": name, "sent": cmd}));
@@ -437,11 +541,11 @@ fn sweep_stale_viewers(socket: Option<&str>, agent: &str) -> Result<()> {
 fn watch(ctx: &Ctx, name: &str) -> Result<i32> {
     let roster = ctx.roster()?;
     let t = target(&roster, ctx, name)?;
-    if t.ssh.is_some() {
+    if let Some(d) = &t.dest {
         return Err(Error::Input(format!(
-            "agent {name} runs on {}; watch it there (ssh -t {} mosaic agent watch {name})",
-            t.where_(),
-            t.ssh.as_deref().unwrap_or_default()
+            "agent {name} runs on host {}; watch it there: {} mosaic agent watch {name}",
+            d.name,
+            d.hint().replacen("ssh ", "ssh -t ", 1)
         )));
     }
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {

@@ -67,6 +67,10 @@ pub enum FleetCommand {
     },
     /// Write/merge the agents' env files, install the units, daemon-reload, enable for boot.
     Install {
+        /// This machine is HOST of the roster's `hosts:` (install only its
+        /// agents); default: $MOSAIC_HOST_NAME, else the controller.
+        #[arg(long = "as", value_name = "HOST")]
+        as_host: Option<String>,
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,

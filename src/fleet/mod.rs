@@ -102,7 +102,11 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
         FleetCommand::Remove { name, roster, dry } => {
             remove(&Ctx::new(g, roster)?, name, dry.dry_run, p)
         }
-        FleetCommand::Install { roster, dry } => install(&Ctx::new(g, roster)?, dry.dry_run, p),
+        FleetCommand::Install {
+            as_host,
+            roster,
+            dry,
+        } => install(&Ctx::new(g, roster)?, as_host.as_deref(), dry.dry_run, p),
         FleetCommand::Start { names, roster, dry } => {
             control(&Ctx::new(g, roster)?, "start", names, dry.dry_run, p)
         }
@@ -378,7 +382,9 @@ pub struct InstallReport {
     pub daemon_reload: bool,
     /// Units enabled for boot.
     pub enabled: Vec<String>,
-    /// Remote agents skipped.
+    /// The `hosts:` name this machine was installed as (`null` = the controller).
+    pub installed_as: Option<String>,
+    /// Agents of other hosts (or of the controller), skipped.
     pub skipped_remote: Vec<String>,
     /// Warnings.
     pub warnings: Vec<String>,
@@ -478,11 +484,11 @@ fn apply_writes(session: &Session<Locked>, command: &str, writes: &[PendingWrite
     Ok(())
 }
 
-fn install(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
+fn install(ctx: &Ctx, as_host: Option<&str>, dry: bool, p: &Printer) -> Result<i32> {
     let mut roster_out = None;
     let mut rep = InstallReport::default();
     let writes = edit(ctx, "fleet install", dry, p, |_| {
-        plan_install(ctx, dry, &mut rep, &mut roster_out)
+        plan_install(ctx, as_host, dry, &mut rep, &mut roster_out)
     })?;
     let _ = writes;
     let roster = roster_out.expect("planned");
@@ -525,9 +531,21 @@ fn install(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
             }
         }
         for r in &rep.skipped_remote {
-            p.line(&format!(
-                "skipped {r}: it runs on another host; run `mosaic fleet install` there"
-            ));
+            let hint = match roster
+                .agent(r, &ctx.roster_path)
+                .ok()
+                .and_then(|a| roster.host_of(a))
+            {
+                Some(h) => format!(
+                    "run `{} mosaic fleet install --as {}` (with this roster) there",
+                    mosaic_fleet::ssh::Dest::from(h).hint(),
+                    h.name
+                ),
+                None => {
+                    "it belongs to the controller; run `mosaic fleet install` there".to_string()
+                }
+            };
+            p.line(&format!("skipped {r}: it runs on another host; {hint}"));
         }
         if dry {
             p.line(&format!(
@@ -554,11 +572,16 @@ fn install(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
 /// Reads (in the session) and decides every env file and unit `fleet install` writes.
 fn plan_install(
     ctx: &Ctx,
+    as_host: Option<&str>,
     dry: bool,
     rep: &mut InstallReport,
     roster_out: &mut Option<Roster>,
 ) -> Result<Vec<PendingWrite>> {
-    let roster = ctx.roster()?;
+    let mut roster = ctx.roster()?;
+    if as_host.is_some() {
+        roster.set_me(as_host, &ctx.roster_path)?;
+    }
+    rep.installed_as = roster.me_name().map(str::to_string);
     let home = &ctx.paths.home;
     let shipped = home.join("systemd/user");
     let unit_files = [systemd::HOLDER_UNIT, systemd::AGENT_TEMPLATE];
@@ -644,34 +667,82 @@ fn plan_install(
 
 // ---- start / stop / restart / status ----
 
+/// The agents a start/stop/restart acts on: no names = this machine's;
+/// names = those agents, here or on other hosts (returned apart, by host).
+#[allow(clippy::type_complexity)]
 fn pick_agents<'a>(
     roster: &'a Roster,
     names: &[String],
     path: &Path,
-) -> Result<Vec<&'a roster::Agent>> {
+) -> Result<(
+    Vec<&'a roster::Agent>,
+    Vec<(&'a roster::ResolvedHost, Vec<&'a roster::Agent>)>,
+)> {
     if names.is_empty() {
-        return Ok(roster.agents.iter().filter(|a| a.is_local()).collect());
+        return Ok((
+            roster.agents.iter().filter(|a| a.is_local()).collect(),
+            Vec::new(),
+        ));
     }
-    let mut out = Vec::new();
+    let mut here = Vec::new();
+    let mut there: Vec<(&roster::ResolvedHost, Vec<&roster::Agent>)> = Vec::new();
     for n in names {
         let a = roster.agent(n, path)?;
-        if !a.is_local() {
-            return Err(Error::Input(format!(
-                "agent {n} runs on {}; run this command there",
-                a.host
-                    .as_ref()
-                    .map(|h| h.as_str())
-                    .unwrap_or("another host")
-            )));
+        if a.is_local() {
+            here.push(a);
+            continue;
         }
-        out.push(a);
+        let Some(h) = roster.host_of(a) else {
+            return Err(Error::Input(format!(
+                "agent {n} belongs to the controller, and this machine is host {}; run this on the controller",
+                roster.me_name().unwrap_or("?")
+            )));
+        };
+        match there.iter_mut().find(|(x, _)| x.name == h.name) {
+            Some((_, v)) => v.push(a),
+            None => there.push((h, vec![a])),
+        }
     }
-    Ok(out)
+    Ok((here, there))
+}
+
+/// `systemctl --user VERB UNITS…` on another host (a fixed script).
+fn remote_systemctl(h: &roster::ResolvedHost, verb: &str, units: &[String]) -> Result<()> {
+    let d = mosaic_fleet::ssh::Dest::from(h);
+    let mut words = vec![verb.to_string()];
+    words.extend(units.iter().cloned());
+    let script = mosaic_fleet::hosts::SYSTEMCTL_SCRIPT;
+    let r = mosaic_fleet::ssh::call(&d, script, &words, mosaic_fleet::ssh::call_timeout())
+        .map_err(|e| Error::Input(e.message))?;
+    if r.code != 0 {
+        return Err(Error::Input(format!(
+            "`systemctl --user {verb} {}` on host {} failed: {}; see `{} systemctl --user status {}`",
+            units.join(" "),
+            h.name,
+            mosaic_fleet::ssh::useful_line(&r.stderr).unwrap_or_else(|| format!("exit status {}", r.code)),
+            d.hint(),
+            units.first().map(String::as_str).unwrap_or("")
+        )));
+    }
+    Ok(())
 }
 
 fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
-    let agents = pick_agents(&roster, names, &ctx.roster_path)?;
+    let (agents, remote) = pick_agents(&roster, names, &ctx.roster_path)?;
+    if agents.is_empty() && !remote.is_empty() {
+        return control_remote(ctx, &roster, verb, &remote, dry, p);
+    }
+    if !remote.is_empty() {
+        return Err(Error::Input(format!(
+            "{verb}: name agents of one place at a time (this machine, or one host): {} run elsewhere",
+            remote
+                .iter()
+                .flat_map(|(_, v)| v.iter().map(|a| a.name.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let whole = names.is_empty();
     if verb != "stop" {
         for a in &agents {
@@ -765,6 +836,94 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
     Ok(0)
 }
 
+/// start/stop/restart of agents on other hosts: their units over ssh, then
+/// (start, restart) one snapshot per host to check their sessions.
+fn control_remote(
+    ctx: &Ctx,
+    roster: &Roster,
+    verb: &str,
+    remote: &[(&roster::ResolvedHost, Vec<&roster::Agent>)],
+    dry: bool,
+    p: &Printer,
+) -> Result<i32> {
+    let mut done_units = Vec::new();
+    for (h, agents) in remote {
+        let mut units: Vec<String> = agents
+            .iter()
+            .map(|a| systemd::agent_unit(a.name.as_str()))
+            .collect();
+        if verb == "start" {
+            units.insert(0, systemd::HOLDER_UNIT.to_string());
+        }
+        if dry {
+            p.line(&format!(
+                "would run on host {}: systemctl --user {verb} {}",
+                h.name,
+                units.join(" ")
+            ));
+            continue;
+        }
+        remote_systemctl(h, verb, &units)?;
+        done_units.push(format!("{}@{}", units.join(" "), h.name));
+    }
+    if dry {
+        return Ok(0);
+    }
+    let names: Vec<&str> = remote
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|a| a.name.as_str()))
+        .collect();
+    let mut missing: Vec<String> = Vec::new();
+    if verb != "stop" {
+        let report = full_report(ctx, roster, false, ps::DEFAULT_STALE_AFTER)?;
+        missing = report
+            .agents
+            .iter()
+            .filter(|r| r.managed && names.contains(&r.name.as_str()) && !r.pane_alive)
+            .map(|r| r.name.clone())
+            .collect();
+        if verb == "start" && !missing.is_empty() {
+            for (h, agents) in remote {
+                let dead: Vec<String> = agents
+                    .iter()
+                    .filter(|a| missing.iter().any(|m| m == a.name.as_str()))
+                    .map(|a| systemd::agent_unit(a.name.as_str()))
+                    .collect();
+                if !dead.is_empty() {
+                    remote_systemctl(h, "restart", &dead)?;
+                }
+            }
+            let report = full_report(ctx, roster, false, ps::DEFAULT_STALE_AFTER)?;
+            missing = report
+                .agents
+                .iter()
+                .filter(|r| r.managed && names.contains(&r.name.as_str()) && !r.pane_alive)
+                .map(|r| r.name.clone())
+                .collect();
+        }
+    }
+    let done = match verb {
+        "start" => "started",
+        "stop" => "stopped",
+        _ => "restarted",
+    };
+    if p.json {
+        p.json_out(
+            &serde_json::json!({"action": verb, "units": done_units, "missing_sessions": missing}),
+        );
+    } else {
+        p.line(&format!("{done}: {}", done_units.join(" ")));
+    }
+    if !missing.is_empty() {
+        p.warn(&format!(
+            "no live session for {} after {verb}; see `mosaic fleet ps`",
+            missing.join(", ")
+        ));
+        return Ok(1);
+    }
+    Ok(0)
+}
+
 fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
     let mut units = vec![systemd::HOLDER_UNIT.to_string()];
@@ -789,9 +948,42 @@ fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
                 })
         })
         .collect();
-    let all_active = rows.iter().all(|r| r.active());
+    let mut rows = rows;
+    // Other hosts: their units from one snapshot each (in parallel).
+    let mut hosts_down = Vec::new();
+    for res in ps::gather_hosts(&roster) {
+        let Some(h) = roster.host(&res.key) else {
+            continue;
+        };
+        let mut ids = vec![systemd::HOLDER_UNIT.to_string()];
+        ids.extend(
+            roster
+                .agents_on(&res.key)
+                .map(|a| systemd::agent_unit(a.name.as_str())),
+        );
+        match &res.outcome {
+            Ok(snap) => {
+                for u in ids {
+                    let mut st = snap
+                        .units
+                        .as_ref()
+                        .and_then(|m| m.get(&u).cloned())
+                        .unwrap_or_else(|| systemd::UnitState {
+                            id: u.clone(),
+                            ..Default::default()
+                        });
+                    st.id = format!("{u}@{}", h.name);
+                    rows.push(st);
+                }
+            }
+            Err(e) => hosts_down.push(serde_json::json!({"host": h.name, "status": e.status.as_str(), "error": e.message})),
+        }
+    }
+    let all_active = rows.iter().all(|r| r.active()) && hosts_down.is_empty();
     if p.json {
-        p.json_out(&serde_json::json!({"units": rows, "all_active": all_active}));
+        p.json_out(
+            &serde_json::json!({"units": rows, "hosts_down": hosts_down, "all_active": all_active}),
+        );
     } else {
         let w = rows.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
         p.out(&format!(
@@ -810,6 +1002,13 @@ fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
                 r.unit_file_state
             ));
         }
+        for h in &hosts_down {
+            println!(
+                "{} {}",
+                p.paint("31", h["status"].as_str().unwrap_or("?")),
+                h["error"].as_str().unwrap_or("")
+            );
+        }
     }
     Ok(if all_active { 0 } else { 1 })
 }
@@ -818,11 +1017,24 @@ fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
 
 fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
-    let snap = ps::snapshot(&ctx.paths.home, &roster, false)?;
-    let report = ps::join(&roster, &ctx.roster_path, &snap, ps::DEFAULT_STALE_AFTER);
+    let report = full_report(ctx, &roster, false, ps::DEFAULT_STALE_AFTER)?;
     let mut results = Vec::new();
-    for r in report.agents.iter().filter(|r| r.managed && !r.remote) {
-        let why = if r.pane_alive {
+    for r in report
+        .agents
+        .iter()
+        .filter(|r| r.managed && r.state != "remote")
+    {
+        let why = if r.state == "unknown" {
+            let h = report.hosts.iter().find(|h| h.name == r.host);
+            Some(format!(
+                "host {} is {}{}",
+                r.host,
+                r.host_status.as_deref().unwrap_or("?"),
+                h.and_then(|h| h.error.as_ref())
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ))
+        } else if r.pane_alive {
             None
         } else if r.session {
             Some("its pane's process has exited".to_string())
@@ -836,13 +1048,22 @@ fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
         results.push((r.name.clone(), why));
     }
     let bad = results.iter().filter(|(_, w)| w.is_some()).count();
+    let hosts_down: Vec<&ps::HostView> = report.hosts.iter().filter(|h| h.status != "ok").collect();
     if p.json {
         let v: Vec<_> = results
             .iter()
             .map(|(n, w)| serde_json::json!({"agent": n, "ok": w.is_none(), "problem": w}))
             .collect();
-        p.json_out(&serde_json::json!({"agents": v, "ok": bad == 0}));
+        p.json_out(&serde_json::json!({"agents": v, "hosts": report.hosts, "ok": bad == 0 && hosts_down.is_empty()}));
     } else {
+        for h in &hosts_down {
+            println!(
+                "{} host {}: {}",
+                p.paint("31", &h.status),
+                h.name,
+                h.error.as_deref().unwrap_or("")
+            );
+        }
         for (n, w) in &results {
             match w {
                 None => p.line(&format!("{} {n}", p.paint("32", "ok"))),
@@ -858,10 +1079,32 @@ fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
     Ok(if bad == 0 { 0 } else { 1 })
 }
 
+/// The whole fleet's report: this machine's snapshot, and every other
+/// host's (one connection each, in parallel), joined.
+fn full_report(
+    ctx: &Ctx,
+    roster: &Roster,
+    with_units: bool,
+    stale_after: u64,
+) -> Result<ps::Report> {
+    let (local, remote) = std::thread::scope(|sc| {
+        let remote = sc.spawn(|| ps::gather_hosts(roster));
+        let local = ps::snapshot(&ctx.paths.home, roster, with_units);
+        (local, remote.join().expect("hosts thread"))
+    });
+    let report = ps::join(roster, &ctx.roster_path, &local?, stale_after);
+    Ok(ps::join_hosts(
+        roster,
+        &ctx.roster_path,
+        report,
+        &remote,
+        stale_after,
+    ))
+}
+
 fn fleet_ps(ctx: &Ctx, stale_after: u64, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
-    let snap = ps::snapshot(&ctx.paths.home, &roster, true)?;
-    let report = ps::join(&roster, &ctx.roster_path, &snap, stale_after);
+    let report = full_report(ctx, &roster, true, stale_after)?;
     if p.json {
         p.json_out(&report);
     } else {

@@ -45,7 +45,7 @@ pub fn agent_keys(home: &Path, roster: &Roster, a: &Agent) -> Vec<Gen> {
         ),
         gen("MOSAIC_AGENT_WORKDIR", roster.agent_workdir(a)),
         gen("MOSAIC_TMUX_SOCKET", roster.agent_socket(a).unwrap_or("")),
-        gen("MOSAIC_TENANT_ID", roster.tenant()),
+        gen("MOSAIC_TENANT_ID", roster.agent_tenant(a)),
         Gen {
             key: "MOSAIC_HEARTBEAT_INTERVAL",
             value: DEFAULT_HEARTBEAT_INTERVAL.to_string(),

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// The `host` of the controller's agents in a report made on a host.
+pub const CONTROLLER: &str = "(controller)";
+
 /// Default `--stale-after`, seconds (SPEC §8.1).
 pub const DEFAULT_STALE_AFTER: u64 = 60;
 
@@ -228,8 +231,12 @@ pub struct Record {
     pub tenant_id: String,
     /// Host the agent lives on.
     pub host: String,
-    /// Lives on another host (not observed from here).
+    /// Lives on another host.
     pub remote: bool,
+    /// For a remote agent, how its host answered (`ok`, `UNREACHABLE`,
+    /// `TIMEOUT`, `AUTH`, `NOT-INSTALLED`); `null` for this machine's agents
+    /// and agents no host here can observe.
+    pub host_status: Option<String>,
     /// Roster runtime.
     pub runtime: Option<String>,
     /// Roster class.
@@ -264,7 +271,8 @@ pub struct Record {
     pub heartbeat: Option<BeatView>,
     /// Why there is no usable heartbeat.
     pub heartbeat_problem: Option<String>,
-    /// `running`, `stopped`, `dead`, `remote` or `unmanaged`.
+    /// `running`, `stopped`, `dead`, `unknown` (its host did not answer),
+    /// `remote` (not observable from here) or `unmanaged`.
     pub state: String,
     /// Running with a fresh heartbeat and no flag.
     pub healthy: bool,
@@ -308,9 +316,40 @@ pub struct Report {
     pub holder: HolderView,
     /// One record per roster agent, in roster order, then unmanaged sessions.
     pub agents: Vec<Record>,
+    /// One entry per other host the roster's agents live on.
+    pub hosts: Vec<HostView>,
     /// Problems met while gathering.
     pub warnings: Vec<String>,
 }
+
+/// One other host, as `fleet ps` saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostView {
+    /// The roster's name for it.
+    pub name: String,
+    /// ssh target.
+    pub ssh: String,
+    /// ssh port, if the roster sets one.
+    pub port: Option<u16>,
+    /// `ok`, `UNREACHABLE`, `TIMEOUT`, `AUTH` or `NOT-INSTALLED`.
+    pub status: String,
+    /// Seconds the call took.
+    pub seconds: f64,
+    /// One line, when the status is not `ok`.
+    pub error: Option<String>,
+    /// The host's own name (`uname -n`), when it answered.
+    pub hostname: Option<String>,
+    /// The host's clock, when it answered.
+    pub now: Option<u64>,
+    /// Its holder, when it answered.
+    pub holder: Option<HolderView>,
+    /// Its roster agents.
+    pub agents: usize,
+    /// Problems met on that host.
+    pub warnings: Vec<String>,
+}
+
+impl Eq for HostView {}
 
 fn unit_fields(
     s: &Snapshot,
@@ -348,13 +387,15 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         let base = Record {
             name: name.clone(),
             managed: true,
-            tenant_id: tenant.clone(),
-            host: a
-                .host
-                .as_ref()
-                .map(|h| h.as_str().to_string())
-                .unwrap_or_else(|| s.hostname.clone()),
+            tenant_id: roster.agent_tenant(a),
+            host: match a.host_name(roster) {
+                Some(h) => h.to_string(),
+                // Seen from a host, an agent without a host is the controller's.
+                None if roster.me.is_some() => CONTROLLER.to_string(),
+                None => s.hostname.clone(),
+            },
             remote: !a.is_local(),
+            host_status: None,
             runtime: Some(a.runtime.program().to_string()),
             class: a.class.map(|c| c.as_str().to_string()),
             socket: socket.clone(),
@@ -474,8 +515,12 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 name: sess.to_string(),
                 managed: false,
                 tenant_id: tenant.clone(),
-                host: s.hostname.clone(),
+                host: roster
+                    .me_name()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| s.hostname.clone()),
                 remote: false,
+                host_status: None,
                 runtime: None,
                 class: None,
                 socket: Some(sock.clone()),
@@ -518,8 +563,176 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         stale_after,
         holder,
         agents,
+        hosts: Vec::new(),
         warnings: s.warnings.clone(),
     }
+}
+
+/// What one host's call gave: its snapshot, or why there is none.
+#[derive(Debug, Clone)]
+pub struct HostResult {
+    /// The host (lower-cased roster key).
+    pub key: String,
+    /// The snapshot, or the host's status and one line.
+    pub outcome: std::result::Result<Snapshot, crate::ssh::HostError>,
+    /// Seconds the call took.
+    pub seconds: f64,
+}
+
+/// Joins the remote snapshots into the local report (pure): each host's
+/// agents are joined by the same [`join`] as local ones (the roster seen
+/// from that host), in roster order; its unmanaged sessions follow the
+/// local ones; agents on a host that did not answer are `unknown` with the
+/// host's status as their flag, never "stopped".
+pub fn join_hosts(
+    roster: &Roster,
+    roster_path: &Path,
+    mut local: Report,
+    results: &[HostResult],
+    stale_after: u64,
+) -> Report {
+    for res in results {
+        let Some(h) = roster.host(&res.key) else {
+            continue;
+        };
+        let mut view = HostView {
+            name: h.name.clone(),
+            ssh: h.target.clone(),
+            port: h.port,
+            status: "ok".into(),
+            seconds: (res.seconds * 100.0).round() / 100.0,
+            error: None,
+            hostname: None,
+            now: None,
+            holder: None,
+            agents: roster.agents_on(&res.key).count(),
+            warnings: Vec::new(),
+        };
+        match &res.outcome {
+            Ok(snap) => {
+                let mut seen = roster.clone();
+                // The key is a resolved host: set_me cannot fail.
+                let _ = seen.set_me(Some(&res.key), roster_path);
+                let there = join(&seen, roster_path, snap, stale_after);
+                for r in there.agents {
+                    let on_host = roster
+                        .agents_on(&res.key)
+                        .any(|a| a.name.as_str() == r.name);
+                    if r.managed && !on_host {
+                        continue;
+                    }
+                    if r.managed {
+                        if let Some(slot) = local
+                            .agents
+                            .iter_mut()
+                            .find(|x| x.managed && x.name == r.name)
+                        {
+                            *slot = Record {
+                                remote: true,
+                                host_status: Some("ok".into()),
+                                ..r
+                            };
+                        }
+                    } else {
+                        local.agents.push(Record {
+                            remote: true,
+                            host: h.name.clone(),
+                            host_status: Some("ok".into()),
+                            ..r
+                        });
+                    }
+                }
+                view.hostname = Some(snap.hostname.clone());
+                view.now = Some(snap.now);
+                view.holder = Some(there.holder);
+                view.warnings = there.warnings;
+            }
+            Err(e) => {
+                view.status = e.status.as_str().into();
+                view.error = Some(e.message.clone());
+                for slot in local.agents.iter_mut().filter(|x| {
+                    x.managed
+                        && roster
+                            .agents_on(&res.key)
+                            .any(|a| a.name.as_str() == x.name)
+                }) {
+                    slot.state = "unknown".into();
+                    slot.host_status = Some(e.status.as_str().into());
+                    slot.flags = vec![e.status.as_str().into()];
+                    slot.healthy = false;
+                }
+            }
+        }
+        local.hosts.push(view);
+    }
+    // Managed records first (roster order), then unmanaged ones.
+    let (managed, unmanaged): (Vec<Record>, Vec<Record>) =
+        local.agents.into_iter().partition(|r| r.managed);
+    local.agents = managed;
+    local.agents.extend(unmanaged);
+    local
+}
+
+/// Calls every other host's snapshot script in parallel (one thread and one
+/// ssh connection per host), each with the ssh deadline.
+pub fn gather_hosts(roster: &Roster) -> Vec<HostResult> {
+    let hosts = roster.remote_hosts();
+    let deadline = crate::ssh::call_timeout();
+    let script = crate::hosts::ps_script();
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let key = h.name.to_ascii_lowercase();
+                let words = crate::hosts::ps_words(roster, &key);
+                let dest = crate::ssh::Dest::from(*h);
+                let script = &script;
+                sc.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let outcome =
+                        crate::ssh::call(&dest, script, &words, deadline).and_then(|reply| {
+                            crate::hosts::parse_snapshot(&reply.stdout).map_err(|m| {
+                                crate::ssh::HostError {
+                                    status: crate::ssh::HostStatus::NotInstalled,
+                                    message: format!(
+                                        "host {} ({}): {m}{}",
+                                        dest.name,
+                                        dest.target,
+                                        crate::ssh::useful_line(&reply.stderr)
+                                            .map(|l| format!(" ({l})"))
+                                            .unwrap_or_default()
+                                    ),
+                                }
+                            })
+                        });
+                    let outcome = outcome.map(|mut snap| {
+                        // Fill only the pane trees' command lines, as locally.
+                        let roots: Vec<u32> =
+                            snap.panes.values().flatten().map(|p| p.pid).collect();
+                        let mut keep = std::collections::BTreeSet::new();
+                        for r in roots {
+                            keep.extend(tree(&snap.procs, r));
+                        }
+                        for (pid, p) in snap.procs.iter_mut() {
+                            if !keep.contains(pid) {
+                                p.args.clear();
+                            }
+                        }
+                        snap
+                    });
+                    HostResult {
+                        key,
+                        outcome,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("host thread"))
+            .collect()
+    })
 }
 
 /// The local sockets the roster uses (holder's and every local agent's).
@@ -672,8 +885,10 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
             a.name.clone(),
             a.runtime.clone().unwrap_or_else(|| "-".into()),
             unit,
-            if a.remote {
+            if a.remote && a.host_status.is_none() {
                 format!("@{}", a.host)
+            } else if a.remote {
+                format!("{}@{}", a.state, a.host)
             } else {
                 a.state.clone()
             },
@@ -760,6 +975,25 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
         },
         r.stale_after
     ));
+    for h in &r.hosts {
+        let status = if h.status == "ok" {
+            paint("32", "ok")
+        } else {
+            paint("31", &h.status)
+        };
+        out.push_str(&format!(
+            "host {} ({}): {status} in {:.1}s, {} agent{}{}\n",
+            h.name,
+            h.ssh,
+            h.seconds,
+            h.agents,
+            if h.agents == 1 { "" } else { "s" },
+            h.error
+                .as_ref()
+                .map(|e| format!("; {e}"))
+                .unwrap_or_default()
+        ));
+    }
     out
 }
 
@@ -885,6 +1119,91 @@ mod tests {
             .all(|x| x.tenant_id == "ops" && !x.host.is_empty()));
         assert!(r.holder.session_present && r.holder.unit_enabled == Some(true));
         assert_eq!(r.agents.len(), 5);
+    }
+
+    #[test]
+    fn remote_snapshots_join_like_local_ones_and_failed_hosts_are_unknown() {
+        let ro = roster::parse(
+            "version: 1\ntenant_id: ops\ntmux: {socket_name: f}\nhosts:\n  B1: {ssh: ops@b1, tenant: bt}\n  b2: {ssh: b2}\nagents:\n  - name: a\n    runtime: codex\n  - name: r1\n    runtime: codex\n    host: b1\n  - name: r2\n    runtime: codex\n    host: b2\n",
+            Path::new("/r.yaml"),
+        )
+        .unwrap();
+        let local = Snapshot {
+            now: 1000,
+            hostname: "ctl".into(),
+            ..Default::default()
+        };
+        let mut there = Snapshot {
+            now: 2000,
+            hostname: "b1.example".into(),
+            ..Default::default()
+        };
+        there.panes.insert(
+            Some("f".into()),
+            vec![pane("r1", 10, "codex", ""), pane("odd", 11, "bash", "")],
+        );
+        there.procs = [
+            proc_(10, 1, "codex", &["codex"]),
+            proc_(11, 1, "bash", &["bash"]),
+        ]
+        .into_iter()
+        .collect();
+        there.heartbeats.insert("r1".into(), hb("r1", 1990));
+        let rep = join(&ro, Path::new("/r.yaml"), &local, 60);
+        assert_eq!(
+            rep.agents.iter().find(|x| x.name == "r1").unwrap().state,
+            "remote"
+        );
+        let results = vec![
+            HostResult {
+                key: "b1".into(),
+                outcome: Ok(there),
+                seconds: 0.123,
+            },
+            HostResult {
+                key: "b2".into(),
+                outcome: Err(crate::ssh::HostError {
+                    status: crate::ssh::HostStatus::Timeout,
+                    message: "host b2 (b2): no answer".into(),
+                }),
+                seconds: 5.0,
+            },
+        ];
+        let rep = join_hosts(&ro, Path::new("/r.yaml"), rep, &results, 60);
+        let by = |n: &str| rep.agents.iter().find(|x| x.name == n).unwrap();
+        let r1 = by("r1");
+        assert_eq!(
+            (r1.state.as_str(), r1.host.as_str(), r1.tenant_id.as_str()),
+            ("running", "B1", "bt")
+        );
+        assert!(r1.remote && r1.healthy, "{r1:?}");
+        assert_eq!(
+            r1.idle_seconds,
+            Some(1010),
+            "idle against the host's own clock"
+        );
+        assert_eq!(r1.host_status.as_deref(), Some("ok"));
+        let r2 = by("r2");
+        assert_eq!(
+            (r2.state.as_str(), r2.flags.clone()),
+            ("unknown", vec!["TIMEOUT".to_string()])
+        );
+        assert_eq!(by("a").state, "stopped");
+        let odd = by("odd");
+        assert_eq!(
+            (odd.host.as_str(), odd.flags.clone()),
+            ("B1", vec!["UNMANAGED".to_string()])
+        );
+        let names: Vec<&str> = rep.agents.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["a", "r1", "r2", "odd"]);
+        assert_eq!(rep.hosts.len(), 2);
+        assert_eq!(rep.hosts[0].status, "ok");
+        assert_eq!(rep.hosts[0].hostname.as_deref(), Some("b1.example"));
+        assert_eq!(rep.hosts[1].status, "TIMEOUT");
+        assert_eq!(
+            rep.hosts[1].error.as_deref(),
+            Some("host b2 (b2): no answer")
+        );
     }
 
     #[test]

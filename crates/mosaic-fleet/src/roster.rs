@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `len` characters after a first one, each satisfying `rest`.
@@ -130,6 +131,33 @@ fn check_ssh(s: &str) -> std::result::Result<(), String> {
     check_host(host).map_err(|_| format!("invalid ssh target {s:?}: must be USER@HOST or HOST"))
 }
 
+/// Checks a `hosts:` key: `[A-Za-z0-9][A-Za-z0-9.-]{0,62}` (compared
+/// case-insensitively).
+fn check_host_name(s: &str) -> std::result::Result<(), String> {
+    check_pattern(
+        s,
+        "host name",
+        "[A-Za-z0-9][A-Za-z0-9.-]{0,62}",
+        |c| c.is_ascii_alphanumeric(),
+        |c| c.is_ascii_alphanumeric() || ".-".contains(c),
+        62,
+    )
+}
+
+/// Checks the `ssh:` target of a `hosts:` entry: `USER@HOST` or `HOST`, no
+/// port (`port:` holds it), nothing ssh could read as an option.
+pub fn check_host_target(s: &str) -> std::result::Result<(), String> {
+    let host = s.rsplit_once('@').map(|(_, h)| h).unwrap_or(s);
+    if host.contains(':') {
+        let (h, port) = host.rsplit_once(':').unwrap_or((host, ""));
+        return Err(format!(
+            "invalid ssh target {s:?}: a port does not go in the target; write `ssh: {}` and `port: {port}`",
+            s.strip_suffix(&format!(":{port}")).unwrap_or(h)
+        ));
+    }
+    check_ssh(s)
+}
+
 fn check_model(s: &str) -> std::result::Result<(), String> {
     check_pattern(
         s,
@@ -211,6 +239,16 @@ checked_string!(
     /// `USER@HOST` or `HOST` for ssh.
     SshTarget,
     check_ssh
+);
+checked_string!(
+    /// A key of the `hosts:` map (compared case-insensitively).
+    HostName,
+    check_host_name
+);
+checked_string!(
+    /// The `ssh:` target of a `hosts:` entry (`USER@HOST` or `HOST`, no port).
+    HostTarget,
+    check_host_target
 );
 checked_string!(
     /// A model hint.
@@ -401,6 +439,43 @@ pub struct Agent {
     /// Per-agent socket.
     #[serde(default)]
     pub socket: Option<SocketName>,
+    /// The lower-cased name of the agent's host in [`Roster::resolved`];
+    /// `None` = the controller.
+    #[serde(skip)]
+    pub host_key: Option<String>,
+    /// Runs on this machine (see [`Roster::set_me`]).
+    #[serde(skip)]
+    pub local: bool,
+}
+
+/// One entry of `hosts:` (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// `USER@HOST` or `HOST` (a `~/.ssh/config` alias works).
+    pub ssh: HostTarget,
+    /// ssh port (default: ssh's own, from `~/.ssh/config` or 22).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Tenant tag of the agents on this host (default: the roster's).
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+}
+
+/// A host as resolved for the agents that name it: a `hosts:` entry, or the
+/// implicit entry of a legacy agent-level `host:`/`ssh:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedHost {
+    /// The name as written in `hosts:` (or the legacy `host:` value).
+    pub name: String,
+    /// The ssh destination (`USER@HOST` or `HOST`).
+    pub target: String,
+    /// ssh port, if set.
+    pub port: Option<u16>,
+    /// Tenant tag of its agents, if set.
+    pub tenant: Option<String>,
+    /// Read from an agent's own `host:`/`ssh:` (no `hosts:` entry).
+    pub implicit: bool,
 }
 
 /// A whole roster.
@@ -424,8 +499,18 @@ pub struct Roster {
     /// Per-runtime settings.
     #[serde(default)]
     pub runtimes: Runtimes,
+    /// Other machines agents live on (name → ssh target).
+    #[serde(default)]
+    pub hosts: BTreeMap<HostName, HostEntry>,
     /// The agents.
     pub agents: Vec<Agent>,
+    /// Resolved hosts by lower-cased name (explicit and implicit).
+    #[serde(skip)]
+    pub resolved: BTreeMap<String, ResolvedHost>,
+    /// The host this machine plays (lower-cased `hosts:` name); `None` = the
+    /// controller. See [`Roster::set_me`].
+    #[serde(skip)]
+    pub me: Option<String>,
 }
 
 /// The default holder session name.
@@ -468,6 +553,13 @@ impl Roster {
         }
     }
 
+    /// The tenant tag of one agent: its host's `tenant`, else [`Roster::tenant`].
+    pub fn agent_tenant(&self, a: &Agent) -> String {
+        self.host_of(a)
+            .and_then(|h| h.tenant.clone())
+            .unwrap_or_else(|| self.tenant())
+    }
+
     /// The agent called `name`, or an error listing the roster's agents.
     pub fn agent(&self, name: &str, path: &Path) -> Result<&Agent> {
         self.agents.iter().find(|a| a.name.as_str() == name).ok_or_else(|| {
@@ -491,27 +583,94 @@ impl Roster {
 }
 
 impl Agent {
-    /// Whether the agent runs on this machine (no `host`, or a loopback /
-    /// this host's own name).
+    /// Whether the agent runs on this machine: for the controller, agents
+    /// without a host (or a legacy `host:` naming this machine); for a host
+    /// (`MOSAIC_HOST_NAME`, `fleet install --as`), the agents on that host.
     pub fn is_local(&self) -> bool {
-        match &self.host {
-            None => true,
-            Some(h) => {
-                let h = h.as_str();
-                h == "localhost" || h == "127.0.0.1" || h == "::1" || h == local_hostname()
-            }
-        }
+        self.local
     }
 
-    /// The ssh target for a remote agent: `ssh`, else `host`.
-    pub fn ssh_target(&self) -> Option<String> {
-        if self.is_local() {
-            return None;
+    /// The agent's host name as written, `None` = the controller.
+    pub fn host_name<'a>(&self, roster: &'a Roster) -> Option<&'a str> {
+        let k = self.host_key.as_ref()?;
+        roster.resolved.get(k).map(|h| h.name.as_str())
+    }
+}
+
+/// The environment variable naming the host this machine plays in a shared
+/// roster (a `hosts:` name); unset = the controller.
+pub const HOST_NAME_ENV: &str = "MOSAIC_HOST_NAME";
+
+/// Is a legacy agent-level `host:` value this very machine?
+fn names_this_machine(h: &str) -> bool {
+    h == "localhost" || h == "127.0.0.1" || h == "::1" || h == local_hostname()
+}
+
+impl Roster {
+    /// The host an agent lives on (`None` = the controller).
+    pub fn host_of(&self, a: &Agent) -> Option<&ResolvedHost> {
+        self.resolved.get(a.host_key.as_ref()?)
+    }
+
+    /// A host by name (case-insensitive).
+    pub fn host(&self, name: &str) -> Option<&ResolvedHost> {
+        self.resolved.get(&name.to_ascii_lowercase())
+    }
+
+    /// Every host some agent lives on, other than this machine, in name order.
+    pub fn remote_hosts(&self) -> Vec<&ResolvedHost> {
+        let used: std::collections::BTreeSet<&str> = self
+            .agents
+            .iter()
+            .filter(|a| !a.local)
+            .filter_map(|a| a.host_key.as_deref())
+            .collect();
+        self.resolved
+            .iter()
+            .filter(|(k, _)| used.contains(k.as_str()) && Some(k.as_str()) != self.me.as_deref())
+            .map(|(_, h)| h)
+            .collect()
+    }
+
+    /// The agents on host `key` (lower-cased name).
+    pub fn agents_on<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Agent> + 'a {
+        self.agents
+            .iter()
+            .filter(move |a| a.host_key.as_deref() == Some(key))
+    }
+
+    /// The name this machine plays, as written (`None` = the controller).
+    pub fn me_name(&self) -> Option<&str> {
+        self.resolved
+            .get(self.me.as_ref()?)
+            .map(|h| h.name.as_str())
+    }
+
+    /// Says which host this machine is (`None` = the controller) and marks
+    /// the agents that run here. An unknown name is an error naming the
+    /// roster's hosts.
+    pub fn set_me(&mut self, me: Option<&str>, path: &Path) -> Result<()> {
+        let key = match me.map(str::trim).filter(|m| !m.is_empty()) {
+            None => None,
+            Some(m) => {
+                let k = m.to_ascii_lowercase();
+                if !self.resolved.contains_key(&k) {
+                    let names: Vec<&str> =
+                        self.resolved.values().map(|h| h.name.as_str()).collect();
+                    return Err(Error::Input(format!(
+                        "this machine is host {m:?} ({HOST_NAME_ENV} or --as), but {} has no such host (it names {}); fix the name or add it under `hosts:`",
+                        path.display(),
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    )));
+                }
+                Some(k)
+            }
+        };
+        for a in &mut self.agents {
+            a.local = a.host_key == key;
         }
-        self.ssh
-            .as_ref()
-            .map(|s| s.as_str().to_string())
-            .or_else(|| self.host.as_ref().map(|h| h.as_str().to_string()))
+        self.me = key;
+        Ok(())
     }
 }
 
@@ -606,7 +765,142 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
             ));
         }
     }
+    let mut roster = roster;
+    resolve_hosts(&mut roster, text, path)?;
+    let me = std::env::var(HOST_NAME_ENV).ok();
+    roster.set_me(me.as_deref(), path)?;
     Ok(roster)
+}
+
+/// The line of `hosts:` key `name`, for error messages.
+fn find_host_line(text: &str, name: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let top = lines
+        .iter()
+        .position(|l| l.starts_with("hosts:") || l.starts_with("\"hosts\":"))?;
+    if lines[top].contains('{') {
+        return Some(top + 1);
+    }
+    (top + 1..lines.len())
+        .take_while(|&i| !is_content(lines[i]) || indent_of(lines[i]) > 0)
+        .find(|&i| {
+            let t = lines[i].trim_start();
+            t.starts_with(&format!("{name}:")) || t.starts_with(&format!("\"{name}\":"))
+        })
+        .map(|i| i + 1)
+}
+
+/// Builds [`Roster::resolved`] and each agent's `host_key`: explicit
+/// `hosts:` entries (names unique case-insensitively), an agent's `host:`
+/// naming one of them, and legacy agent-level `host:`/`ssh:` read as an
+/// implicit entry.
+fn resolve_hosts(roster: &mut Roster, text: &str, path: &Path) -> Result<()> {
+    let mut resolved: BTreeMap<String, ResolvedHost> = BTreeMap::new();
+    for (name, e) in &roster.hosts {
+        let key = name.as_str().to_ascii_lowercase();
+        if let Some(prev) = resolved.get(&key) {
+            return Err(bad(
+                path,
+                find_host_line(text, name.as_str()),
+                &format!(
+                    "hosts.{name}: duplicate host name (host names compare case-insensitively: {:?} is already listed); merge them",
+                    prev.name
+                ),
+            ));
+        }
+        if e.port == Some(0) {
+            return Err(bad(
+                path,
+                find_host_line(text, name.as_str()),
+                &format!("hosts.{name}.port: port 0 is not a port; use 1-65535 or leave it out"),
+            ));
+        }
+        resolved.insert(
+            key,
+            ResolvedHost {
+                name: name.as_str().to_string(),
+                target: e.ssh.as_str().to_string(),
+                port: e.port,
+                tenant: e.tenant.as_ref().map(|t| t.as_str().to_string()),
+                implicit: false,
+            },
+        );
+    }
+    for i in 0..roster.agents.len() {
+        let a = &roster.agents[i];
+        let Some(h) = a.host.as_ref().map(|h| h.as_str().to_string()) else {
+            continue;
+        };
+        let key = h.to_ascii_lowercase();
+        let line = || find_agent_line(text, i).map(|(l, _)| l + 1);
+        if let Some(entry) = resolved.get(&key).filter(|e| !e.implicit) {
+            if let Some(s) = &a.ssh {
+                if s.as_str() != entry.target {
+                    return Err(bad(
+                        path,
+                        line(),
+                        &format!(
+                            "agents[{i}].ssh: agent {:?} names host {h:?}, whose ssh target is hosts.{}.ssh; drop the agent's own `ssh:`",
+                            a.name.as_str(),
+                            entry.name
+                        ),
+                    ));
+                }
+            }
+            roster.agents[i].host_key = Some(key);
+            continue;
+        }
+        if a.ssh.is_none() && names_this_machine(&h) {
+            continue; // legacy: a host: that is this machine
+        }
+        if !roster.hosts.is_empty() && a.ssh.is_none() {
+            let names: Vec<&str> = roster.hosts.keys().map(HostName::as_str).collect();
+            return Err(bad(
+                path,
+                line(),
+                &format!(
+                    "agents[{i}].host: unknown host {h:?}; name one of hosts: ({})",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let target = a
+            .ssh
+            .as_ref()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| h.clone());
+        // `host:port` in a legacy target reaches ssh as a host name; refuse it.
+        check_host_target(&target)
+            .map_err(|m| bad(path, line(), &format!("agents[{i}].ssh: {m}")))?;
+        match resolved.get(&key) {
+            Some(prev) if prev.target != target => {
+                return Err(bad(
+                    path,
+                    line(),
+                    &format!(
+                        "agents[{i}].ssh: host {h:?} is reached as {:?} by another agent; use one `hosts:` entry for it",
+                        prev.target
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                resolved.insert(
+                    key.clone(),
+                    ResolvedHost {
+                        name: h.clone(),
+                        target,
+                        port: None,
+                        tenant: None,
+                        implicit: true,
+                    },
+                );
+            }
+        }
+        roster.agents[i].host_key = Some(key);
+    }
+    roster.resolved = resolved;
+    Ok(())
 }
 
 /// One step of a path into the roster.
@@ -634,7 +928,7 @@ fn render_path(segs: &[Seg]) -> String {
 type Check = fn(&str) -> std::result::Result<(), String>;
 
 /// The first string value that fails its own check, with its path.
-fn first_invalid(v: &serde_yaml_ng::Value) -> Option<(Vec<Seg<'static>>, String)> {
+fn first_invalid(v: &serde_yaml_ng::Value) -> Option<(Vec<Seg<'_>>, String)> {
     use serde_yaml_ng::Value;
     let get = |v: &Value, k: &str| {
         v.as_mapping()
@@ -683,6 +977,30 @@ fn first_invalid(v: &serde_yaml_ng::Value) -> Option<(Vec<Seg<'static>>, String)
                 ],
                 msg,
             ));
+        }
+    }
+    let hosts = v
+        .as_mapping()
+        .and_then(|m| m.get(Value::String("hosts".to_string())))
+        .and_then(Value::as_mapping);
+    if let Some(hosts) = hosts {
+        for (k, e) in hosts {
+            let Some(name) = k.as_str() else { continue };
+            if let Err(msg) = check_host_name(name) {
+                return Some((vec![Seg::Key("hosts"), Seg::Key(name)], msg));
+            }
+            if let Some(msg) = check(get(e, "ssh"), check_host_target) {
+                return Some((
+                    vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key("ssh")],
+                    msg,
+                ));
+            }
+            if let Some(msg) = check(get(e, "tenant"), check_tenant) {
+                return Some((
+                    vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key("tenant")],
+                    msg,
+                ));
+            }
         }
     }
     let fields: [(&'static str, Check); 6] = [
@@ -1159,6 +1477,99 @@ mod tests {
 
         let e = parse("version: 1\n", &p()).unwrap_err().to_string();
         assert!(e.contains("agents"), "{e}");
+    }
+
+    const SHARED: &str = "version: 1\nhosts:\n  Build1: { ssh: ops@build1.example.org, port: 2222, tenant: t1 }\n  build2:\n    ssh: build2\nagents:\n  - name: lead\n    runtime: claude\n  - name: b1\n    runtime: codex\n    host: build1\n  - name: b2\n    runtime: codex\n    host: BUILD2\n";
+
+    #[test]
+    fn hosts_map_resolves_case_insensitively_and_places_agents() {
+        let mut r = parse(SHARED, &p()).unwrap();
+        let local: Vec<_> = r
+            .agents
+            .iter()
+            .filter(|a| a.is_local())
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(local, ["lead"], "no host = the controller");
+        let h = r.host_of(&r.agents[1]).unwrap();
+        assert_eq!(
+            (h.name.as_str(), h.target.as_str(), h.port),
+            ("Build1", "ops@build1.example.org", Some(2222))
+        );
+        assert_eq!(h.tenant.as_deref(), Some("t1"));
+        assert_eq!(r.host_of(&r.agents[2]).unwrap().name, "build2");
+        let remote: Vec<_> = r.remote_hosts().iter().map(|h| h.name.clone()).collect();
+        assert_eq!(remote, ["Build1", "build2"]);
+        // The same roster on build2: only b2 is local there.
+        r.set_me(Some("BuIlD2"), &p()).unwrap();
+        let local: Vec<_> = r
+            .agents
+            .iter()
+            .filter(|a| a.is_local())
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(local, ["b2"]);
+        assert_eq!(r.me_name(), Some("build2"));
+        let e = r.set_me(Some("build9"), &p()).unwrap_err().to_string();
+        assert!(e.contains("build9") && e.contains("Build1, build2"), "{e}");
+    }
+
+    #[test]
+    fn malformed_hosts_are_refused_with_file_line_and_field() {
+        let e = parse(
+            "version: 1\nhosts:\n  b1:\n    ssh: ops@b1:2222\nagents: []\n",
+            &p(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/h/fleet/roster.yaml:4: hosts.b1.ssh:"),
+            "{e}"
+        );
+        assert!(e.contains("port: 2222"), "{e}");
+        let e = parse(
+            "version: 1\nhosts:\n  b1: { ssh: \"-oProxyCommand=x\" }\nagents: []\n",
+            &p(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hosts.b1.ssh"), "{e}");
+        let e = parse(
+            "version: 1\nhosts:\n  b1: { ssh: b1 }\n  B1: { ssh: b1 }\nagents: []\n",
+            &p(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("duplicate host name"), "{e}");
+        let e = parse(
+            "version: 1\nhosts:\n  b1: { ssh: b1, prot: 22 }\nagents: []\n",
+            &p(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("prot"), "{e}");
+        let e = parse("version: 1\nhosts:\n  b1: { ssh: b1 }\nagents:\n  - name: a\n    runtime: pi\n    host: b2\n", &p()).unwrap_err().to_string();
+        assert!(
+            e.contains("roster.yaml:5: agents[0].host: unknown host \"b2\""),
+            "{e}"
+        );
+        let e = parse(
+            "version: 1\nagents:\n  - name: a\n    runtime: pi\n    host: h1:22\n",
+            &p(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("roster.yaml:3:") && e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn legacy_agent_level_host_and_ssh_are_an_implicit_entry() {
+        let r = parse("version: 1\nagents:\n  - name: a\n    runtime: pi\n    host: 192.0.2.10\n    ssh: ops@192.0.2.10\n  - name: b\n    runtime: pi\n    host: 192.0.2.10\n    ssh: ops@192.0.2.10\n  - name: c\n    runtime: pi\n    host: localhost\n", &p()).unwrap();
+        let h = r.host_of(&r.agents[0]).unwrap();
+        assert!(h.implicit);
+        assert_eq!(h.target, "ops@192.0.2.10");
+        assert_eq!(r.remote_hosts().len(), 1);
+        assert!(r.agents[2].is_local());
     }
 
     #[test]

@@ -276,6 +276,18 @@ pub fn spawn(argv: &[String]) -> Result<Child> {
     cmd.spawn().map_err(|e| spawn_error(argv, &program, e))
 }
 
+/// Starts `argv` with stdin, stdout and stderr piped (for callers that feed
+/// stdin and enforce their own deadline, such as [`crate::ssh`]).
+pub fn spawn_piped(argv: &[String]) -> Result<Child> {
+    let (mut cmd, program) = command_for(argv)?;
+    record(argv, &program);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spawn_error(argv, &program, e))
+}
+
 /// The first non-empty line of a process's stderr (else stdout), for one-line
 /// error messages.
 pub fn first_line(out: &Output) -> String {
