@@ -87,14 +87,23 @@ fn flags_live_only_on_the_commands_that_implement_them() {
         &["fleet", "ps", "--allow-downgrade"],
         &["completions", "bash", "--conflict", "keep"],
         &["status", "--dry-run"],
-        &["agent", "send", "a", "-m", "hi", "--dry-run"],
-        &["agent", "reset", "a", "--dry-run"],
     ] {
         w.mosaic(None)
             .args(args)
             .assert()
             .code(2)
             .stderr(predicate::str::contains("unexpected argument"));
+    }
+    // Commands that talk to a live agent refuse a dry run in one line.
+    for args in [
+        &["agent", "send", "a", "-m", "hi", "--dry-run"][..],
+        &["agent", "reset", "a", "--dry-run"],
+    ] {
+        let out = w.mosaic(None).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("has no --dry-run"), "{err}");
     }
 }
 

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 /// Runs a `mosaic agent …` command; returns the exit code.
 pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
     match cmd {
+        AgentCommand::Send { dry_run: true, .. } => Err(no_dry_run("send", "the message")),
+        AgentCommand::Reset { dry_run: true, .. } => Err(no_dry_run("reset", "the reset command")),
         AgentCommand::Send {
             name,
             message,
@@ -25,6 +27,7 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
             verify,
             timeout,
             roster,
+            dry_run: false,
         } => send(
             &Ctx::new(g, roster)?,
             name,
@@ -40,8 +43,20 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
             lines,
             roster,
         } => tail(&Ctx::new(g, roster)?, name, *lines, p),
-        AgentCommand::Reset { name, roster } => reset(&Ctx::new(g, roster)?, name, p),
+        AgentCommand::Reset {
+            name,
+            roster,
+            dry_run: false,
+        } => reset(&Ctx::new(g, roster)?, name, p),
     }
+}
+
+/// `agent send/reset --dry-run`: these talk to a live agent, so there is
+/// nothing to rehearse; one line says so and what to use instead.
+fn no_dry_run(verb: &str, what: &str) -> Error {
+    Error::Input(format!(
+        "agent {verb} talks to a live agent and has no --dry-run (it would type {what} into the pane); see the pane with `mosaic agent tail NAME` first"
+    ))
 }
 
 /// A runtime failure: one line on stderr (and a JSON document with --json), exit 1.

@@ -163,6 +163,9 @@ pub enum AgentCommand {
         #[arg(long, value_name = "SECS", default_value_t = 10,
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
+        /// Refused: a message to a live agent cannot be rehearsed.
+        #[arg(long, hide = true)]
+        dry_run: bool,
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,
@@ -190,6 +193,9 @@ pub enum AgentCommand {
     Reset {
         /// Agent name.
         name: String,
+        /// Refused: a reset of a live agent cannot be rehearsed.
+        #[arg(long, hide = true)]
+        dry_run: bool,
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,

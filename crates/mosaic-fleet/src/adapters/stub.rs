@@ -58,11 +58,13 @@ pub fn screen_state(capture: &str) -> ScreenState {
             shown: text.trim().to_string(),
         };
     }
-    if last.starts_with("ACK ") || last.starts_with("stub-agent ") && last.ends_with(" ready") {
+    if last.starts_with("ACK ") {
         // Answered, no new prompt yet (or the prompt was eaten by a timeout
         // refresh): waiting for input again.
         return ScreenState::Ready;
     }
+    // The banner without its prompt yet is still starting: text pasted now
+    // would land before the prompt (seen under load), so it is not Ready.
     ScreenState::Unknown
 }
 
