@@ -1,4 +1,4 @@
-//! `cargo xtask crashtest [--quick] [--cmd NAME]… [--keep] [--point N,…] [-v]`:
+//! `cargo xtask crashtest [--quick] [--cmd NAME]… [--keep] [--point N[/M],…] [-v]`:
 //! kills each writing command at every one of its mutating system calls and
 //! checks that the next run recovers, loses nothing and converges.
 //!
@@ -32,12 +32,12 @@ use std::time::Instant;
 use strace::Point;
 use world::{reset, Ctx, World};
 
-const USAGE: &str = "usage: cargo xtask crashtest [--quick] [--cmd update|rollback|fleet-add|fleet-install]… [--keep] [--point N,…] [-v]";
+const USAGE: &str = "usage: cargo xtask crashtest [--quick] [--cmd update|rollback|fleet-add|fleet-install]… [--keep] [--point N[/M],…] [-v]";
 
 /// `--quick`: first-level points tried per scenario (every k-th).
-const QUICK_POINTS: usize = 12;
+const QUICK_POINTS: usize = 24;
 /// `--quick`: recovery runs killed per scenario, and points tried in each.
-const QUICK_SECOND: (usize, usize) = (1, 8);
+const QUICK_SECOND: (usize, usize) = (1, 12);
 /// Full run: recovery runs killed per scenario (each at all its points).
 const FULL_SECOND: usize = 3;
 
@@ -45,7 +45,9 @@ struct Opts {
     quick: bool,
     keep: bool,
     only: Vec<String>,
-    points: Option<Vec<usize>>,
+    /// `--point N` (a point of the command) or `N/M` (point M of the
+    /// recovery run after a crash at N).
+    points: Option<Vec<(usize, Option<usize>)>>,
     verbose: bool,
 }
 
@@ -76,12 +78,13 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
             "--point" => {
                 let v = it.next().context(USAGE)?;
                 let mut ps = Vec::new();
-                for n in v.split(',').filter(|s| !s.is_empty()) {
-                    ps.push(
-                        n.trim()
-                            .parse()
-                            .with_context(|| format!("bad point {n:?}; {USAGE}"))?,
-                    );
+                for n in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let bad = || format!("bad point {n:?} (N or N/M); {USAGE}");
+                    let (a, b) = match n.split_once('/') {
+                        Some((a, b)) => (a, Some(b.parse().with_context(bad)?)),
+                        None => (n, None),
+                    };
+                    ps.push((a.parse().with_context(bad)?, b));
                 }
                 o.points = Some(ps);
             }
@@ -172,6 +175,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
 #[derive(Default)]
 struct Tally {
+    /// The command (`mosaic ARGS…`).
+    args: Vec<String>,
     points: usize,
     tried: usize,
     held: usize,
@@ -183,7 +188,13 @@ struct Tally {
     second_held: usize,
     second_broken: usize,
     lines: Vec<String>,
+    /// Problem → the points where it was seen: (first-level point, point of
+    /// its recovery run).
+    groups: Vec<(String, Vec<At>)>,
 }
+
+/// A trial's point: (first-level point, point of its recovery run).
+type At = (usize, Option<usize>);
 
 impl Tally {
     fn add(&mut self, t: &Tally) {
@@ -195,7 +206,8 @@ impl Tally {
 
     fn print(&self, name: &str, secs: f64) {
         println!(
-            "{name}: {} points enumerated, {} tried, {} held, {} broken; recovery killed: {} run(s), {} tried, {} held, {} broken{} ({secs:.1} s)",
+            "{name} [mosaic {}]: {} points enumerated, {} tried, {} held, {} broken; recovery killed: {} run(s), {} tried, {} held, {} broken{} ({secs:.1} s)",
+            self.args.join(" "),
             self.points,
             self.tried,
             self.held,
@@ -213,7 +225,58 @@ impl Tally {
         for l in &self.lines {
             println!("  {l}");
         }
+        if !self.groups.is_empty() {
+            println!("  {name}: broken points by problem:");
+            for (problem, at) in &self.groups {
+                println!("    {problem}: at {}", ranges(at));
+            }
+        }
     }
+
+    fn note(&mut self, problems: &[String], at: At) {
+        for p in problems {
+            match self.groups.iter_mut().find(|(q, _)| q == p) {
+                Some((_, v)) => v.push(at),
+                None => self.groups.push((p.clone(), vec![at])),
+            }
+        }
+    }
+}
+
+/// `#4–#7, #12, after #47: #17–#21` for a list of points.
+fn ranges(at: &[At]) -> String {
+    let mut by: std::collections::BTreeMap<Option<usize>, Vec<usize>> = Default::default();
+    for (n, m) in at {
+        match m {
+            None => by.entry(None).or_default().push(*n),
+            Some(m) => by.entry(Some(*n)).or_default().push(*m),
+        }
+    }
+    let mut parts = Vec::new();
+    for (outer, mut ns) in by {
+        ns.sort_unstable();
+        ns.dedup();
+        let mut runs: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < ns.len() {
+            let mut j = i;
+            while j + 1 < ns.len() && ns[j + 1] == ns[j] + 1 {
+                j += 1;
+            }
+            runs.push(if j > i {
+                format!("#{}–#{}", ns[i], ns[j])
+            } else {
+                format!("#{}", ns[i])
+            });
+            i = j + 1;
+        }
+        let runs = runs.join(", ");
+        parts.push(match outer {
+            None => runs,
+            Some(o) => format!("recovery after #{o}: {runs}"),
+        });
+    }
+    parts.join("; ")
 }
 
 /// Every k-th of `n` items (0-based indices), about `target` of them, the
@@ -290,14 +353,15 @@ fn scenario(
     }
 
     let mut t = Tally {
+        args: spec.args.clone(),
         points: points.len(),
         ..Tally::default()
     };
     let chosen: Vec<usize> = match &opts.points {
         Some(ns) => ns
             .iter()
-            .filter(|n| **n >= 1 && **n <= points.len())
-            .map(|n| n - 1)
+            .filter(|(n, m)| m.is_none() && *n >= 1 && *n <= points.len())
+            .map(|(n, _)| n - 1)
             .collect(),
         None if opts.quick => sample(points.len(), QUICK_POINTS),
         None => (0..points.len()).collect(),
@@ -325,6 +389,7 @@ fn scenario(
             Verdict::Held => t.held += 1,
             Verdict::Broken(why) => {
                 t.broken += 1;
+                t.note(&why, (p.n, None));
                 t.lines
                     .push(format!("BROKEN {}: {}", p.label(), why.join("; ")));
             }
@@ -342,9 +407,28 @@ fn scenario(
     } else {
         (FULL_SECOND, usize::MAX)
     };
+    // (first-level point index, which of its recovery's points: None = the
+    // sample for this mode).
+    let second: Vec<(usize, Option<Vec<usize>>)> = match &opts.points {
+        Some(ns) => {
+            let mut by: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+            for (n, m) in ns {
+                if let Some(m) = m {
+                    if *n >= 1 && *n <= points.len() && *m >= 1 {
+                        by.entry(n - 1).or_default().push(m - 1);
+                    }
+                }
+            }
+            by.into_iter().map(|(n, ms)| (n, Some(ms))).collect()
+        }
+        None => sample(with_journal.len(), runs)
+            .into_iter()
+            .map(|j| (with_journal[j], None))
+            .collect(),
+    };
     let crashed = sdir.join("crashed");
-    for j in sample(with_journal.len(), runs) {
-        let p = &points[with_journal[j]];
+    for (first, which) in second {
+        let p = &points[first];
         reset(&w.root, &template)?;
         let k = strace::kill_at(ctx, &w, spec.rel, &spec.args, p, "l2-crash")?;
         if let Err(why) = k.landed {
@@ -358,10 +442,10 @@ fn scenario(
         reset(&crashed, &w.root)?;
         let (_, rpoints) = strace::enumerate(ctx, &w, spec.rel, &spec.args, "l2-enum")?;
         t.second_runs += 1;
-        let pick = if per_run == usize::MAX {
-            (0..rpoints.len()).collect()
-        } else {
-            sample(rpoints.len(), per_run)
+        let pick: Vec<usize> = match which {
+            Some(ms) => ms.into_iter().filter(|m| *m < rpoints.len()).collect(),
+            None if per_run == usize::MAX => (0..rpoints.len()).collect(),
+            None => sample(rpoints.len(), per_run),
         };
         for i in pick {
             let q = &rpoints[i];
@@ -371,6 +455,7 @@ fn scenario(
                 Verdict::Held => t.second_held += 1,
                 Verdict::Broken(why) => {
                     t.second_broken += 1;
+                    t.note(&why, (p.n, Some(q.n)));
                     t.lines.push(format!(
                         "BROKEN recovery after #{} killed at {}: {}",
                         p.n,
@@ -462,15 +547,21 @@ impl Trial<'_> {
         let t = world::tree(w)?;
         if t != r.tree {
             bad.push(format!(
-                "after the recovery run the tree is not what the uncrashed command leaves: {}",
+                "the tree differs from the uncrashed run's after the recovery run: {}",
                 world::diff(&r.tree, &t, 6).join(", ")
             ));
         }
         for m in check::converge(ctx, w, spec, Some(r))?.problems {
-            // Litter still there after converging was reported already.
+            // What is still wrong after converging was reported already.
             let seen = m
                 .strip_suffix(" (after converging)")
-                .is_some_and(|base| bad.iter().any(|b| b == base));
+                .is_some_and(|base| bad.iter().any(|b| b == base))
+                || m.split_once(" after converging: ").is_some_and(|(_, d)| {
+                    bad.iter().any(|b| {
+                        b.split_once(" after the recovery run: ")
+                            .is_some_and(|(_, e)| e == d)
+                    })
+                });
             if !seen && !bad.contains(&m) {
                 bad.push(m);
             }
@@ -505,7 +596,7 @@ impl Trial<'_> {
             );
             report.push('\n');
             std::fs::write(dir.join("report.txt"), report)?;
-            println!("  kept {}", dir.display());
+            println!("{}: kept {} ({})", self.scenario, dir.display(), p.label());
         }
         Ok((Verdict::Broken(bad), journal))
     }

@@ -278,7 +278,7 @@ pub fn converge(
         }
         if t1 != r.tree {
             bad.push(format!(
-                "the tree is not what the uncrashed run leaves: {}",
+                "the tree differs from the uncrashed run's after converging: {}",
                 diff(&r.tree, &t1, 6).join(", ")
             ));
         }

@@ -521,6 +521,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn normalizes_names() {
+        assert_eq!(
+            crate::crashtest::world::normalize_ids(
+                "$STATE/backups/20261201T232025.565777Z-1.0.0-1.1.0/.meta.json.mosaic-tmp-30809-1 $STATE/journal-7bbd71b337e9a6d1.json"
+            ),
+            "$STATE/backups/<ID>/.meta.json.mosaic-tmp-* $STATE/journal-<hash>.json"
+        );
+    }
+
+    #[test]
     fn parses_calls() {
         let c = parse_line(r#"openat(AT_FDCWD</tmp/cp>, "/tmp/a b/.x.mosaic-tmp-1-2", O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0600) = 4</tmp/a b/.x.mosaic-tmp-1-2>"#).unwrap();
         assert_eq!(c.name, "openat");

@@ -262,8 +262,9 @@ impl World {
 }
 
 /// Replaces the run-specific parts of names: temp-file tags
-/// (`.mosaic-tmp-PID-…` → `.mosaic-tmp-*`) and backup ids
-/// (`20261201T232025.565777Z-1.0.0-1.1.0` → `<ID>`).
+/// (`.mosaic-tmp-PID-…` → `.mosaic-tmp-*`), backup ids
+/// (`20261201T232025.565777Z-1.0.0-1.1.0` → `<ID>`) and hashes
+/// (`journal-7bbd71b337e9a6d1.json` → `journal-<hash>.json`).
 pub fn normalize_ids(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
@@ -291,6 +292,17 @@ pub fn normalize_ids(s: &str) -> String {
             while i < b.len() && !stop(b[i]) {
                 i += 1;
             }
+            continue;
+        }
+        // 16 or more lowercase hex digits: a hash in a name (the journal is
+        // keyed by a hash of the home's path, which has the run's pid in it).
+        let hex = b[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+            .count();
+        if hex >= 16 && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) {
+            out.push_str("<hash>");
+            i += hex;
             continue;
         }
         let ch = s[i..].chars().next().expect("in bounds");
@@ -517,12 +529,13 @@ pub fn snapshot_into(s: &mut Snapshot, prefix: &str, root: &Path) -> Result<()> 
 }
 
 /// What the product installs and the operator sees: `H` (without the
-/// product's own `.mosaic/` bookkeeping) and the active unit dir.
+/// product's own `.mosaic/` bookkeeping) and the active unit dir, without
+/// temp files (litter is reported on its own).
 pub fn tree(w: &World) -> Result<Snapshot> {
     let mut s = Snapshot::new();
     snapshot_into(&mut s, "H/", &w.home())?;
     snapshot_into(&mut s, "UNITS/", &w.units())?;
-    s.retain(|k, _| k != "H/.mosaic" && !k.starts_with("H/.mosaic/"));
+    s.retain(|k, _| k != "H/.mosaic" && !k.starts_with("H/.mosaic/") && !k.contains(".mosaic-tmp"));
     Ok(s)
 }
 
@@ -536,20 +549,17 @@ pub fn diff(a: &Snapshot, b: &Snapshot, max: usize) -> Vec<String> {
         .collect()
 }
 
-/// `KEY (how)` for one differing entry: expected `a`, found `b`.
+/// `KEY (how)` for one entry that is `a` in the first snapshot and `b` in
+/// the second.
 pub fn describe_change(k: &str, a: Option<&Node>, b: Option<&Node>) -> String {
     match (a, b) {
         (Some(_), None) => format!("{k} (missing)"),
-        (None, Some(_)) => format!("{k} (unexpected)"),
+        (None, Some(_)) => format!("{k} (extra)"),
         (Some(x), Some(y)) if x.kind != y.kind => format!("{k} ({} → {})", x.kind, y.kind),
         (Some(x), Some(y)) if x.mode != y.mode => {
             format!("{k} (mode {:o} → {:o})", x.mode, y.mode)
         }
-        (Some(x), Some(y)) => format!(
-            "{k} (content: {} bytes, expected {})",
-            y.bytes.len(),
-            x.bytes.len()
-        ),
+        (Some(x), Some(y)) => format!("{k} (content {} → {} bytes)", x.bytes.len(), y.bytes.len()),
         (None, None) => format!("{k} (?)"),
     }
 }
