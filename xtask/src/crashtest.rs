@@ -207,7 +207,7 @@ impl Tally {
     fn print(&self, name: &str, secs: f64) {
         println!(
             "{name} [mosaic {}]: {} points enumerated, {} tried, {} held, {} broken; recovery killed: {} run(s), {} tried, {} held, {} broken{} ({secs:.1} s)",
-            self.args.join(" "),
+            world::normalize_ids(&self.args.join(" ")),
             self.points,
             self.tried,
             self.held,
