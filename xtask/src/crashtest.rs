@@ -538,7 +538,10 @@ impl Trial<'_> {
             rec.what, rec.stdout, rec.stderr
         ));
         if rec.code != Some(r.code) && rec.code != Some(r.rerun_code) {
-            bad.push(format!("the recovery run: {}", rec.brief()));
+            bad.push(format!(
+                "the recovery run: {}",
+                w.normalize(ctx, &rec.brief())
+            ));
         }
         let now = check::operator_files(w)?;
         bad.extend(check::operator_intact(spec, &r.before, &r.after, &now));

@@ -150,7 +150,10 @@ fn incomplete_backups(ctx: &Ctx, w: &World) -> Vec<String> {
 pub fn backups_listed(ctx: &Ctx, w: &World, spec: &Spec) -> Result<Vec<String>> {
     let out = w.mosaic(ctx, spec.rel, &["backups".into(), "--json".into()])?;
     if out.code != Some(0) {
-        return Ok(vec![format!("{} (expected exit 0)", out.brief())]);
+        return Ok(vec![format!(
+            "{} (expected exit 0)",
+            w.normalize(ctx, &out.brief())
+        )]);
     }
     let v: serde_json::Value = match serde_json::from_str(&out.stdout) {
         Ok(v) => v,
@@ -254,7 +257,7 @@ pub fn converge(
         if rerun.code != Some(r.rerun_code) {
             bad.push(format!(
                 "running it again: {} (expected exit {})",
-                rerun.brief(),
+                w.normalize(ctx, &rerun.brief()),
                 r.rerun_code
             ));
         }
