@@ -3,6 +3,7 @@
 //! `dist` (release artefacts), `bench` (performance figures).
 
 mod bench;
+mod crashtest;
 mod dist;
 mod matrix;
 mod release;
@@ -15,6 +16,7 @@ fn main() {
         Some("release") => release::run(rest),
         Some("dist") => dist::run(rest),
         Some("bench") => bench::run(rest),
+        Some("crashtest") => crashtest::run(rest),
         _ => Err(anyhow::anyhow!(
             "usage: cargo xtask <matrix|release|dist|bench> [ARGS…]"
         )),
