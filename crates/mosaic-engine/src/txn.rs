@@ -737,11 +737,19 @@ pub fn apply_planned(
             0
         },
     };
+    // Made under a hidden name and renamed into place once its record is
+    // written: a crash in between leaves a `.partial-…` that [`sweep`]
+    // removes, never a backup without a record.
+    let partial = paths
+        .backups()
+        .join(format!(".partial-{id}-{}", std::process::id()));
     std::fs::DirBuilder::new()
         .mode(0o700)
-        .create(&bdir)
-        .at(&bdir)?;
-    write_json(&bdir.join("meta.json"), &meta, 0o600)?;
+        .create(&partial)
+        .at(&partial)?;
+    write_json(&partial.join("meta.json"), &meta, 0o600)?;
+    std::fs::rename(&partial, &bdir).at(&bdir)?;
+    fsutil::fsync_dir(&paths.backups())?;
     let journal = paths.journal();
     write_json(
         &journal,
@@ -776,8 +784,8 @@ pub fn apply_planned(
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&bdir);
         let _ = std::fs::remove_file(&journal);
+        let _ = discard_dir(&bdir);
         return Err(e);
     }
     failpoint::hit("after-backup");
@@ -804,13 +812,15 @@ pub fn apply_planned(
     );
     match applied {
         Ok(()) => {
-            // The tree is updated: only the journal decides whether the next
-            // run rolls back, so it goes first; the rest is bookkeeping.
-            std::fs::remove_file(&journal).at(&journal)?;
-            let _ = fsutil::fsync_dir(&paths.state);
+            // The tree is updated. The record is marked complete first (while
+            // the journal still exists a crash rolls the run back whatever
+            // the record says), then the journal — the commit record — goes:
+            // a crash never leaves a committed run without its record.
             let mut done = meta;
             done.complete = true;
             let _ = write_json(&bdir.join("meta.json"), &done, 0o600);
+            std::fs::remove_file(&journal).at(&journal)?;
+            let _ = fsutil::fsync_dir(&paths.state);
             let _ = prune(paths);
             Ok(Applied {
                 backup: Some(bdir),
@@ -819,7 +829,7 @@ pub fn apply_planned(
         }
         Err(first) => match restore_touched(home, &bdir, &meta, Some(&touched)) {
             Ok(kept) if kept.is_empty() && warnings.is_empty() => {
-                let _ = std::fs::remove_dir_all(&bdir);
+                let _ = discard_dir(&bdir);
                 let _ = std::fs::remove_file(&journal);
                 Err(Error::RolledBack(Box::new(first)))
             }
@@ -1493,10 +1503,40 @@ pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
     fsutil::fsync_dir(&paths.state)?;
     failpoint::hit("recover-cleanup");
     match std::fs::symlink_metadata(&bdir) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&bdir).at(&bdir)?,
+        Ok(m) if m.is_dir() => discard_dir(&bdir)?,
         _ => {}
     }
     Ok(Some(Recovered { id, kept }))
+}
+
+/// Removes a backup directory so that a crash midway leaves nothing that
+/// looks like a backup: it is first renamed to `.trash-NAME-PID` (one atomic
+/// step), then deleted; [`sweep`] finishes what a killed run left.
+pub fn discard_dir(dir: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(());
+    };
+    let trash = parent.join(format!(
+        ".trash-{}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    match std::fs::rename(dir, &trash) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    std::fs::remove_dir_all(&trash).at(&trash)
+}
+
+/// Whether the pid embedded after `prefix` in a leftover's name is gone.
+fn leftover_of_dead_run(name: &str, prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    let pid = rest.rsplit('-').next().unwrap_or("");
+    pid.parse::<u32>()
+        .is_ok_and(|p| p != std::process::id() && !Path::new("/proc").join(p.to_string()).exists())
 }
 
 /// Cleans what crashed runs can leave behind that no journal covers, under
@@ -1535,12 +1575,22 @@ pub fn sweep(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age.as_secs() > 3600),
             };
-            if orphan && std::fs::remove_dir_all(&dir).is_ok() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let leftover =
+                leftover_of_dead_run(&name, ".partial-") || leftover_of_dead_run(&name, ".trash-");
+            if (leftover || (orphan && !name.starts_with('.')))
+                && std::fs::remove_dir_all(&dir).is_ok()
+            {
                 removed.push(dir);
             }
         }
     }
-    for dir in [paths.meta_dir(), paths.state.clone(), paths.backups()] {
+    for dir in [
+        paths.meta_dir(),
+        paths.state.clone(),
+        paths.backups(),
+        paths.state.join("source-cache"),
+    ] {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -1633,8 +1683,7 @@ fn prune(paths: &Paths) -> Result<()> {
         (Kind::Resolve, KEEP_FLEET_EDITS),
     ] {
         for old in list_kind(paths, kind)?.into_iter().skip(keep) {
-            let d = paths.backups().join(&old.id);
-            std::fs::remove_dir_all(&d).at(&d)?;
+            discard_dir(&paths.backups().join(&old.id))?;
         }
     }
     sweep_orphans(paths)
@@ -1659,7 +1708,7 @@ fn sweep_orphans(paths: &Paths) -> Result<()> {
         let name = entry.file_name();
         if !meta.complete && meta.home == paths.home && name.to_str() == Some(meta.id.as_str()) {
             let d = entry.path();
-            std::fs::remove_dir_all(&d).at(&d)?;
+            discard_dir(&d)?;
         }
     }
     Ok(())

@@ -159,8 +159,9 @@ pub fn backups_listed(ctx: &Ctx, w: &World, spec: &Spec) -> Result<Vec<String>> 
         Ok(v) => v,
         Err(e) => return Ok(vec![format!("mosaic backups --json is not JSON: {e}")]),
     };
-    let Some(list) = v.as_array() else {
-        return Ok(vec!["mosaic backups --json is not a list".to_string()]);
+    // `{"version": 1, "backups": [...]}`.
+    let Some(list) = v.get("backups").and_then(|b| b.as_array()) else {
+        return Ok(vec!["mosaic backups --json has no backups list".to_string()]);
     };
     let mut bad = Vec::new();
     let mut listed = std::collections::BTreeSet::new();

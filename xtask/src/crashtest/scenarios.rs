@@ -295,7 +295,7 @@ fn setup_rollback(ctx: &Ctx, w: &World) -> Result<Spec> {
     let out = w.must(ctx, Rel::Next, &["backups", "--json"])?;
     let v: serde_json::Value =
         serde_json::from_str(&out.stdout).context("mosaic backups --json is not JSON")?;
-    let id = v
+    let id = v["backups"]
         .as_array()
         .and_then(|a| {
             a.iter()
