@@ -1686,31 +1686,8 @@ fn prune(paths: &Paths) -> Result<()> {
             discard_dir(&paths.backups().join(&old.id))?;
         }
     }
-    sweep_orphans(paths)
-}
-
-/// Removes this home's incomplete backups that no journal names: what a
-/// crash during recovery's cleanup leaves (the journal, the commit record,
-/// went first). Only under the lock, only when this home has no journal,
-/// and only records of exactly this home's canonical path.
-fn sweep_orphans(paths: &Paths) -> Result<()> {
-    if journal_pending(paths) {
-        return Ok(());
-    }
-    let dir = paths.backups();
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Ok(());
-    };
-    for entry in rd.flatten() {
-        let Ok(meta) = read_json::<BackupMeta>(&entry.path().join("meta.json")) else {
-            continue;
-        };
-        let name = entry.file_name();
-        if !meta.complete && meta.home == paths.home && name.to_str() == Some(meta.id.as_str()) {
-            let d = entry.path();
-            discard_dir(&d)?;
-        }
-    }
+    // Incomplete backups and other leftovers are [`sweep`]'s, at the start
+    // of every locked session.
     Ok(())
 }
 
