@@ -138,7 +138,11 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("cargo build --release --bin mosaic failed");
         }
     }
-    let bin = ws.join("target/release/mosaic");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { ws.join(t) })
+        .unwrap_or_else(|| ws.join("target"));
+    let bin = target.join("release/mosaic");
     if !bin.is_file() {
         bail!("{} is missing; run without --no-build", bin.display());
     }
