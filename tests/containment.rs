@@ -96,8 +96,12 @@ fn swap_for_link(w: &World, rel: &str, outside: &Path) {
     std::os::unix::fs::symlink(outside, w.path(rel)).unwrap();
 }
 
+/// The manifest as JSON text (it is stored as a binary index).
 fn manifest(w: &World) -> String {
-    std::fs::read_to_string(w.path(".mosaic/manifest.json")).unwrap()
+    let path = w.path(".mosaic/manifest.json");
+    let m =
+        mosaic_engine::manifest::Manifest::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
+    String::from_utf8(m.to_json()).unwrap()
 }
 
 #[test]

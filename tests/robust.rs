@@ -538,7 +538,13 @@ fn a_sync_of_another_home_leaves_the_active_units_alone_unless_asked() {
     assert!(!calls.exists(), "no daemon-reload for another home's units");
     // Nothing of theirs was backed up under the scratch home, and no unit is
     // recorded in its manifest.
-    let manifest = std::fs::read_to_string(scratch.join(".mosaic/manifest.json")).unwrap();
+    let mpath = scratch.join(".mosaic/manifest.json");
+    let manifest = String::from_utf8(
+        mosaic_engine::manifest::Manifest::parse(&mpath, &std::fs::read(&mpath).unwrap())
+            .unwrap()
+            .to_json(),
+    )
+    .unwrap();
     assert!(
         !manifest.contains(&units.display().to_string()),
         "{manifest}"

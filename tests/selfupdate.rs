@@ -59,9 +59,10 @@ impl Scratch {
     }
 
     fn manifest_version(&self) -> Option<String> {
-        let text = std::fs::read_to_string(self.home().join(".mosaic/manifest.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v["version"].as_str().map(str::to_string)
+        let path = self.home().join(".mosaic/manifest.json");
+        let bytes = std::fs::read(&path).ok()?;
+        let m = mosaic_engine::manifest::Manifest::parse(&path, &bytes).ok()?;
+        Some(m.version.to_string())
     }
 
     fn binary_untouched(&self) {

@@ -281,7 +281,9 @@ fn rollback_restores_the_previous_state_and_is_itself_undoable() {
     // the manifest's fingerprints differ; its version must be back to 1.0.0
     let m = rolled.remove(".mosaic/manifest.json").unwrap();
     want.remove(".mosaic/manifest.json");
-    assert!(String::from_utf8_lossy(&m.2).contains("\"version\":\"1.0.0\""));
+    let m =
+        mosaic_engine::manifest::Manifest::parse(std::path::Path::new("manifest"), &m.2).unwrap();
+    assert_eq!(m.version.to_string(), "1.0.0");
     assert_same(&want, &rolled, "rollback");
     // v1 is installed again: verify passes against the restored manifest
     w.mosaic(Some(&r1)).arg("verify").assert().success();
@@ -651,6 +653,38 @@ fn bad_inputs_get_one_line_errors() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("preserve:2"));
+}
+
+#[test]
+fn a_json_manifest_of_an_older_release_is_migrated_to_the_index_by_a_no_op_update() {
+    use mosaic_engine::manifest::{Encoding, Manifest};
+    let w = World::new();
+    let r1 = v1();
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let path = w.path(".mosaic/manifest.json");
+    let (m, enc) = Manifest::load_with_encoding(&path).unwrap().unwrap();
+    assert_eq!(enc, Encoding::Index);
+    // what an older release left: the same facts as JSON
+    std::fs::write(&path, m.to_json()).unwrap();
+    w.mosaic(Some(&r1))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    let (again, enc) = Manifest::load_with_encoding(&path).unwrap().unwrap();
+    assert_eq!(enc, Encoding::Index);
+    assert_eq!(again, m);
+    w.mosaic(Some(&r1)).arg("verify").assert().success();
+    // a corrupt index is refused in one line naming the file
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = w.mosaic(Some(&r1)).arg("status").assert().code(7);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("manifest.json: cannot parse (index truncated"),
+        "{err}"
+    );
 }
 
 #[test]

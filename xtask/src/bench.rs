@@ -1,6 +1,7 @@
-//! `cargo xtask bench [--quick] [--write] [--no-build]` (issue 7): builds the
-//! release `mosaic` and measures it side by side with `rsync` and `cp -a &&
-//! sync` on the shipped tree and synthetic trees, plus `fleet ps` over 3 and
+//! `cargo xtask bench [--quick] [--write] [--no-build] [--no-100k]` (issue
+//! 7): builds the release `mosaic` and measures it side by side with `rsync`
+//! and `cp -a && sync` on the embedded tree, the shipped tree and synthetic
+//! trees (1,000, 10,000 and 100,000 files, flat and deep), plus `fleet ps` over 3 and
 //! 30 stub agents on real tmux; prints one markdown table whose ratios (not
 //! absolute times) are judged against the targets. `--write` puts the table
 //! and a description of the machine into `docs/benchmarks.md`, between the
@@ -118,12 +119,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut quick = false;
     let mut write = false;
     let mut build = true;
+    let mut no_100k = false;
     for a in args {
         match a.as_str() {
             "--quick" => quick = true,
             "--write" => write = true,
             "--no-build" => build = false,
-            other => bail!("unknown argument {other:?}; usage: cargo xtask bench [--quick] [--write] [--no-build]"),
+            "--no-100k" => no_100k = true,
+            other => bail!("unknown argument {other:?}; usage: cargo xtask bench [--quick] [--write] [--no-build] [--no-100k]"),
         }
     }
     let ws = workspace_root();
@@ -138,13 +141,17 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("cargo build --release --bin mosaic failed");
         }
     }
-    let bin = ws.join("target/release/mosaic");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { ws.join(t) })
+        .unwrap_or_else(|| ws.join("target"));
+    let bin = target.join("release/mosaic");
     if !bin.is_file() {
         bail!("{} is missing; run without --no-build", bin.display());
     }
     let root = std::env::temp_dir().join(format!("mosaic-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
-    let result = bench(&ws, bin, &root, quick);
+    let result = bench(&ws, bin, &root, &Opts { quick, no_100k });
     measure::cleanup();
     let _ = std::fs::remove_dir_all(&root);
     let (table, notes) = result?;
@@ -160,7 +167,14 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn bench(ws: &Path, bin: PathBuf, root: &Path, quick: bool) -> Result<(String, Vec<String>)> {
+/// What the command line chose.
+struct Opts {
+    quick: bool,
+    no_100k: bool,
+}
+
+fn bench(ws: &Path, bin: PathBuf, root: &Path, opts: &Opts) -> Result<(String, Vec<String>)> {
+    let quick = opts.quick;
     let fake_home = root.join("home");
     std::fs::create_dir_all(&fake_home)?;
     let baseline = measure::run_ok(Command::new(&bin).arg("--version").env_clear())?;
@@ -183,38 +197,81 @@ fn bench(ws: &Path, bin: PathBuf, root: &Path, quick: bool) -> Result<(String, V
     }
     let framework = ws.join("framework");
     let trees_root = root.join("trees");
-    let mut specs: Vec<(&str, Option<usize>)> =
-        vec![("shipped", None), ("1,000 files", Some(1000))];
+    use trees::Shape::{Deep, Flat};
+    let mut specs: Vec<(&str, Option<usize>, trees::Shape)> =
+        vec![("shipped", None, Flat), ("1,000 files", Some(1000), Flat)];
     if !quick {
-        specs.push(("10,000 files", Some(10_000)));
+        specs.push(("10,000 files", Some(10_000), Flat));
+        specs.push(("10,000 files, deep", Some(10_000), Deep));
+        if !opts.no_100k {
+            specs.push(("100,000 files", Some(100_000), Flat));
+            specs.push(("100,000 files, deep", Some(100_000), Deep));
+        }
     }
     let mut rows = Vec::new();
-    for (name, files) in specs {
+    eprintln!("bench: embedded tree");
+    let (r, _) = install::bench(&ctx, &trees::embedded(&framework)?, ctx.runs)?;
+    rows.extend(r);
+    // No-op medians of the 10,000-file trees, by shape, for the scaling goal.
+    let mut noop_10k = Vec::new();
+    for (name, files, shape) in specs {
         eprintln!("bench: {name}");
-        let tree = trees::build(&trees_root, &framework, name, files)?;
-        rows.extend(install::bench(&ctx, &tree)?);
+        let tree = trees::build(&trees_root, &framework, name, files, shape)?;
+        // 100,000-file trees take minutes a run: 3 timed runs.
+        let runs = if tree.files >= 100_000 {
+            ctx.runs.min(3)
+        } else {
+            ctx.runs
+        };
+        let (r, noop) = install::bench(&ctx, &tree, runs)?;
+        rows.extend(r);
+        if files == Some(10_000) {
+            noop_10k.push((shape, noop));
+        } else if files == Some(100_000) {
+            if let Some((_, ten)) = noop_10k.iter().find(|(s, _)| *s == shape) {
+                let k = noop.as_secs_f64() / ten.as_secs_f64().max(1e-9);
+                rows.push(Row {
+                    tree: name.to_string(),
+                    measurement: "no-op scaling 10,000 → 100,000".into(),
+                    mosaic: Some(noop),
+                    rsync: None,
+                    cp: None,
+                    peak_rss_kib: None,
+                    content_read: None,
+                    note: format!("{k:.1}× the 10,000-file no-op ({})", ms(*ten)),
+                    targets: vec![Target::new("≤ 11× the 10,000-file no-op", k <= 11.0)],
+                });
+            }
+        }
+        // The trees of 100,000 files are big: free the scratch space.
+        let _ = std::fs::remove_dir_all(tree.a.parent().unwrap_or(&tree.a));
     }
     eprintln!("bench: fleet ps");
     match fleet::unavailable(&ctx) {
         Some(why) => notes.push(format!("- fleet ps skipped: {why}.")),
         None => rows.extend(fleet::bench(&ctx)?),
     }
-    let missed: Vec<String> = rows
+    // Every goal, met or missed, one line each.
+    let goals: Vec<(bool, String)> = rows
         .iter()
         .flat_map(|r| {
             r.targets
                 .iter()
-                .filter(|t| !t.met)
-                .map(move |t| format!("{} / {}: {}", r.tree, r.measurement, t.text))
+                .map(move |t| (t.met, format!("{} / {}: {}", r.tree, r.measurement, t.text)))
         })
         .collect();
-    if missed.is_empty() {
-        notes.push("- every target is met.".into());
-    } else {
-        for m in missed {
-            notes.push(format!("- missed: {m}"));
-        }
+    let missed = goals.iter().filter(|(met, _)| !met).count();
+    for (met, g) in &goals {
+        notes.push(format!(
+            "- {}: {g}",
+            if *met { "met" } else { "**MISSED**" }
+        ));
     }
+    notes.push(format!(
+        "- {} of {} goals met.",
+        goals.len() - missed,
+        goals.len()
+    ));
     Ok((table(&rows, ctx.runs), notes))
 }
 

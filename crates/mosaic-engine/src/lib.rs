@@ -1,7 +1,8 @@
 //! mosaic-engine: the keep-mode engine, the bottom layer of mosaic.
 //!
 //! It owns the files: where they live ([`paths`]), what was shipped
-//! ([`source`], [`history`]), what was installed ([`manifest`]), what the
+//! ([`source`], [`history`]), what was installed ([`manifest`], encoded by
+//! [`index`]), what the
 //! operator keeps ([`preserve`]), the disk facts ([`scan`]), the pure
 //! decision per path ([`plan`], [`units`] for the active unit directory,
 //! [`migrate`] for pure text rewrites), and the one way to change them: the
@@ -17,6 +18,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod generations;
 pub mod history;
+pub mod index;
 pub mod lock;
 pub mod manifest;
 pub mod migrate;

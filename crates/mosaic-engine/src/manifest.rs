@@ -1,9 +1,20 @@
 //! The install manifest `M` (SPEC §4.1): what the last successful run
 //! shipped, per path, with the stat fingerprint of what it last saw on disk so
 //! a no-op update can trust hashes without reading file contents.
+//!
+//! On disk it is a binary [`crate::index`] (sorted, front-coded paths,
+//! 32-byte raw hashes, a checksum), read in one `read` and decoded in one
+//! pass; the file keeps its name `H/.mosaic/manifest.json` so journals,
+//! backups and generations written before the index find it where they
+//! always did. [`Manifest::parse`] reads both encodings (old installs and
+//! old backups hold JSON); [`Manifest::to_bytes`] writes the index, so an
+//! old install is migrated by its next successful run. `mosaic status
+//! --json` and `mosaic verify` are the human-readable views, and
+//! [`Manifest::to_json`] is a debug export.
 
 use crate::error::{Error, Result};
 use crate::fsutil::Fingerprint;
+use crate::index::{self, Kind, Reader, Writer};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +70,26 @@ pub struct Manifest {
     pub generation: u64,
 }
 
+/// How manifest bytes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The binary index this release writes.
+    Index,
+    /// The JSON document of older releases (read, never written).
+    Json,
+}
+
+impl Encoding {
+    /// The encoding of `bytes`, by their first bytes.
+    pub fn of(bytes: &[u8]) -> Encoding {
+        if index::is_index(bytes) {
+            Encoding::Index
+        } else {
+            Encoding::Json
+        }
+    }
+}
+
 /// Whether `rel` is a relative, `/`-separated path with no empty, `.` or
 /// `..` component (so it can only name something inside the home).
 pub fn is_safe_rel(rel: &str) -> bool {
@@ -84,19 +115,34 @@ impl Manifest {
 
     /// Loads the manifest, or `None` when the file does not exist.
     pub fn load(path: &Path) -> Result<Option<Manifest>> {
+        Ok(Manifest::load_with_encoding(path)?.map(|(m, _)| m))
+    }
+
+    /// Like [`Manifest::load`], also saying how the file was encoded (a
+    /// run rewrites a JSON manifest as the index even when nothing else
+    /// changed: that is the migration).
+    pub fn load_with_encoding(path: &Path) -> Result<Option<(Manifest, Encoding)>> {
+        // One read(2) of the whole file (std sizes the buffer from fstat).
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        Manifest::parse(path, &bytes).map(Some)
+        let enc = Encoding::of(&bytes);
+        Manifest::parse(path, &bytes).map(|m| Some((m, enc)))
     }
 
-    /// Parses manifest bytes read from `path`.
+    /// Parses manifest bytes read from `path`: the binary index, or the
+    /// JSON document of older releases.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        let m: Manifest = if index::is_index(bytes) {
+            decode(bytes)
+        } else {
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        }
+        .map_err(|msg| Error::Corrupt {
             path: path.to_path_buf(),
-            msg: e.to_string(),
+            msg,
             fix: CORRUPT_FIX.to_string(),
         })?;
         for key in m.files.keys().chain(m.dirs.iter()) {
@@ -130,13 +176,110 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Serialises to compact JSON with a trailing newline (it can list tens
-    /// of thousands of files; `jq .` pretty-prints it).
+    /// Serialises to the binary index (see the module doc).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(100 * (self.files.len() + self.units.len()) + 16 * self.dirs.len());
+        w.varint(u64::from(self.format));
+        w.bytes(self.version.to_string().as_bytes());
+        w.varint(self.generation);
+        entries(&mut w, &self.files);
+        w.list(self.dirs.len());
+        for d in &self.dirs {
+            w.path(d);
+        }
+        entries(&mut w, &self.units);
+        w.finish(Kind::Manifest)
+    }
+
+    /// The same facts as compact JSON with a trailing newline (the format
+    /// of older releases; a debug export, never written by a run).
+    pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).expect("manifest serialises");
         v.push(b'\n');
         v
     }
+}
+
+/// Observation flags of an entry in the index.
+const NOT_OBSERVED: u8 = 0;
+const OBSERVED_OWN_HASH: u8 = 1;
+const OBSERVED_AS_SHIPPED: u8 = 2;
+
+fn entries(w: &mut Writer, map: &BTreeMap<String, Entry>) {
+    w.list(map.len());
+    for (path, e) in map {
+        w.path(path);
+        w.hash(&e.sha256);
+        w.varint(u64::from(e.mode));
+        match &e.observed {
+            None => w.u8(NOT_OBSERVED),
+            Some(o) if o.sha256 == e.sha256 => {
+                w.u8(OBSERVED_AS_SHIPPED);
+                w.fingerprint(&o.fp);
+            }
+            Some(o) => {
+                w.u8(OBSERVED_OWN_HASH);
+                w.fingerprint(&o.fp);
+                w.hash(&o.sha256);
+            }
+        }
+    }
+}
+
+fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entry>> {
+    let n = r.list()?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let path = r.path()?;
+        let sha256 = r.hash()?;
+        let mode = u32::try_from(r.varint()?).map_err(|_| format!("{path}: bad mode"))?;
+        let observed = match r.u8()? {
+            NOT_OBSERVED => None,
+            OBSERVED_AS_SHIPPED => Some(Observed {
+                fp: r.fingerprint()?,
+                sha256: sha256.clone(),
+            }),
+            OBSERVED_OWN_HASH => Some(Observed {
+                fp: r.fingerprint()?,
+                sha256: r.hash()?,
+            }),
+            t => return Err(format!("{path}: bad observation flag {t}")),
+        };
+        v.push((
+            path,
+            Entry {
+                sha256,
+                mode,
+                observed,
+            },
+        ));
+    }
+    // Sorted (the reader checked), so the map is built in one pass.
+    Ok(v.into_iter().collect())
+}
+
+fn decode(bytes: &[u8]) -> index::DecodeResult<Manifest> {
+    let mut r = Reader::open(bytes, Kind::Manifest)?;
+    let format = u32::try_from(r.varint()?).map_err(|_| "bad format number".to_string())?;
+    let version = r.str()?;
+    let version = Version::parse(version).map_err(|e| format!("bad version {version:?} ({e})"))?;
+    let generation = r.varint()?;
+    let files = read_entries(&mut r)?;
+    let n = r.list()?;
+    let mut dirs = Vec::with_capacity(n);
+    for _ in 0..n {
+        dirs.push(r.path()?);
+    }
+    let units = read_entries(&mut r)?;
+    r.end()?;
+    Ok(Manifest {
+        format,
+        version,
+        files,
+        dirs: dirs.into_iter().collect(),
+        units,
+        generation,
+    })
 }
 
 #[cfg(test)]
@@ -155,5 +298,108 @@ mod tests {
         }
         let ok = serde_json::json!({"format": 1, "version": "1.0.0", "files": {"a/b c/ü.md": {"sha256": "x", "mode": 420}}});
         Manifest::parse(p, ok.to_string().as_bytes()).unwrap();
+    }
+
+    fn sample() -> Manifest {
+        let fp = |n: u64| Fingerprint {
+            size: n,
+            mtime_ns: 1_700_000_000_000_000_000 + n as i128,
+            ctime_ns: 1_700_000_000_000_000_001,
+            ino: 1000 + n,
+        };
+        let h = |c: char| c.to_string().repeat(64);
+        let mut m = Manifest::new(Version::parse("1.2.3-rc.1").unwrap());
+        m.generation = 7;
+        m.files.insert(
+            "bin/tool".into(),
+            Entry {
+                sha256: h('a'),
+                mode: 0o755,
+                observed: Some(Observed {
+                    fp: fp(1),
+                    sha256: h('a'),
+                }),
+            },
+        );
+        m.files.insert(
+            "bin/tool2".into(),
+            Entry {
+                sha256: h('b'),
+                mode: 0o644,
+                observed: Some(Observed {
+                    fp: fp(2),
+                    sha256: h('c'),
+                }),
+            },
+        );
+        m.files.insert(
+            "docs/ü é.md".into(),
+            Entry {
+                sha256: "legacy-not-hex".into(),
+                mode: 0o644,
+                observed: None,
+            },
+        );
+        m.dirs.insert("bin".into());
+        m.dirs.insert("docs".into());
+        m.units.insert(
+            "mosaic-agent@.service".into(),
+            Entry {
+                sha256: h('d'),
+                mode: 0o644,
+                observed: None,
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn the_index_round_trips_and_json_is_still_read() {
+        let p = Path::new("m");
+        let m = sample();
+        let bytes = m.to_bytes();
+        assert!(index::is_index(&bytes));
+        assert_eq!(Manifest::parse(p, &bytes).unwrap(), m);
+        assert_eq!(Manifest::parse(p, &m.to_json()).unwrap(), m);
+        assert_eq!(
+            Manifest::parse(p, &Manifest::new(Version::new(1, 0, 0)).to_bytes())
+                .unwrap()
+                .files
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_corrupt_or_truncated_index_is_refused_in_one_line() {
+        let p = Path::new("H/.mosaic/manifest.json");
+        let bytes = sample().to_bytes();
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        for (what, bad) in [
+            ("truncated", bytes[..bytes.len() - 3].to_vec()),
+            ("header only", bytes[..20].to_vec()),
+            ("flipped", flipped),
+        ] {
+            let err = Manifest::parse(p, &bad).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{what}: {err}");
+            let line = err.to_string();
+            assert!(!line.contains('\n'), "{what}: {line}");
+            assert!(
+                line.starts_with("H/.mosaic/manifest.json: cannot parse ("),
+                "{what}: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_index_naming_a_path_outside_the_home_is_refused() {
+        let mut m = sample();
+        m.files.insert("../x".into(), m.files["bin/tool"].clone());
+        let err = Manifest::parse(Path::new("m"), &m.to_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a plain path"), "{err}");
     }
 }

@@ -5,12 +5,16 @@
 //!
 //! A tree on disk is read lazily: its hashes come from a stat-fingerprint
 //! cache in the state directory when the files have not changed, and file
-//! contents are only read when a file is written.
+//! contents are only read when a file is written. The cache is a binary
+//! [`crate::index`] (`STATE/source-cache/KEY.idx`: the tree's directory, then
+//! per file its front-coded path, fingerprint and raw 32-byte hash); an
+//! unreadable or damaged cache is only a cold cache (every file is hashed
+//! again, then the cache is rewritten).
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{hash_file, sha256_hex, Fingerprint};
+use crate::index::{self, Kind, Reader, Writer};
 use semver::Version;
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -82,10 +86,159 @@ pub struct Source {
     pub files: BTreeMap<String, SourceFile>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-struct HashCache {
-    dir: PathBuf,
-    files: BTreeMap<String, (Fingerprint, String)>,
+/// The stat-fingerprint hash cache of one tree on disk, read as a cursor:
+/// its entries are sorted by path and so is the walk of the tree
+/// ([`walk`]), so the two are merged in one pass, without a map.
+struct CacheCursor<'a> {
+    reader: Option<Reader<'a>>,
+    left: usize,
+    head: Option<(String, Fingerprint, String)>,
+    len: usize,
+}
+
+impl<'a> CacheCursor<'a> {
+    fn empty() -> CacheCursor<'static> {
+        CacheCursor {
+            reader: None,
+            left: 0,
+            head: None,
+            len: 0,
+        }
+    }
+
+    /// A cursor over `bytes` if they are a sound cache for `dir`; else empty.
+    fn open(bytes: &'a [u8], dir: &Path) -> CacheCursor<'a> {
+        let open = || -> index::DecodeResult<(Reader<'a>, usize)> {
+            let mut r = Reader::open(bytes, Kind::SourceCache)?;
+            if r.bytes()? != dir.as_os_str().as_encoded_bytes() {
+                return Err("another directory".into());
+            }
+            let n = r.list()?;
+            Ok((r, n))
+        };
+        match open() {
+            Ok((r, n)) => {
+                let mut c = CacheCursor {
+                    reader: Some(r),
+                    left: n,
+                    head: None,
+                    len: n,
+                };
+                c.advance();
+                c
+            }
+            Err(_) => CacheCursor::empty(),
+        }
+    }
+
+    fn advance(&mut self) {
+        self.head = None;
+        let Some(r) = self.reader.as_mut() else {
+            return;
+        };
+        if self.left == 0 {
+            return;
+        }
+        self.left -= 1;
+        let next = (|| Ok::<_, String>((r.path()?, r.fingerprint()?, r.hash()?)))();
+        match next {
+            Ok(e) => self.head = Some(e),
+            // Damage past the checksum cannot happen; if it does, the rest
+            // is a cold cache.
+            Err(_) => self.reader = None,
+        }
+    }
+
+    /// The cached hash of `rel` if its fingerprint is `fp`; `rel` must
+    /// come in ascending order across calls.
+    fn take(&mut self, rel: &str, fp: &Fingerprint) -> Option<String> {
+        while self.head.as_ref().is_some_and(|(p, _, _)| p.as_str() < rel) {
+            self.advance();
+        }
+        let (p, cfp, _) = self.head.as_ref()?;
+        if p != rel || cfp != fp {
+            return None;
+        }
+        let (_, _, sha) = self.head.take().expect("checked above");
+        self.advance();
+        Some(sha)
+    }
+}
+
+/// The cache file's bytes; `files` sorted by path.
+fn encode_cache(dir: &Path, files: &BTreeMap<String, SourceFile>, fps: &[Fingerprint]) -> Vec<u8> {
+    let mut w = Writer::new(96 * files.len());
+    w.bytes(dir.as_os_str().as_encoded_bytes());
+    w.list(files.len());
+    for ((rel, f), fp) in files.iter().zip(fps) {
+        w.path(rel);
+        w.fingerprint(fp);
+        w.hash(&f.sha256);
+    }
+    w.finish(Kind::SourceCache)
+}
+
+/// One regular file found by [`walk`].
+struct Found {
+    rel: String,
+    path: PathBuf,
+    meta: std::fs::Metadata,
+}
+
+/// Every regular file below `dir`, in path order (siblings are sorted with a
+/// `/` after directory names, so `a.md` comes before `a/b.md`, as in a
+/// sorted list of full paths). Each file is stat'ed relative to its open
+/// directory (`statx(dirfd, name)`), not by its full path. Links and other
+/// non-regular files are refused.
+fn walk(root: &Path, dir: &Path, rel: &mut String, out: &mut Vec<Found>) -> Result<()> {
+    let input = |e: std::io::Error| {
+        Error::Input(format!(
+            "MOSAIC_FRAMEWORK_DIR {}: {}: {e}",
+            root.display(),
+            dir.display()
+        ))
+    };
+    let mut entries: Vec<(String, std::fs::DirEntry, std::fs::FileType)> = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(input)? {
+        let e = e.map_err(input)?;
+        let name = e.file_name().into_string().map_err(|_| {
+            Error::Input(format!(
+                "{}: framework paths must be UTF-8",
+                e.path().display()
+            ))
+        })?;
+        let ft = e.file_type().map_err(input)?;
+        entries.push((name, e, ft));
+    }
+    entries.sort_unstable_by(|(an, _, at), (bn, _, bt)| {
+        let a = an.as_bytes().iter().chain(at.is_dir().then_some(&b'/'));
+        let b = bn.as_bytes().iter().chain(bt.is_dir().then_some(&b'/'));
+        a.cmp(b)
+    });
+    let len = rel.len();
+    for (name, e, ft) in entries {
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(&name);
+        if ft.is_dir() {
+            walk(root, &e.path(), rel, out)?;
+        } else if ft.is_file() {
+            let meta = e.metadata().at(e.path())?;
+            out.push(Found {
+                rel: rel.clone(),
+                path: e.path(),
+                meta,
+            });
+        } else {
+            return Err(Error::Input(format!(
+                "{}: the framework tree may hold only regular files and directories; replace the link with the file",
+                e.path().display()
+            )));
+        }
+        rel.truncate(len);
+    }
+    Ok(())
 }
 
 impl Source {
@@ -119,82 +272,51 @@ impl Source {
         cache: Option<&Path>,
         persist: bool,
     ) -> Result<Source> {
-        let old: HashCache = cache
+        let bytes = cache
             .and_then(|c| std::fs::read(c).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|c: &HashCache| c.dir == dir)
             .unwrap_or_default();
+        let mut old = CacheCursor::open(&bytes, dir);
+        let mut found = Vec::new();
+        walk(dir, dir, &mut String::new(), &mut found)?;
         // The cache is rebuilt only when something differs from it.
-        let mut fps: Vec<(String, Fingerprint)> = Vec::new();
-        let mut stale = false;
-        let mut files = BTreeMap::new();
-        for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-            let entry = entry.map_err(|e| {
-                Error::Input(format!("MOSAIC_FRAMEWORK_DIR {}: {e}", dir.display()))
-            })?;
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            let rel = entry
-                .path()
-                .strip_prefix(dir)
-                .expect("walkdir stays below its root");
-            let rel = rel.to_str().ok_or_else(|| {
-                Error::Input(format!(
-                    "{}: framework paths must be UTF-8",
-                    entry.path().display()
-                ))
-            })?;
-            if !entry.file_type().is_file() {
-                return Err(Error::Input(format!(
-                    "{}: the framework tree may hold only regular files and directories; replace the link with the file",
-                    entry.path().display()
-                )));
-            }
-            let meta = std::fs::symlink_metadata(entry.path()).at(entry.path())?;
+        let mut stale = found.len() != old.len;
+        let mut fps = Vec::with_capacity(found.len());
+        let mut sorted = Vec::with_capacity(found.len());
+        for Found { rel, path, meta } in found {
             let fp = Fingerprint::of(&meta);
-            let sha256 = match old.files.get(rel) {
-                Some((cfp, sha)) if *cfp == fp => sha.clone(),
-                _ => {
+            let sha256 = match old.take(&rel, &fp) {
+                Some(sha) => sha,
+                None => {
                     stale = true;
-                    hash_file(entry.path())?
+                    hash_file(&path)?
                 }
             };
-            fps.push((rel.to_string(), fp));
+            fps.push(fp);
             let mode = if meta.permissions().mode() & 0o111 != 0 {
                 0o755
             } else {
                 0o644
             };
-            files.insert(
-                rel.to_string(),
+            sorted.push((
+                rel,
                 SourceFile {
                     sha256,
                     mode,
-                    content: Content::File(entry.path().to_path_buf()),
+                    content: Content::File(path),
                 },
-            );
+            ));
         }
-        stale |= files.len() != old.files.len();
         drop(old);
+        drop(bytes);
+        // In path order already: the map is built in one pass.
+        let files: BTreeMap<String, SourceFile> = sorted.into_iter().collect();
         if let (Some(c), true, true) = (cache, persist, stale) {
-            let new = HashCache {
-                dir: dir.to_path_buf(),
-                files: fps
-                    .into_iter()
-                    .map(|(rel, fp)| {
-                        let sha = files[&rel].sha256.clone();
-                        (rel, (fp, sha))
-                    })
-                    .collect(),
-            };
-            {
-                if let Some(parent) = c.parent() {
-                    crate::fsutil::create_dirs(parent, 0o700)?;
-                }
-                let bytes = serde_json::to_vec(&new).expect("cache serialises");
-                crate::fsutil::write_atomic(c, &bytes, 0o600)?;
+            if let Some(parent) = c.parent() {
+                crate::fsutil::create_dirs(parent, 0o700)?;
             }
+            crate::fsutil::write_atomic(c, &encode_cache(dir, &files, &fps), 0o600)?;
+            // The JSON cache of older releases, if any, is dead weight now.
+            let _ = std::fs::remove_file(c.with_extension("json"));
         }
         Ok(Source { version, files })
     }
@@ -230,7 +352,7 @@ impl Source {
                         &<sha2::Sha256 as sha2::Digest>::digest(dir.as_os_str().as_encoded_bytes())
                             [..8],
                     );
-                    s.join("source-cache").join(format!("{key}.json"))
+                    s.join("source-cache").join(format!("{key}.idx"))
                 });
                 Source::from_dir(&dir, version, cache.as_deref(), persist)
             }
@@ -253,16 +375,17 @@ mod tests {
         let tree = d.path().join("tree");
         std::fs::create_dir_all(tree.join("a")).unwrap();
         std::fs::write(tree.join("a/x"), b"one").unwrap();
-        let cache = d.path().join("cache.json");
+        let cache = d.path().join("cache.idx");
         let v = Version::new(1, 0, 0);
         let s = Source::from_dir(&tree, v.clone(), Some(&cache), true).unwrap();
         assert_eq!(s.files["a/x"].sha256, sha256_hex(b"one"));
         assert!(cache.exists());
         // a poisoned cache entry with a matching fingerprint is trusted: proof
         // the file is not read again
-        let mut c: HashCache = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
-        c.files.get_mut("a/x").unwrap().1 = "trusted".into();
-        std::fs::write(&cache, serde_json::to_vec(&c).unwrap()).unwrap();
+        let mut poisoned = s.clone();
+        poisoned.files.get_mut("a/x").unwrap().sha256 = "trusted".into();
+        let fp = Fingerprint::of(&std::fs::symlink_metadata(tree.join("a/x")).unwrap());
+        std::fs::write(&cache, encode_cache(&tree, &poisoned.files, &[fp])).unwrap();
         let s = Source::from_dir(&tree, v.clone(), Some(&cache), false).unwrap();
         assert_eq!(s.files["a/x"].sha256, "trusted");
         // a changed file is hashed again
@@ -270,5 +393,29 @@ mod tests {
         let s = Source::from_dir(&tree, v, Some(&cache), false).unwrap();
         assert_eq!(s.files["a/x"].sha256, sha256_hex(b"two!"));
         assert_eq!(&*s.files["a/x"].read().unwrap(), b"two!");
+        // a damaged cache is a cold cache, not an error
+        std::fs::write(&cache, b"MOSAICIX garbage").unwrap();
+        let s = Source::from_dir(&tree, Version::new(1, 0, 0), Some(&cache), false).unwrap();
+        assert_eq!(s.files["a/x"].sha256, sha256_hex(b"two!"));
+    }
+
+    #[test]
+    fn the_walk_lists_files_in_path_order() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["a.md", "a/b.md", "a-b", "a/c/d", "b", "a0"] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        let mut found = Vec::new();
+        walk(d.path(), d.path(), &mut String::new(), &mut found).unwrap();
+        let got: Vec<&str> = found.iter().map(|f| f.rel.as_str()).collect();
+        let mut want = got.clone();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 6);
+        std::os::unix::fs::symlink("b", d.path().join("link")).unwrap();
+        let err = walk(d.path(), d.path(), &mut String::new(), &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("only regular files"), "{err}");
     }
 }

@@ -169,12 +169,21 @@ pub struct Inputs {
     /// The disk view of the manifest's paths, when scanned ahead (while the
     /// source was loading).
     prescan: Option<plan::DiskView>,
+    /// The manifest was read in the JSON of older releases: the next write
+    /// migrates it to the index, even on a no-op.
+    manifest_json: bool,
 }
 
 /// The manifest, the preserve set and the disk view of every path the
 /// manifest lists: all that can be read before the source is known.
-fn read_home(paths: &Paths) -> Result<(Option<Manifest>, Preserve, Option<plan::DiskView>)> {
-    let manifest = Manifest::load(&paths.manifest())?;
+type Home = (Option<Manifest>, bool, Preserve, Option<plan::DiskView>);
+
+fn read_home(paths: &Paths) -> Result<Home> {
+    let (manifest, encoding) = match Manifest::load_with_encoding(&paths.manifest())? {
+        Some((m, e)) => (Some(m), Some(e)),
+        None => (None, None),
+    };
+    let manifest_json = encoding == Some(crate::manifest::Encoding::Json);
     let preserve = Preserve::load(&paths.preserve_file())?;
     let prescan = match &manifest {
         Some(m) => Some(scan::scan(
@@ -185,7 +194,7 @@ fn read_home(paths: &Paths) -> Result<(Option<Manifest>, Preserve, Option<plan::
         )?),
         None => None,
     };
-    Ok((manifest, preserve, prescan))
+    Ok((manifest, manifest_json, preserve, prescan))
 }
 
 impl Inputs {
@@ -202,13 +211,14 @@ impl Inputs {
             (source, home.join().expect("the home reader does not panic"))
         });
         let source = source?;
-        let (manifest, preserve, prescan) = home?;
+        let (manifest, manifest_json, preserve, prescan) = home?;
         Ok(Inputs {
             paths,
             source,
             manifest,
             preserve,
             prescan,
+            manifest_json,
         })
     }
 
@@ -220,13 +230,14 @@ impl Inputs {
 
     /// Like [`Inputs::load`] with a given source.
     pub fn with_source(paths: Paths, source: Source) -> Result<Inputs> {
-        let (manifest, preserve, prescan) = read_home(&paths)?;
+        let (manifest, manifest_json, preserve, prescan) = read_home(&paths)?;
         Ok(Inputs {
             paths,
             source,
             manifest,
             preserve,
             prescan,
+            manifest_json,
         })
     }
 
@@ -644,12 +655,14 @@ impl SyncPlan<'_, Locked> {
             let mut next = make_manifest()?;
             next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
             // A no-op writes nothing just to trust a fingerprint it could
-            // not trust before (racily clean): the next writing run does.
-            if !self
-                .inputs
-                .manifest
-                .as_ref()
-                .is_some_and(|old| only_trusts_more(old, &next))
+            // not trust before (racily clean): the next writing run does. A
+            // manifest still in JSON is migrated to the index once.
+            if self.inputs.manifest_json
+                || !self
+                    .inputs
+                    .manifest
+                    .as_ref()
+                    .is_some_and(|old| only_trusts_more(old, &next))
             {
                 txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
             }

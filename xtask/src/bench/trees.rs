@@ -1,6 +1,6 @@
 //! The framework trees the bench installs: a copy of the shipped
 //! `framework/`, and synthetic trees of N files (the shipped tree topped up
-//! with generated text files, 100 to a directory). Each comes as a pair: `a`,
+//! with generated text files in one of two [`Shape`]s). Each comes as a pair: `a`,
 //! the base release, and `b`, the next release with 1% of the shipped files
 //! (at least one) changed; preserved paths (`fleet/*.yaml`) are never picked.
 
@@ -8,6 +8,17 @@ use anyhow::{bail, Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// How the generated files are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// 100 files to a directory, `gen/dNNN/`, 200 B – 8 KiB.
+    Flat,
+    /// About 8 files to a directory, two levels deep: `gen/tNN/sMM/`, 13
+    /// leaf directories under each top one (10,000 files: 97 × 13 = 1,261
+    /// directories, the tree), 200 B – 6 KB.
+    Deep,
+}
 
 /// A base release and its 1%-changed successor.
 #[derive(Debug, Clone)]
@@ -24,6 +35,10 @@ pub struct Tree {
     pub b: PathBuf,
     /// How many files differ between `a` and `b`.
     pub changed: usize,
+    /// Installed from the tree embedded in the binary (no
+    /// `MOSAIC_FRAMEWORK_DIR`): `a` is the shipped `framework/` and there
+    /// is no next release.
+    pub embedded: bool,
 }
 
 /// Every regular file below `dir`, relative, `/`-separated, sorted.
@@ -110,7 +125,13 @@ fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
 
 /// Builds the pair for `name` below `root`: the shipped tree (`files` =
 /// None) or the shipped tree topped up to `files` files.
-pub fn build(root: &Path, framework: &Path, name: &str, files: Option<usize>) -> Result<Tree> {
+pub fn build(
+    root: &Path,
+    framework: &Path,
+    name: &str,
+    files: Option<usize>,
+    shape: Shape,
+) -> Result<Tree> {
     let dir = root.join(name.replace([' ', ','], ""));
     std::fs::create_dir_all(&dir)?;
     let a = dir.join("a");
@@ -119,13 +140,28 @@ pub fn build(root: &Path, framework: &Path, name: &str, files: Option<usize>) ->
     if let Some(n) = files {
         let have = list(&a)?.len();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
-        for i in 0..n.saturating_sub(have) {
-            let d = a.join(format!("gen/d{:03}", i / 100));
-            if i % 100 == 0 {
+        let extra = n.saturating_sub(have);
+        // Deep: 13 leaf directories per top one, about 8 files in each.
+        let leaves = (extra.div_ceil(13 * 8) * 13).max(1);
+        for i in 0..extra {
+            let (d, first) = match shape {
+                Shape::Flat => (a.join(format!("gen/d{:03}", i / 100)), i % 100 == 0),
+                Shape::Deep => {
+                    let leaf = i % leaves;
+                    (
+                        a.join(format!("gen/t{:03}/s{:02}", leaf / 13, leaf % 13)),
+                        i < leaves,
+                    )
+                }
+            };
+            if first {
                 std::fs::create_dir_all(&d)?;
             }
-            // Sizes 200 B .. 8 KiB, skewed small like docs and scripts.
-            let len = 200 + (rng.next() % 2000) as usize * (1 + (rng.next() % 4) as usize);
+            let len = match shape {
+                // Sizes 200 B .. 8 KiB, skewed small like docs and scripts.
+                Shape::Flat => 200 + (rng.next() % 2000) as usize * (1 + (rng.next() % 4) as usize),
+                Shape::Deep => 200 + (rng.next() % 5800) as usize,
+            };
             let (file, mode) = if i % 20 == 0 {
                 (d.join(format!("tool{i:05}.sh")), 0o755)
             } else {
@@ -157,6 +193,21 @@ pub fn build(root: &Path, framework: &Path, name: &str, files: Option<usize>) ->
         a,
         b,
         changed,
+        embedded: false,
+    })
+}
+
+/// The shipped `framework/` as the binary embeds it (no next release).
+pub fn embedded(framework: &Path) -> Result<Tree> {
+    let listed = list(framework)?;
+    Ok(Tree {
+        name: "embedded (no MOSAIC_FRAMEWORK_DIR)".into(),
+        files: listed.len(),
+        bytes: listed.iter().map(|(_, n)| n).sum(),
+        a: framework.to_path_buf(),
+        b: framework.to_path_buf(),
+        changed: 0,
+        embedded: true,
     })
 }
 

@@ -144,6 +144,14 @@ fn skip_or_fail(ctx: &Ctx, reason: String) -> Result<Outcome> {
     Ok(Outcome::Skip(reason))
 }
 
+/// The home's manifest (a binary index since the compact manifest; the
+/// engine decodes it).
+fn read_manifest(w: &World) -> Result<mosaic_engine::manifest::Manifest> {
+    let path = w.path(".mosaic/manifest.json");
+    let bytes = w.read(".mosaic/manifest.json")?;
+    mosaic_engine::manifest::Manifest::parse(&path, &bytes).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -170,12 +178,11 @@ fn m01(ctx: &Ctx) -> Result<Outcome> {
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777 == 0o700,
         "H/.mosaic is not 0700"
     );
-    let manifest: serde_json::Value = serde_json::from_slice(&w.read(".mosaic/manifest.json")?)
-        .context("H/.mosaic/manifest.json is not JSON")?;
+    let manifest = read_manifest(&w)?;
     ensure!(
-        manifest["version"] == NEXT_VERSION,
+        manifest.version.to_string() == NEXT_VERSION,
         "manifest version is {}, expected {NEXT_VERSION}",
-        manifest["version"]
+        manifest.version
     );
     check_absent(&w.units(), "no unit dir without a fleet")?;
     verify_clean(ctx, &w, &ctx.next)?;
@@ -407,12 +414,11 @@ fn m10(ctx: &Ctx) -> Result<Outcome> {
     out.expect(0)?;
     check_release(&w, &ctx.next, &[])?;
     check_all(&w, PRESERVED, "preserved operator file")?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&w.read(".mosaic/manifest.json")?).context("no manifest written")?;
+    let manifest = read_manifest(&w).context("no manifest written")?;
     ensure!(
-        manifest["version"] == NEXT_VERSION,
+        manifest.version.to_string() == NEXT_VERSION,
         "manifest version {}",
-        manifest["version"]
+        manifest.version
     );
     let files = newest_backup(&w)?.join("files");
     check_file(
@@ -1094,9 +1100,9 @@ fn m22(ctx: &Ctx) -> Result<Outcome> {
         None,
         "the earlier generation's copy beside it",
     )?;
-    let manifest = w.read(".mosaic/manifest.json")?;
+    let manifest = read_manifest(&w)?;
     ensure!(
-        text(&manifest).contains(&format!("\"version\":\"{}\"", ctx.prev.version)),
+        manifest.version.to_string() == ctx.prev.version,
         "the manifest after rollback is not at {}",
         ctx.prev.version
     );

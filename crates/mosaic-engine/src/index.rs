@@ -1,0 +1,374 @@
+//! The compact binary index format shared by the install manifest
+//! ([`crate::manifest`]) and the source hash cache ([`crate::source`]).
+//!
+//! It owns the container and the primitive encodings, not what is stored:
+//!
+//! ```text
+//! magic     8 bytes  "MOSAICIX"
+//! version   u32 LE   [`VERSION`]
+//! kind      u32 LE   [`Kind`]
+//! body_len  u64 LE   bytes of body that follow the checksum
+//! checksum  32 bytes sha256 of the body
+//! body      body_len bytes
+//! ```
+//!
+//! Inside the body: integers are LEB128 varints (or fixed little-endian
+//! where noted), hashes are 32 raw bytes (a tag byte keeps a non-hex hash
+//! readable), fingerprints are four fixed fields, and paths of a sorted
+//! list are front-coded: the length of the prefix shared with the previous
+//! path, then the rest. A reader checks the length, the checksum and that
+//! each list is strictly sorted, so a truncated, corrupt or hand-edited
+//! index is refused instead of misread. The whole file is read with one
+//! `read` and decoded in one pass.
+
+use crate::fsutil::Fingerprint;
+use sha2::{Digest, Sha256};
+
+/// The magic bytes every index starts with.
+pub const MAGIC: &[u8; 8] = b"MOSAICIX";
+
+/// Current container version.
+pub const VERSION: u32 = 1;
+
+const HEADER: usize = 8 + 4 + 4 + 8 + 32;
+
+/// What an index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    /// The install manifest `H/.mosaic/manifest.json`.
+    Manifest = 1,
+    /// A source tree's stat-fingerprint hash cache.
+    SourceCache = 2,
+}
+
+/// Whether `bytes` look like an index (rather than a legacy JSON document).
+pub fn is_index(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Builds a body, then [`Writer::finish`] wraps it in the container.
+#[derive(Debug)]
+pub struct Writer {
+    buf: Vec<u8>,
+    prev: Vec<u8>,
+}
+
+impl Writer {
+    /// An empty body with room for about `cap` bytes.
+    pub fn new(cap: usize) -> Writer {
+        let mut buf = Vec::with_capacity(HEADER + cap);
+        buf.resize(HEADER, 0);
+        Writer {
+            buf,
+            prev: Vec::new(),
+        }
+    }
+
+    /// One byte.
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    /// An unsigned varint.
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    /// A fixed 16-byte little-endian signed integer.
+    pub fn i128(&mut self, v: i128) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64);
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Starts a new sorted list of paths (front coding restarts).
+    pub fn list(&mut self, len: usize) {
+        self.varint(len as u64);
+        self.prev.clear();
+    }
+
+    /// The next path of the current list (callers give them sorted).
+    pub fn path(&mut self, p: &str) {
+        let p = p.as_bytes();
+        let shared = p.iter().zip(&self.prev).take_while(|(a, b)| a == b).count();
+        self.varint(shared as u64);
+        self.bytes(&p[shared..]);
+        self.prev.clear();
+        self.prev.extend_from_slice(p);
+    }
+
+    /// A sha256 given as lower-case hex: 32 raw bytes (tag 0), or, for
+    /// anything that is not 64 hex digits, the text itself (tag 1).
+    pub fn hash(&mut self, hex_hash: &str) {
+        let mut raw = [0u8; 32];
+        if hex_hash.len() == 64
+            && !hex_hash.bytes().any(|b| b.is_ascii_uppercase())
+            && hex::decode_to_slice(hex_hash, &mut raw).is_ok()
+        {
+            self.u8(0);
+            self.buf.extend_from_slice(&raw);
+        } else {
+            self.u8(1);
+            self.bytes(hex_hash.as_bytes());
+        }
+    }
+
+    /// A stat fingerprint.
+    pub fn fingerprint(&mut self, fp: &Fingerprint) {
+        self.varint(fp.size);
+        self.i128(fp.mtime_ns);
+        self.i128(fp.ctime_ns);
+        self.varint(fp.ino);
+    }
+
+    /// The finished file: header, checksum and body.
+    pub fn finish(mut self, kind: Kind) -> Vec<u8> {
+        let body_len = (self.buf.len() - HEADER) as u64;
+        let sum = Sha256::digest(&self.buf[HEADER..]);
+        self.buf[..8].copy_from_slice(MAGIC);
+        self.buf[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        self.buf[12..16].copy_from_slice(&(kind as u32).to_le_bytes());
+        self.buf[16..24].copy_from_slice(&body_len.to_le_bytes());
+        self.buf[24..56].copy_from_slice(&sum);
+        self.buf
+    }
+}
+
+/// Why an index was refused (rendered into `Error::Corrupt` by the caller).
+pub type DecodeResult<T> = std::result::Result<T, String>;
+
+/// Reads a body written by [`Writer`].
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    prev: String,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the container (magic, version, kind, length, checksum) and
+    /// returns a reader over its body.
+    pub fn open(bytes: &'a [u8], kind: Kind) -> DecodeResult<Reader<'a>> {
+        if !is_index(bytes) {
+            return Err("not a mosaic index (bad magic)".into());
+        }
+        if bytes.len() < HEADER {
+            return Err(format!(
+                "index truncated: {} bytes, the header alone is {HEADER}",
+                bytes.len()
+            ));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(format!(
+                "index version {version}, this mosaic reads version {VERSION}"
+            ));
+        }
+        let k = u32_at(12);
+        if k != kind as u32 {
+            return Err(format!(
+                "index of kind {k}, expected {} ({kind:?})",
+                kind as u32
+            ));
+        }
+        let body_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        let body = &bytes[HEADER..];
+        if body.len() as u64 != body_len {
+            return Err(format!(
+                "index truncated or padded: body is {} bytes, header says {body_len}",
+                body.len()
+            ));
+        }
+        if Sha256::digest(body).as_slice() != &bytes[24..56] {
+            return Err("index checksum mismatch (the file is damaged)".into());
+        }
+        Ok(Reader {
+            buf: body,
+            pos: 0,
+            prev: String::new(),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| format!("index ends early at byte {}", self.pos))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> DecodeResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// An unsigned varint.
+    pub fn varint(&mut self) -> DecodeResult<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("bad varint at byte {}", self.pos))
+    }
+
+    /// A count of items that each take at least `min_item` bytes (bounded
+    /// by what is left, so a corrupt count cannot allocate without limit).
+    pub fn count(&mut self, min_item: usize) -> DecodeResult<usize> {
+        let n = self.varint()?;
+        let left = (self.buf.len() - self.pos) as u64;
+        if n.saturating_mul(min_item.max(1) as u64) > left {
+            return Err(format!("count {n} exceeds the index size"));
+        }
+        Ok(n as usize)
+    }
+
+    /// A fixed 16-byte little-endian signed integer.
+    pub fn i128(&mut self) -> DecodeResult<i128> {
+        Ok(i128::from_le_bytes(
+            self.take(16)?.try_into().expect("16 bytes"),
+        ))
+    }
+
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self) -> DecodeResult<&'a [u8]> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| format!("length {n} too large"))?;
+        self.take(n)
+    }
+
+    /// Length-prefixed UTF-8.
+    pub fn str(&mut self) -> DecodeResult<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|e| format!("a string is not UTF-8 ({e})"))
+    }
+
+    /// Starts a list of at most what is left; returns its length.
+    pub fn list(&mut self) -> DecodeResult<usize> {
+        self.prev.clear();
+        self.count(2)
+    }
+
+    /// The next path of the current list; it must sort after the previous one.
+    pub fn path(&mut self) -> DecodeResult<String> {
+        let shared = self.varint()? as usize;
+        let rest = self.bytes()?;
+        if shared > self.prev.len() || !self.prev.is_char_boundary(shared) {
+            return Err(format!("bad path prefix at byte {}", self.pos));
+        }
+        let rest = std::str::from_utf8(rest).map_err(|e| format!("a path is not UTF-8 ({e})"))?;
+        let mut p = String::with_capacity(shared + rest.len());
+        p.push_str(&self.prev[..shared]);
+        p.push_str(rest);
+        if !self.prev.is_empty() && p.as_str() <= self.prev.as_str() || p.is_empty() {
+            return Err(format!("paths out of order at {p:?}"));
+        }
+        self.prev.clear();
+        self.prev.push_str(&p);
+        Ok(p)
+    }
+
+    /// A hash, as lower-case hex.
+    pub fn hash(&mut self) -> DecodeResult<String> {
+        match self.u8()? {
+            0 => Ok(hex::encode(self.take(32)?)),
+            1 => Ok(self.str()?.to_string()),
+            t => Err(format!("bad hash tag {t}")),
+        }
+    }
+
+    /// A stat fingerprint.
+    pub fn fingerprint(&mut self) -> DecodeResult<Fingerprint> {
+        Ok(Fingerprint {
+            size: self.varint()?,
+            mtime_ns: self.i128()?,
+            ctime_ns: self.i128()?,
+            ino: self.varint()?,
+        })
+    }
+
+    /// Refuses trailing bytes after the last field.
+    pub fn end(&self) -> DecodeResult<()> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} unexpected bytes after the last entry",
+                self.buf.len() - self.pos
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primitives_round_trip_and_damage_is_refused() {
+        let fp = Fingerprint {
+            size: 300,
+            mtime_ns: -5,
+            ctime_ns: 1_700_000_000_123_456_789,
+            ino: u64::MAX,
+        };
+        let h = "ab".repeat(32);
+        let mut w = Writer::new(0);
+        w.list(3);
+        for p in ["a/b", "a/bc", "b"] {
+            w.path(p);
+        }
+        w.hash(&h);
+        w.hash("not-hex");
+        w.fingerprint(&fp);
+        w.varint(u64::MAX);
+        let bytes = w.finish(Kind::SourceCache);
+        let mut r = Reader::open(&bytes, Kind::SourceCache).unwrap();
+        assert_eq!(r.list().unwrap(), 3);
+        for p in ["a/b", "a/bc", "b"] {
+            assert_eq!(r.path().unwrap(), p);
+        }
+        assert_eq!(r.hash().unwrap(), h);
+        assert_eq!(r.hash().unwrap(), "not-hex");
+        assert_eq!(r.fingerprint().unwrap(), fp);
+        assert_eq!(r.varint().unwrap(), u64::MAX);
+        r.end().unwrap();
+
+        assert!(Reader::open(&bytes, Kind::Manifest).is_err());
+        for n in [0, 10, HEADER, bytes.len() - 1] {
+            assert!(Reader::open(&bytes[..n], Kind::SourceCache).is_err(), "{n}");
+        }
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let err = Reader::open(&bad, Kind::SourceCache).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn unsorted_paths_are_refused() {
+        let mut w = Writer::new(0);
+        w.list(2);
+        w.path("b");
+        w.path("a");
+        let bytes = w.finish(Kind::Manifest);
+        let mut r = Reader::open(&bytes, Kind::Manifest).unwrap();
+        r.list().unwrap();
+        r.path().unwrap();
+        assert!(r.path().unwrap_err().contains("out of order"));
+    }
+}
