@@ -23,6 +23,11 @@ struct Rig {
 
 impl Rig {
     fn new() -> Option<Rig> {
+        Rig::with_env("")
+    }
+
+    /// With `extra` (`VAR=value …`) in the stub's environment.
+    fn with_env(extra: &str) -> Option<Rig> {
         let tmux = common::TmuxEnv::new()?;
         let dir = tempfile::Builder::new()
             .prefix("mosaic-delivery")
@@ -34,7 +39,10 @@ impl Rig {
         let stub = common::framework_dir().join("tools/fleet/stub-agent");
         std::fs::write(
             h.join("fleet/agents/s0.env"),
-            format!("MOSAIC_AGENT_NAME=s0\nMOSAIC_AGENT_COMMAND={}\n", stub.display()),
+            format!(
+                "MOSAIC_AGENT_NAME=s0\nMOSAIC_AGENT_COMMAND={}\n",
+                stub.display()
+            ),
         )
         .unwrap();
         std::fs::write(
@@ -47,7 +55,7 @@ impl Rig {
             .tmux(Some(SOCKET))
             .args(["new-session", "-d", "-s", "s0", "-x", "220", "-y", "50"])
             .arg(format!(
-                "env MOSAIC_HOME={} MOSAIC_HEARTBEAT_INTERVAL=3600 {} s0",
+                "exec env MOSAIC_HOME={} MOSAIC_HEARTBEAT_INTERVAL=3600 {extra} {} s0",
                 h.display(),
                 stub.display()
             ))
@@ -55,7 +63,10 @@ impl Rig {
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
         assert!(
-            common::wait_until(Duration::from_secs(20), || rig.pane().trim_end().ends_with('>')),
+            common::wait_until(Duration::from_secs(20), || rig
+                .pane()
+                .trim_end()
+                .ends_with('>')),
             "the stub never showed its prompt: {}",
             rig.pane()
         );
@@ -171,7 +182,9 @@ fn paste_delivers_multiline_long_and_unicode_text_intact() {
         .trim_end()
         .to_string();
     assert!(long.chars().count() >= 1990);
-    let out = rig.mosaic(&["agent", "send", "s0", "-m", &long, "--verify", "--source", "lead"]);
+    let out = rig.mosaic(&[
+        "agent", "send", "s0", "-m", &long, "--verify", "--source", "lead",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let pane = rig.pane();
     assert!(
@@ -202,7 +215,10 @@ fn refuses_when_not_at_the_prompt_unless_forced() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["accepted"], false);
-    assert!(doc["reason"].as_str().unwrap().contains("input box"), "{doc}");
+    assert!(
+        doc["reason"].as_str().unwrap().contains("input box"),
+        "{doc}"
+    );
 
     // --force delivers anyway (appended to what was in the box).
     let out = rig.mosaic(&["agent", "send", "s0", "-m", "forced", "--force"]);
@@ -221,7 +237,16 @@ fn queue_waits_for_the_prompt_within_the_timeout() {
     let Some(rig) = Rig::new() else { return };
     rig.leave_in_box("busy typing");
     // Nobody clears the box: --queue gives up after --timeout.
-    let out = rig.mosaic(&["agent", "send", "s0", "-m", "later", "--queue", "--timeout", "1"]);
+    let out = rig.mosaic(&[
+        "agent",
+        "send",
+        "s0",
+        "-m",
+        "later",
+        "--queue",
+        "--timeout",
+        "1",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(stderr(&out).contains("still shows"), "{}", text(&out));
 
@@ -233,7 +258,15 @@ fn queue_waits_for_the_prompt_within_the_timeout() {
         r2.enter();
     });
     let out = rig.mosaic(&[
-        "agent", "send", "s0", "-m", "queued", "--queue", "--timeout", "20", "--verify",
+        "agent",
+        "send",
+        "s0",
+        "-m",
+        "queued",
+        "--queue",
+        "--timeout",
+        "20",
+        "--verify",
     ]);
     t.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -247,18 +280,20 @@ fn queue_waits_for_the_prompt_within_the_timeout() {
 
 #[test]
 fn verify_reports_not_accepted_with_the_reason() {
-    let Some(rig) = Rig::new() else { return };
-    // Stop the stub reading (SIGSTOP): the paste stays in the box.
-    let pid = rig
-        .tmux
-        .tmux(Some(SOCKET))
-        .args(["display-message", "-p", "-t", "=s0:0.0", "#{pane_pid}"])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let out = rig.mosaic(&["agent", "send", "s0", "-m", "unread", "--verify", "--timeout", "1"]);
-    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    // The stub takes the line but answers only after 5 s: no receipt within 1 s.
+    let Some(rig) = Rig::with_env("MOSAIC_STUB_DELAY=5") else {
+        return;
+    };
+    let out = rig.mosaic(&[
+        "agent",
+        "send",
+        "s0",
+        "-m",
+        "slow",
+        "--verify",
+        "--timeout",
+        "1",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(stderr(&out).contains("not accepted"), "{}", text(&out));
     assert!(stderr(&out).contains("input box"), "{}", text(&out));
@@ -280,5 +315,8 @@ fn reset_is_reported_only_when_confirmed() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["reset"], false, "{doc}");
-    assert!(doc["reason"].as_str().unwrap().contains("input box"), "{doc}");
+    assert!(
+        doc["reason"].as_str().unwrap().contains("input box"),
+        "{doc}"
+    );
 }

@@ -403,6 +403,10 @@ fn paste(t: &Target, rt: Runtime, text: &str) -> Result<std::result::Result<(), 
         BUFFERS.fetch_add(1, Ordering::SeqCst)
     );
     let d = adapters::delivery(t.socket.as_deref(), t.name(), &buffer);
+    let before = match screen(t)? {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
     let out = runner::output_with_stdin(&d.load, text.as_bytes())?;
     if !out.status.success() {
         return Ok(Err(format!(
@@ -417,16 +421,32 @@ fn paste(t: &Target, rt: Runtime, text: &str) -> Result<std::result::Result<(), 
             runner::first_line(&out)
         )));
     }
-    let s = match wait_state(t, rt, Instant::now() + Duration::from_secs(5), |s| {
-        matches!(s, ScreenState::InputPending { .. } | ScreenState::Busy)
-    })? {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
+    // Taken in: the box shows it (InputPending), or a busy runtime queued
+    // it, or — a runtime without bracketed paste takes each line as it
+    // comes (the stub) — the prompt is back on a changed screen, where Enter
+    // submits the last line (or nothing: an empty prompt ignores it).
+    let pasted = Instant::now();
+    let taken = |s: &ScreenState, screen: &str| match s {
+        ScreenState::InputPending { .. } | ScreenState::Busy => true,
+        ScreenState::Ready => screen != before && pasted.elapsed() >= Duration::from_secs(1),
+        _ => false,
     };
-    if !matches!(s, ScreenState::InputPending { .. } | ScreenState::Busy) {
-        return Ok(Err(format!(
-            "the pasted text did not show in the input box (the agent shows {s}); Enter not pressed"
-        )));
+    let deadline = pasted + Duration::from_secs(5);
+    loop {
+        let now = match screen(t)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let s = rt.screen_state(&now);
+        if taken(&s, &now) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Ok(Err(format!(
+                "the pasted text did not show in the input box (the agent shows {s}); Enter not pressed"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     let out = runner::output(&d.enter)?;
     if !out.status.success() {
@@ -484,9 +504,8 @@ fn record(
     since: Option<SystemTime>,
 ) -> std::result::Result<Turns, String> {
     let rt = l.rt;
-    let count = |turns: Vec<String>, sent: &str| {
-        turns.iter().filter(|u| rt.same_message(sent, u)).count()
-    };
+    let count =
+        |turns: Vec<String>, sent: &str| turns.iter().filter(|u| rt.same_message(sent, u)).count();
     let mut out = Turns::new();
     let tr = rt.transcript();
     match tr.format {
@@ -657,7 +676,9 @@ fn send(
         Ok(s @ ScreenState::PermissionPrompt { .. }) => {
             format!("the agent is at {s} after {timeout}s")
         }
-        Ok(s) => format!("timed out after {timeout}s: {where_} does not show it (the agent shows {s})"),
+        Ok(s) => {
+            format!("timed out after {timeout}s: {where_} does not show it (the agent shows {s})")
+        }
         Err(e) => format!("timed out after {timeout}s; cannot read the pane: {e}"),
     };
     report_send(p, name, true, false, &format!("not accepted: {why}"))
@@ -791,7 +812,13 @@ fn reset(ctx: &Ctx, name: &str, queue: bool, timeout: u64, p: &Printer) -> Resul
         if let Err(why) = remote_type(&t, d, cmd) {
             return fail(p, &format!("reset of {name} failed: {why}"));
         }
-        return report_reset(p, name, cmd, true, &format!("sent {cmd} (not confirmed on a remote host)"));
+        return report_reset(
+            p,
+            name,
+            cmd,
+            true,
+            &format!("sent {cmd} (not confirmed on a remote host)"),
+        );
     }
     let l = Local::new(ctx, &t);
     let rt = l.rt;
@@ -801,36 +828,60 @@ fn reset(ctx: &Ctx, name: &str, queue: bool, timeout: u64, p: &Printer) -> Resul
         .unwrap_or(spec.command)
         .to_string();
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let takes = |s: &ScreenState| s.is_ready() || (spec.accepted_while_busy && *s == ScreenState::Busy);
+    let takes =
+        |s: &ScreenState| s.is_ready() || (spec.accepted_while_busy && *s == ScreenState::Busy);
     loop {
         let s = match wait_state(&t, rt, if queue { deadline } else { Instant::now() }, takes)? {
             Ok(s) => s,
-            Err(e) => return report_reset(p, name, &cmd, false, &format!("not reset: cannot read the pane: {e}")),
+            Err(e) => {
+                return report_reset(
+                    p,
+                    name,
+                    &cmd,
+                    false,
+                    &format!("not reset: cannot read the pane: {e}"),
+                )
+            }
         };
         if !takes(&s) {
-            let hint = if queue { "" } else { " (--queue waits for its prompt)" };
-            return report_reset(p, name, &cmd, false, &format!("not reset: agent {name} shows {s}, not its input prompt{hint}"));
+            let hint = if queue {
+                ""
+            } else {
+                " (--queue waits for its prompt)"
+            };
+            return report_reset(
+                p,
+                name,
+                &cmd,
+                false,
+                &format!("not reset: agent {name} shows {s}, not its input prompt{hint}"),
+            );
         }
         let before = screen(&t)?.unwrap_or_default();
         if let Err(why) = paste(&t, rt, &cmd)? {
             return report_reset(p, name, &cmd, false, &format!("not reset: {why}"));
         }
-        let mut refused = false;
+        // Until refused (break), confirmed or out of time (return).
         loop {
             let now = screen(&t)?.unwrap_or_default();
             if rt.reset_refused(&now) && !rt.reset_refused(&before) {
-                refused = true;
                 break;
             }
             if now != before && rt.reset_confirmed(&now) {
-                return report_reset(p, name, &cmd, true, &format!("reset ({cmd} confirmed on screen)"));
+                return report_reset(
+                    p,
+                    name,
+                    &cmd,
+                    true,
+                    &format!("reset ({cmd} confirmed on screen)"),
+                );
             }
             if Instant::now() >= deadline {
                 return report_reset(p, name, &cmd, false, &format!("not reset: sent {cmd} but no confirmation on screen after {timeout}s (the agent shows {})", rt.screen_state(&now)));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        if refused && (!queue || Instant::now() >= deadline) {
+        if !queue || Instant::now() >= deadline {
             return report_reset(p, name, &cmd, false, &format!("not reset: the runtime refused {cmd} while busy with a turn (--queue waits for its prompt and retries)"));
         }
         // --queue: wait for the prompt and retry.
