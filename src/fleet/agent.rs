@@ -342,16 +342,8 @@ impl Local {
 /// The visible screen of a local agent's pane.
 fn screen(t: &Target) -> Result<std::result::Result<String, String>> {
     let mut argv = mosaic_fleet::tmux::base(t.socket.as_deref());
-    argv.extend(
-        [
-            "capture-pane".to_string(),
-            "-p".into(),
-            "-J".into(),
-            "-t".into(),
-            mosaic_fleet::tmux::pane_target(t.name()),
-        ]
-        .into_iter(),
-    );
+    argv.extend(["capture-pane", "-p", "-J", "-t"].map(String::from));
+    argv.push(mosaic_fleet::tmux::pane_target(t.name()));
     let out = runner::output(&argv)?;
     Ok(if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
