@@ -423,6 +423,11 @@ fn real_case(runtime: Runtime, bin: &Path) {
         server.delay_when("SLOW TURN", Duration::from_secs(8));
         run.send("SLOW TURN: take a while");
         run.wait_state("Busy", Duration::from_secs(30), |s| *s == ScreenState::Busy);
+        // `mosaic agent reset` does not report a reset it cannot have made.
+        let out = mosaic(&sb, &["agent", "reset", "agent"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("not reset"), "{err}");
         run.send(reset.command);
         if sb
             .wait_screen(Duration::from_secs(15), |c| runtime.reset_refused(c))
@@ -433,7 +438,22 @@ fn real_case(runtime: Runtime, bin: &Path) {
         run.wait_ready(Duration::from_secs(60));
     }
     run.wait_ready(Duration::from_secs(60));
-    run.send(reset.command);
+    if matches!(runtime, Runtime::Claude | Runtime::Codex) {
+        // Through `mosaic agent reset`: "reset" only once confirmed.
+        let out = mosaic(&sb, &["agent", "reset", "agent", "--timeout", "30"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{text}\n{}", sb.capture());
+        assert!(
+            text.contains(&format!("reset ({} confirmed", reset.command)),
+            "{text}"
+        );
+    } else {
+        run.send(reset.command);
+    }
     if sb
         .wait_screen(Duration::from_secs(30), |c| runtime.reset_confirmed(c))
         .is_err()
