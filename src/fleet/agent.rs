@@ -387,8 +387,13 @@ static BUFFERS: AtomicI32 = AtomicI32::new(0);
 /// Delivers `text` to a local pane: `load-buffer` from stdin, a bracketed
 /// `paste-buffer`, then Enter once the screen shows the paste taken in
 /// (InputPending; Busy when the runtime was busy). `Err` is one line; no
-/// Enter is pressed when the paste does not show.
-fn paste(t: &Target, rt: Runtime, text: &str) -> Result<std::result::Result<(), String>> {
+/// Enter is pressed when the paste does not show within 5 s, unless `force`.
+fn paste(
+    t: &Target,
+    rt: Runtime,
+    text: &str,
+    force: bool,
+) -> Result<std::result::Result<(), String>> {
     let buffer = format!(
         "mosaic-send-{}-{}",
         std::process::id(),
@@ -434,6 +439,9 @@ fn paste(t: &Target, rt: Runtime, text: &str) -> Result<std::result::Result<(), 
             break;
         }
         if Instant::now() >= deadline {
+            if force {
+                break;
+            }
             return Ok(Err(format!(
                 "the pasted text did not show in the input box (the agent shows {s}); Enter not pressed"
             )));
@@ -620,7 +628,7 @@ fn send(
     } else {
         Turns::new()
     };
-    if let Err(why) = paste(&t, l.rt, &text)? {
+    if let Err(why) = paste(&t, l.rt, &text, force)? {
         return report_send(p, name, verify, false, &format!("not delivered: {why}"));
     }
     if !verify {
@@ -726,7 +734,7 @@ fn send_remote(
                 name,
                 true,
                 false,
-                &format!("not accepted: no receipt in the pane after {timeout}s"),
+                &format!("not accepted: no ACK receipt in the pane after {timeout}s (on another host only the stub's receipt line is read)"),
             );
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -850,7 +858,7 @@ fn reset(ctx: &Ctx, name: &str, queue: bool, timeout: u64, p: &Printer) -> Resul
             );
         }
         let before = screen(&t)?.unwrap_or_default();
-        if let Err(why) = paste(&t, rt, &cmd)? {
+        if let Err(why) = paste(&t, rt, &cmd, false)? {
             return report_reset(p, name, &cmd, false, &format!("not reset: {why}"));
         }
         // Until refused (break), confirmed or out of time (return).
