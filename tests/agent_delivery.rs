@@ -86,8 +86,13 @@ impl Rig {
     }
 
     fn mosaic(&self, args: &[&str]) -> Output {
+        self.mosaic_env(args, &[])
+    }
+
+    fn mosaic_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
         common::scrub_env(&mut c)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("HOME", self.root())
             .env("XDG_CONFIG_HOME", self.root().join(".config"))
             .env("TMUX_TMPDIR", self.tmux.tmpdir())
@@ -319,4 +324,57 @@ fn reset_is_reported_only_when_confirmed() {
         doc["reason"].as_str().unwrap().contains("input box"),
         "{doc}"
     );
+}
+
+#[test]
+fn the_text_is_never_on_a_command_line() {
+    let Some(rig) = Rig::new() else { return };
+    let log = rig.root().join("spawn.log");
+    let secret = "SECRET-WORDS-1234 ✓";
+    let out = rig.mosaic_env(
+        &["agent", "send", "s0", "-m", secret, "--verify"],
+        &[("MOSAIC_SPAWN_LOG", &log)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let spawned = std::fs::read_to_string(&log).unwrap();
+    assert!(!spawned.contains("SECRET-WORDS"), "{spawned}");
+    assert!(spawned.contains("load-buffer -b mosaic-send-"), "{spawned}");
+    assert!(
+        spawned.contains("paste-buffer -p -d -b mosaic-send-"),
+        "{spawned}"
+    );
+    assert!(!spawned.contains("send-keys -t =s0:0.0 -l"), "{spawned}");
+    assert!(rig
+        .pane()
+        .contains(&format!("ACK [from operator:mosaic-cli] {secret}")));
+    // The buffer is gone after the paste (-d).
+    let out = rig
+        .tmux
+        .tmux(Some(SOCKET))
+        .args(["list-buffers", "-F", "#{buffer_name}"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("mosaic-send-"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn reset_queue_waits_for_the_prompt() {
+    let Some(rig) = Rig::new() else { return };
+    rig.leave_in_box("typing");
+    let rig = std::sync::Arc::new(rig);
+    let r2 = rig.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        r2.enter();
+    });
+    let out = rig.mosaic(&["agent", "reset", "s0", "--queue", "--timeout", "20"]);
+    t.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pane = rig.pane();
+    assert!(pane.contains("ACK typing"), "{pane}");
+    assert!(pane.trim_end().ends_with("ACK /reset\n>"), "{pane}");
 }
