@@ -374,10 +374,47 @@ fn real_case(runtime: Runtime, bin: &Path) {
                 matches!(&state, ScreenState::PermissionPrompt { what } if what.contains(model_server::TOOL_COMMAND)),
                 "{state:?}"
             );
+            // `mosaic agent send` does not answer the prompt, and says why.
+            let out = mosaic(&sb, &["agent", "send", "agent", "-m", "1"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("refused") && err.contains("a permission prompt"),
+                "{err}"
+            );
+            assert!(
+                matches!(run.state(), ScreenState::PermissionPrompt { .. }),
+                "the prompt was answered: {}",
+                sb.capture()
+            );
         }
         // Escape rejects the call and brings the prompt back.
         sb.tmux(&["send-keys", "-t", "=agent:0.0", "Escape"]);
         run.wait_ready(Duration::from_secs(30));
+        if runtime == Runtime::Claude {
+            // --verify: accepted from claude's own transcript.
+            let out = mosaic(
+                &sb,
+                &[
+                    "agent",
+                    "send",
+                    "agent",
+                    "-m",
+                    "VERIFY PROBE",
+                    "--verify",
+                    "--timeout",
+                    "60",
+                ],
+            );
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(0), "{text}");
+            assert!(text.contains("accepted: its transcript"), "{text}");
+            run.wait_ready(Duration::from_secs(60));
+        }
     }
 
     // The reset command (codex refuses it while a turn runs).
@@ -386,6 +423,11 @@ fn real_case(runtime: Runtime, bin: &Path) {
         server.delay_when("SLOW TURN", Duration::from_secs(8));
         run.send("SLOW TURN: take a while");
         run.wait_state("Busy", Duration::from_secs(30), |s| *s == ScreenState::Busy);
+        // `mosaic agent reset` does not report a reset it cannot have made.
+        let out = mosaic(&sb, &["agent", "reset", "agent"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("not reset"), "{err}");
         run.send(reset.command);
         if sb
             .wait_screen(Duration::from_secs(15), |c| runtime.reset_refused(c))
@@ -396,7 +438,22 @@ fn real_case(runtime: Runtime, bin: &Path) {
         run.wait_ready(Duration::from_secs(60));
     }
     run.wait_ready(Duration::from_secs(60));
-    run.send(reset.command);
+    if matches!(runtime, Runtime::Claude | Runtime::Codex) {
+        // Through `mosaic agent reset`: "reset" only once confirmed.
+        let out = mosaic(&sb, &["agent", "reset", "agent", "--timeout", "30"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{text}\n{}", sb.capture());
+        assert!(
+            text.contains(&format!("reset ({} confirmed", reset.command)),
+            "{text}"
+        );
+    } else {
+        run.send(reset.command);
+    }
     if sb
         .wait_screen(Duration::from_secs(30), |c| runtime.reset_confirmed(c))
         .is_err()
@@ -475,6 +532,31 @@ fn real_case(runtime: Runtime, bin: &Path) {
         }),
         "{runtime}: processes left behind after teardown"
     );
+}
+
+/// `mosaic ARGS --roster R` against the sandbox's agent: a roster naming its
+/// socket and session, the sandbox's environment (HOME, TMUX_TMPDIR).
+fn mosaic(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    let roster = sb.home().join("roster.yaml");
+    std::fs::create_dir_all(sb.home().join(".config/mosaic/fleet/agents")).unwrap();
+    std::fs::write(
+        &roster,
+        format!(
+            "version: 1\ntmux:\n  socket_name: {}\nagents:\n  - name: {}\n    runtime: {}\n",
+            rs::SOCKET,
+            rs::SESSION,
+            sb.runtime.name()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
+    cmd.env_clear()
+        .envs(sb.env())
+        .current_dir(sb.workdir())
+        .args(args)
+        .arg("--roster")
+        .arg(&roster);
+    rs::run_with_timeout(&mut cmd, Duration::from_secs(120)).expect("mosaic")
 }
 
 /// The stub needs neither npm nor a namespace: the same delivery, its

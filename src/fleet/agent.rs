@@ -1,6 +1,14 @@
-//! `mosaic agent …`: send (through the shipped `agent-send.sh`, with an
-//! optional read-back `--verify`), watch (a read-only grouped viewer that is
+//! `mosaic agent …`: send, watch (a read-only grouped viewer that is
 //! removed on every exit path), tail and reset. One agent, exact targets.
+//!
+//! Send delivers by bracketed paste (`load-buffer -` from stdin, `paste-buffer
+//! -p`, then Enter once the adapter sees the paste in the input box), only
+//! when the adapter reads the screen as the prompt (Ready, or Busy: the
+//! runtimes queue a message sent during a turn); any other screen is refused
+//! with one line naming it, unless `--force` (`--queue` waits for it).
+//! `--verify` reads the runtime's own record (its transcript, the stub's ACK
+//! lines) for the message as a user turn. Reset delivers the adapter's reset
+//! command the same way and reports "reset" only when the screen confirms it.
 
 use super::cli::AgentCommand;
 use super::roster::Agent;
@@ -9,11 +17,14 @@ use super::Ctx;
 use crate::cli::Global;
 use crate::report::Printer;
 use mosaic_engine::error::{Error, Result};
+use mosaic_fleet::adapters::{self, Runtime, ScreenState, TranscriptFormat};
 use mosaic_fleet::ssh::{self, Dest};
-use mosaic_fleet::{hosts, runner};
+use mosaic_fleet::{envfile, hosts, runner};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Runs a `mosaic agent …` command; returns the exit code.
 pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
@@ -25,6 +36,8 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
             message,
             source,
             verify,
+            force,
+            queue,
             timeout,
             roster,
             dry_run: false,
@@ -34,6 +47,8 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
             message,
             source,
             *verify,
+            *force,
+            *queue,
             *timeout,
             p,
         ),
@@ -45,9 +60,11 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
         } => tail(&Ctx::new(g, roster)?, name, *lines, p),
         AgentCommand::Reset {
             name,
+            queue,
+            timeout,
             roster,
             dry_run: false,
-        } => reset(&Ctx::new(g, roster)?, name, p),
+        } => reset(&Ctx::new(g, roster)?, name, *queue, *timeout, p),
     }
 }
 
@@ -260,61 +277,320 @@ fn remote_type(t: &Target, d: &Dest, text: &str) -> std::result::Result<(), Stri
     }
 }
 
-/// The exact text `agent-send.sh` types: `[from SOURCE] MESSAGE`, each
-/// control character replaced by one space.
+/// The text delivered: `[from SOURCE] MESSAGE` (the label stays a prefix of
+/// the first line, so the runtime's record shows who sent it). Newlines and
+/// tabs are kept (the paste carries them); every other control character
+/// (ESC could end a bracketed paste early) becomes one space, and trailing
+/// newlines are dropped (Enter submits).
 pub fn typed_text(source: &str, message: &str) -> String {
     format!("[from {source}] {message}")
         .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .trim_end_matches(['\n', '\r'])
+        .to_string()
+}
+
+/// The one-line form remote delivery types (its script takes one line).
+fn one_line(text: &str) -> String {
+    text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
 
-/// What a read-back of the pane says about a sent message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Receipt {
-    /// The runtime answered `ACK <text>` (the stub's receipt).
-    Acked,
-    /// The text moved above the input line (submitted), no receipt line.
-    Submitted,
-    /// The text is still on the last line: typed but not submitted.
-    Pending,
-    /// The pane does not show the text.
-    Absent,
+/// How a local agent's screen and record are read.
+struct Local {
+    /// The adapter that reads its screen and transcript.
+    rt: Runtime,
+    /// Its HOME and environment (its env file over this process's).
+    env: BTreeMap<String, String>,
 }
 
-fn count_lines(pane: &str, pred: impl Fn(&str) -> bool) -> usize {
-    pane.lines().filter(|l| pred(l)).count()
+impl Local {
+    fn new(ctx: &Ctx, t: &Target) -> Local {
+        let env = std::fs::read_to_string(ctx.env_file(t.name()))
+            .map(|s| envfile::parse(&s))
+            .unwrap_or_default();
+        let rt = env
+            .get("MOSAIC_AGENT_COMMAND")
+            .and_then(|c| Runtime::for_command(c))
+            .or_else(|| Runtime::from_name(t.agent.runtime.program()))
+            .unwrap_or(Runtime::Stub);
+        Local { rt, env }
+    }
+
+    fn var(&self, k: &str) -> Option<String> {
+        self.env
+            .get(k)
+            .cloned()
+            .or_else(|| std::env::var(k).ok())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn transcript_root(&self) -> PathBuf {
+        let home = PathBuf::from(self.var("HOME").unwrap_or_else(|| "/".into()));
+        self.rt.transcript().root(&home, |k| self.var(k))
+    }
 }
 
-/// Judges a pane read-back against the counts before sending (pure).
-pub fn judge(before: &str, after: &str, text: &str) -> Receipt {
-    let ack = format!("ACK {text}");
-    let acks = |p: &str| count_lines(p, |l| l.trim_end().ends_with(&ack));
-    if acks(after) > acks(before) {
-        return Receipt::Acked;
-    }
-    let shown = |p: &str| count_lines(p, |l| l.contains(text) && !l.trim_end().ends_with(&ack));
-    if shown(after) <= shown(before) {
-        return Receipt::Absent;
-    }
-    let last = after
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    if last.contains(text) {
-        Receipt::Pending
+/// The visible screen of a local agent's pane.
+fn screen(t: &Target) -> Result<std::result::Result<String, String>> {
+    let mut argv = mosaic_fleet::tmux::base(t.socket.as_deref());
+    argv.extend(["capture-pane", "-p", "-J", "-t"].map(String::from));
+    argv.push(mosaic_fleet::tmux::pane_target(t.name()));
+    let out = runner::output(&argv)?;
+    Ok(if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Receipt::Submitted
+        Err(runner::first_line(&out))
+    })
+}
+
+fn state(t: &Target, rt: Runtime) -> Result<std::result::Result<ScreenState, String>> {
+    Ok(screen(t)?.map(|s| rt.screen_state(&s)))
+}
+
+/// May a message be pasted on this screen? Ready, or Busy (the runtimes
+/// queue a message typed while a turn runs; an input box with text in it
+/// reads as InputPending, never Busy).
+fn may_paste(s: &ScreenState) -> bool {
+    matches!(s, ScreenState::Ready | ScreenState::Busy)
+}
+
+/// Waits until `ok(state)` or the deadline; returns the last state.
+fn wait_state(
+    t: &Target,
+    rt: Runtime,
+    deadline: Instant,
+    ok: impl Fn(&ScreenState) -> bool,
+) -> Result<std::result::Result<ScreenState, String>> {
+    loop {
+        let s = match state(t, rt)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        if ok(&s) || Instant::now() >= deadline {
+            return Ok(Ok(s));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
+static BUFFERS: AtomicI32 = AtomicI32::new(0);
+
+/// Delivers `text` to a local pane: `load-buffer` from stdin, a bracketed
+/// `paste-buffer`, then Enter once the screen shows the paste taken in
+/// (InputPending; Busy when the runtime was busy). `Err` is one line; no
+/// Enter is pressed when the paste does not show within 5 s, unless `force`.
+fn paste(
+    t: &Target,
+    rt: Runtime,
+    text: &str,
+    force: bool,
+) -> Result<std::result::Result<(), String>> {
+    let buffer = format!(
+        "mosaic-send-{}-{}",
+        std::process::id(),
+        BUFFERS.fetch_add(1, Ordering::SeqCst)
+    );
+    let d = adapters::delivery(t.socket.as_deref(), t.name(), &buffer);
+    let before = match screen(t)? {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let out = runner::output_with_stdin(&d.load, text.as_bytes())?;
+    if !out.status.success() {
+        return Ok(Err(format!(
+            "tmux load-buffer failed: {}",
+            runner::first_line(&out)
+        )));
+    }
+    let out = runner::output(&d.paste)?;
+    if !out.status.success() {
+        return Ok(Err(format!(
+            "tmux paste-buffer failed: {}",
+            runner::first_line(&out)
+        )));
+    }
+    // Taken in: the box shows it (InputPending), or a busy runtime queued
+    // it, or — a runtime without bracketed paste takes each line as it
+    // comes (the stub) — the prompt is back on a changed screen, where Enter
+    // submits the last line (or nothing: an empty prompt ignores it).
+    let pasted = Instant::now();
+    let taken = |s: &ScreenState, screen: &str| match s {
+        ScreenState::InputPending { .. } | ScreenState::Busy => true,
+        ScreenState::Ready => screen != before && pasted.elapsed() >= Duration::from_secs(1),
+        _ => false,
+    };
+    let deadline = pasted + Duration::from_secs(5);
+    loop {
+        let now = match screen(t)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let s = rt.screen_state(&now);
+        if taken(&s, &now) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            if force {
+                break;
+            }
+            return Ok(Err(format!(
+                "the pasted text did not show in the input box (the agent shows {s}); Enter not pressed"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = runner::output(&d.enter)?;
+    if !out.status.success() {
+        return Ok(Err(format!(
+            "tmux send-keys Enter failed: {}",
+            runner::first_line(&out)
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Gets a local agent to a screen that takes a message: refuses (one line
+/// naming the screen) unless `force`; with `queue` waits until `deadline`.
+fn at_prompt(
+    t: &Target,
+    rt: Runtime,
+    force: bool,
+    queue: bool,
+    deadline: Instant,
+) -> Result<std::result::Result<(), String>> {
+    let s = match state(t, rt)? {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(format!("cannot read the pane: {e}"))),
+    };
+    if may_paste(&s) || force {
+        return Ok(Ok(()));
+    }
+    if !queue {
+        return Ok(Err(format!(
+            "refused: agent {} shows {s}, not its input prompt (a message must not answer it); --queue waits for the prompt, --force delivers anyway",
+            t.name()
+        )));
+    }
+    match wait_state(t, rt, deadline, may_paste)? {
+        Err(e) => Ok(Err(format!("cannot read the pane: {e}"))),
+        Ok(s) if may_paste(&s) => Ok(Ok(())),
+        Ok(s) => Ok(Err(format!(
+            "refused: agent {} still shows {s} after waiting for its input prompt",
+            t.name()
+        ))),
+    }
+}
+
+/// A snapshot of the runtime's record: how often each source shows the
+/// message as a user turn.
+type Turns = BTreeMap<PathBuf, usize>;
+
+/// Counts the user turns equal to `text` in the runtime's record. The
+/// stub's record is its pane (its ACK lines; a multi-line message is one
+/// line per line, so its last line counts).
+fn record(
+    t: &Target,
+    l: &Local,
+    text: &str,
+    since: Option<SystemTime>,
+) -> std::result::Result<Turns, String> {
+    let rt = l.rt;
+    let count =
+        |turns: Vec<String>, sent: &str| turns.iter().filter(|u| rt.same_message(sent, u)).count();
+    let mut out = Turns::new();
+    let tr = rt.transcript();
+    match tr.format {
+        TranscriptFormat::Screen => {
+            let cap = capture(t, 2000).map_err(|e| e.to_string())??;
+            let last = text.lines().last().unwrap_or("");
+            let turns = rt.user_turns(cap.as_bytes()).map_err(|e| e.to_string())?;
+            out.insert(PathBuf::new(), count(turns, last));
+        }
+        TranscriptFormat::Sqlite => {
+            let db = l.transcript_root();
+            if !db.exists() {
+                return Ok(out);
+            }
+            let argv = rt
+                .transcript_query(&db)
+                .ok_or_else(|| "no query for this transcript".to_string())?;
+            let o = runner::output(&argv).map_err(|e| e.to_string())?;
+            if !o.status.success() {
+                return Err(format!(
+                    "`{}` failed: {}",
+                    runner::display(&argv),
+                    runner::first_line(&o)
+                ));
+            }
+            let turns = rt.user_turns(&o.stdout).map_err(|e| e.to_string())?;
+            out.insert(db, count(turns, text));
+        }
+        TranscriptFormat::Jsonl => {
+            let root = l.transcript_root();
+            let day = SystemTime::now() - Duration::from_secs(86_400);
+            let mut files = Vec::new();
+            jsonl_files(&root, 0, &mut files);
+            for (f, mtime) in files {
+                if mtime < since.unwrap_or(day) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&f) else {
+                    continue;
+                };
+                // A line being written may be cut short: skip unreadable files.
+                if let Ok(turns) = rt.user_turns(&bytes) {
+                    out.insert(f, count(turns, text));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `*.jsonl` files below `dir` (depth-bounded) with their mtimes.
+fn jsonl_files(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, SystemTime)>) {
+    if depth > 6 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(md) = e.metadata() else { continue };
+        if md.is_dir() {
+            jsonl_files(&p, depth + 1, out);
+        } else if p.extension().is_some_and(|x| x == "jsonl") {
+            out.push((p, md.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        }
+    }
+}
+
+/// Does `after` show more matching user turns than `before` anywhere?
+fn grew(before: &Turns, after: &Turns) -> bool {
+    after
+        .iter()
+        .any(|(k, n)| *n > before.get(k).copied().unwrap_or(0))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn send(
     ctx: &Ctx,
     name: &str,
     message: &str,
     source: &str,
     verify: bool,
+    force: bool,
+    queue: bool,
     timeout: u64,
     p: &Printer,
 ) -> Result<i32> {
@@ -327,105 +603,141 @@ fn send(
         return report_send(p, name, verify, false, &format!("not delivered: {why}"));
     }
     let text = typed_text(source, message);
-    let lines = 200;
+    if let Some(d) = &t.dest {
+        return send_remote(p, &t, d, &text, verify, timeout);
+    }
+    let l = Local::new(ctx, &t);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    if let Err(why) = at_prompt(&t, l.rt, force, queue, deadline)? {
+        return report_send(p, name, verify, false, &format!("not delivered: {why}"));
+    }
+    let started = SystemTime::now() - Duration::from_secs(2);
     let before = if verify {
-        match capture(&t, lines)? {
-            Ok(s) => s,
+        match record(&t, &l, &text, None) {
+            Ok(b) => b,
             Err(e) => {
                 return report_send(
                     p,
                     name,
-                    verify,
+                    true,
                     false,
-                    &format!("cannot read the pane: {e}"),
+                    &format!("cannot read the runtime's record: {e}"),
                 )
             }
         }
     } else {
-        String::new()
+        Turns::new()
     };
-    if let Some(d) = &t.dest {
-        if let Err(why) = remote_type(&t, d, &text) {
-            return report_send(p, name, verify, false, &format!("not delivered: {why}"));
-        }
-    } else {
-        let argv = tmux::agent_send(
-            &ctx.paths.home,
-            t.socket.as_deref(),
-            None,
-            source,
-            name,
-            message,
-        );
-        let out = runner::output(&argv)?;
-        if !out.status.success() {
-            return report_send(
-                p,
-                name,
-                verify,
-                false,
-                &format!("not delivered: {}", runner::first_line(&out)),
-            );
-        }
+    if let Err(why) = paste(&t, l.rt, &text, force)? {
+        return report_send(p, name, verify, false, &format!("not delivered: {why}"));
     }
     if !verify {
         return report_send(p, name, false, true, "delivered");
     }
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut last;
+    let where_ = match l.rt.transcript().format {
+        TranscriptFormat::Screen => "its pane (ACK line)".to_string(),
+        _ => format!("its transcript ({})", l.transcript_root().display()),
+    };
     loop {
-        match capture(&t, lines)? {
-            Ok(after) => {
-                last = judge(&before, &after, &text);
-                if last == Receipt::Acked {
-                    return report_send(
-                        p,
-                        name,
-                        true,
-                        true,
-                        "accepted: the agent acknowledged it (ACK seen)",
-                    );
-                }
+        match record(&t, &l, &text, Some(started)) {
+            Ok(after) if grew(&before, &after) => {
+                return report_send(
+                    p,
+                    name,
+                    true,
+                    true,
+                    &format!("accepted: {where_} shows it as a user turn"),
+                )
             }
+            Ok(_) => {}
             Err(e) => {
-                let why = match check_pane(&t)? {
-                    Err(w) => w,
-                    Ok(_) => e,
-                };
-                return report_send(p, name, true, false, &format!("not accepted: {why}"));
+                return report_send(
+                    p,
+                    name,
+                    true,
+                    false,
+                    &format!("not accepted: cannot read the runtime's record: {e}"),
+                )
             }
         }
         if Instant::now() >= deadline {
             break;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(250));
     }
     if let Err(why) = check_pane(&t)? {
         return report_send(p, name, true, false, &format!("not accepted: {why}"));
     }
-    match last {
-        Receipt::Acked => unreachable!("returned above"),
-        Receipt::Submitted => report_send(
-            p,
-            name,
-            true,
-            true,
-            "accepted: the message left the input line (no receipt line from the runtime)",
-        ),
-        Receipt::Pending => report_send(
-            p,
-            name,
-            true,
-            false,
-            &format!("not accepted: the message is still on the input line after {timeout}s (the agent is busy or not reading)"),
-        ),
-        Receipt::Absent => report_send(
-            p,
-            name,
-            true,
-            false,
-            &format!("not accepted: the pane does not show the message after {timeout}s"),
-        ),
+    let why = match state(&t, l.rt)? {
+        Ok(ScreenState::InputPending { shown }) => {
+            format!("the message is still in the input box ({shown}) after {timeout}s")
+        }
+        Ok(s @ ScreenState::PermissionPrompt { .. }) => {
+            format!("the agent is at {s} after {timeout}s")
+        }
+        Ok(s) => {
+            format!("timed out after {timeout}s: {where_} does not show it (the agent shows {s})")
+        }
+        Err(e) => format!("timed out after {timeout}s; cannot read the pane: {e}"),
+    };
+    report_send(p, name, true, false, &format!("not accepted: {why}"))
+}
+
+/// Remote delivery (over ssh, one line) with the pane read-back receipt.
+fn send_remote(
+    p: &Printer,
+    t: &Target,
+    d: &Dest,
+    text: &str,
+    verify: bool,
+    timeout: u64,
+) -> Result<i32> {
+    let name = t.name();
+    let text = one_line(text);
+    let before = if verify {
+        match capture(t, 200)? {
+            Ok(s) => s,
+            Err(e) => {
+                return report_send(p, name, true, false, &format!("cannot read the pane: {e}"))
+            }
+        }
+    } else {
+        String::new()
+    };
+    if let Err(why) = remote_type(t, d, &text) {
+        return report_send(p, name, verify, false, &format!("not delivered: {why}"));
+    }
+    if !verify {
+        return report_send(p, name, false, true, "delivered");
+    }
+    let ack = format!("ACK {text}");
+    let acks = |s: &str| s.lines().filter(|l| l.trim_end().ends_with(&ack)).count();
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        match capture(t, 200)? {
+            Ok(after) if acks(&after) > acks(&before) => {
+                return report_send(
+                    p,
+                    name,
+                    true,
+                    true,
+                    "accepted: the agent acknowledged it (ACK seen)",
+                )
+            }
+            Ok(_) => {}
+            Err(e) => return report_send(p, name, true, false, &format!("not accepted: {e}")),
+        }
+        if Instant::now() >= deadline {
+            return report_send(
+                p,
+                name,
+                true,
+                false,
+                &format!("not accepted: no ACK receipt in the pane after {timeout}s (on another host only the stub's receipt line is read)"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -472,40 +784,109 @@ fn tail(ctx: &Ctx, name: &str, n: usize, p: &Printer) -> Result<i32> {
     Ok(0)
 }
 
-fn reset(ctx: &Ctx, name: &str, p: &Printer) -> Result<i32> {
+fn report_reset(p: &Printer, name: &str, cmd: &str, ok: bool, reason: &str) -> Result<i32> {
+    if p.json {
+        p.json_out(&serde_json::json!({"agent": name, "sent": cmd, "reset": ok, "reason": reason}));
+    } else if ok {
+        p.line(&format!("{name}: {reason}"));
+    } else {
+        eprintln!("mosaic: {name}: {reason}");
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn reset(ctx: &Ctx, name: &str, queue: bool, timeout: u64, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
     let t = target(&roster, ctx, name)?;
-    let rt = t.agent.runtime;
-    let cmd = roster.reset_command(rt).ok_or_else(|| {
-        Error::Input(format!(
-            "the roster sets no reset_command for runtime {0}; add `runtimes: {{ {0}: {{ reset_command: /clear }} }}` to {1}",
-            rt.program(),
-            ctx.roster_path.display()
-        ))
-    })?;
     if let Err(why) = check_pane(&t)? {
         return fail(p, &why);
     }
     if let Some(d) = &t.dest {
+        let cmd = roster.reset_command(t.agent.runtime).ok_or_else(|| {
+            Error::Input(format!(
+                "the roster sets no reset_command for runtime {0}; add `runtimes: {{ {0}: {{ reset_command: /clear }} }}` to {1}",
+                t.agent.runtime.program(),
+                ctx.roster_path.display()
+            ))
+        })?;
         if let Err(why) = remote_type(&t, d, cmd) {
             return fail(p, &format!("reset of {name} failed: {why}"));
         }
-    } else {
-        let argv = tmux::send_message(&ctx.paths.home, t.socket.as_deref(), None, name, cmd);
-        let out = runner::output(&argv)?;
-        if !out.status.success() {
-            return fail(
+        return report_reset(
+            p,
+            name,
+            cmd,
+            true,
+            &format!("sent {cmd} (not confirmed on a remote host)"),
+        );
+    }
+    let l = Local::new(ctx, &t);
+    let rt = l.rt;
+    let spec = rt.reset();
+    let cmd = roster
+        .reset_command(t.agent.runtime)
+        .unwrap_or(spec.command)
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let takes =
+        |s: &ScreenState| s.is_ready() || (spec.accepted_while_busy && *s == ScreenState::Busy);
+    loop {
+        let s = match wait_state(&t, rt, if queue { deadline } else { Instant::now() }, takes)? {
+            Ok(s) => s,
+            Err(e) => {
+                return report_reset(
+                    p,
+                    name,
+                    &cmd,
+                    false,
+                    &format!("not reset: cannot read the pane: {e}"),
+                )
+            }
+        };
+        if !takes(&s) {
+            let hint = if queue {
+                ""
+            } else {
+                " (--queue waits for its prompt)"
+            };
+            return report_reset(
                 p,
-                &format!("reset of {name} failed: {}", runner::first_line(&out)),
+                name,
+                &cmd,
+                false,
+                &format!("not reset: agent {name} shows {s}, not its input prompt{hint}"),
             );
         }
+        let before = screen(&t)?.unwrap_or_default();
+        if let Err(why) = paste(&t, rt, &cmd, false)? {
+            return report_reset(p, name, &cmd, false, &format!("not reset: {why}"));
+        }
+        // Until refused (break), confirmed or out of time (return).
+        loop {
+            let now = screen(&t)?.unwrap_or_default();
+            if rt.reset_refused(&now) && !rt.reset_refused(&before) {
+                break;
+            }
+            if now != before && rt.reset_confirmed(&now) {
+                return report_reset(
+                    p,
+                    name,
+                    &cmd,
+                    true,
+                    &format!("reset ({cmd} confirmed on screen)"),
+                );
+            }
+            if Instant::now() >= deadline {
+                return report_reset(p, name, &cmd, false, &format!("not reset: sent {cmd} but no confirmation on screen after {timeout}s (the agent shows {})", rt.screen_state(&now)));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !queue || Instant::now() >= deadline {
+            return report_reset(p, name, &cmd, false, &format!("not reset: the runtime refused {cmd} while busy with a turn (--queue waits for its prompt and retries)"));
+        }
+        // --queue: wait for the prompt and retry.
+        let _ = wait_state(&t, rt, deadline, |s| s.is_ready())?;
     }
-    if p.json {
-        p.json_out(&serde_json::json!({"agent": name, "sent": cmd}));
-    } else {
-        p.line(&format!("{name}: sent {cmd}"));
-    }
-    Ok(0)
 }
 
 // ---- watch ----
@@ -639,48 +1020,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn typed_text_is_one_line() {
+    fn typed_text_keeps_lines_and_drops_other_controls() {
         assert_eq!(
-            typed_text("operator:mosaic-cli", "hi\nthere\t!"),
-            "[from operator:mosaic-cli] hi there !"
+            typed_text("operator:mosaic-cli", "hi\nthere\t!\x1b[201~\n\n"),
+            "[from operator:mosaic-cli] hi\nthere\t! [201~"
         );
+        assert_eq!(one_line("a\nb"), "a b");
     }
 
     #[test]
-    fn judge_reads_the_pane() {
-        let t = "[from op] hello";
-        let before = "stub-agent a ready\n> ";
-        assert_eq!(
-            judge(
-                before,
-                "stub-agent a ready\n> [from op] hello\nACK [from op] hello\n> ",
-                t
-            ),
-            Receipt::Acked
-        );
-        assert_eq!(
-            judge(before, "stub-agent a ready\n> [from op] hello\n", t),
-            Receipt::Pending
-        );
-        assert_eq!(
-            judge(
-                before,
-                "stub-agent a ready\n> [from op] hello\nthinking...\n│ >      │\n",
-                t
-            ),
-            Receipt::Submitted
-        );
-        assert_eq!(judge(before, before, t), Receipt::Absent);
-        // An old ACK of the same text does not count for a new send.
-        let old = "> [from op] hello\nACK [from op] hello\n> ";
-        assert_eq!(judge(old, old, t), Receipt::Absent);
-        assert_eq!(
-            judge(
-                old,
-                "> [from op] hello\nACK [from op] hello\n> [from op] hello\n",
-                t
-            ),
-            Receipt::Pending
-        );
+    fn a_record_grows_only_with_a_new_turn() {
+        let mut b = Turns::new();
+        b.insert(PathBuf::from("x"), 1);
+        let mut a = b.clone();
+        assert!(!grew(&b, &a));
+        a.insert(PathBuf::from("y"), 1);
+        assert!(grew(&b, &a));
+        assert!(!may_paste(&ScreenState::Unknown));
+        assert!(may_paste(&ScreenState::Busy));
     }
 }

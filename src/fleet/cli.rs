@@ -146,20 +146,26 @@ pub enum FleetCommand {
 /// `mosaic agent` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Deliver a message through tools/tmux/agent-send.sh.
+    /// Deliver a message by bracketed paste, only when the agent is at its prompt.
     Send {
         /// Agent name.
         name: String,
-        /// The message (one line; control characters become spaces).
+        /// The message (newlines and tabs kept; other control characters become spaces).
         #[arg(short = 'm', long = "message", allow_hyphen_values = true)]
         message: String,
         /// Source label shown as "[from SOURCE]".
         #[arg(long, default_value = "operator:mosaic-cli")]
         source: String,
-        /// Read the pane back: exit 0 when the agent accepted the message, 1 when not.
+        /// Read the runtime's own record back: exit 0 when it shows the message as a user turn, 1 when not.
         #[arg(long)]
         verify: bool,
-        /// How long --verify waits for the receipt, seconds.
+        /// Deliver even when the agent is not at its prompt (a message may then answer a prompt).
+        #[arg(long, conflicts_with = "queue")]
+        force: bool,
+        /// Wait (up to --timeout) for the agent to be at its prompt instead of refusing.
+        #[arg(long)]
+        queue: bool,
+        /// How long --verify waits for the receipt (and --queue for the prompt), seconds.
         #[arg(long, value_name = "SECS", default_value_t = 10,
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
@@ -189,10 +195,17 @@ pub enum AgentCommand {
         #[command(flatten)]
         roster: RosterArg,
     },
-    /// Type the runtime's reset_command into that one agent's pane.
+    /// Deliver the runtime's reset command to that one agent and confirm it took.
     Reset {
         /// Agent name.
         name: String,
+        /// Wait (up to --timeout) for the prompt, and retry once a busy runtime refused.
+        #[arg(long)]
+        queue: bool,
+        /// How long to wait for the confirmation (and --queue for the prompt), seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
         /// Refused: a reset of a live agent cannot be rehearsed.
         #[arg(long, hide = true)]
         dry_run: bool,

@@ -4,9 +4,13 @@ set -euo pipefail
 #
 #   agent-send.sh [-L SOCKET] [-H USER@HOST] -S SOURCE -s SESSION -m MESSAGE
 #
-# Types exactly "[from SOURCE] MESSAGE" into the pane '=SESSION:0.0' as literal
-# keys (send-keys -l), waits MOSAIC_SEND_ENTER_DELAY seconds (default 0.2), then
-# sends Enter as a separate key. Control characters in SOURCE or MESSAGE
+# Delivers exactly "[from SOURCE] MESSAGE" to the pane '=SESSION:0.0' by
+# bracketed paste (the text on stdin of `tmux load-buffer -`, then
+# `paste-buffer -p -d`), waits MOSAIC_SEND_ENTER_DELAY seconds (default 0.2),
+# then sends Enter as a separate key. (With -H the remote side types it as
+# literal keys, send-keys -l.) It does not look at the screen first: `mosaic
+# agent send` is the checked path (it refuses when the agent is not at its
+# prompt). Control characters in SOURCE or MESSAGE
 # (newlines, tabs, escapes) are sent as single spaces, so one message is always
 # one line. -L is passed to tmux only when SOCKET is non-empty (no -L = the
 # default tmux server). -H runs the same tmux commands on USER@HOST over ssh.
@@ -70,11 +74,6 @@ delay=${MOSAIC_SEND_ENTER_DELAY:-0.2}
 
 text="[from $source_label] $message"
 text=${text//[[:cntrl:]]/ }
-# tmux reads an argument that ends in ';' as a command separator; '\;' at the
-# end of an argument stands for a literal ';'.
-if [[ $text == *';' ]]; then
-  text="${text%';'}\\;"
-fi
 
 tmux_cmd=(tmux)
 if [[ -n $socket ]]; then
@@ -86,15 +85,22 @@ where="socket ${socket:-default}${host:+ on $host}"
 if [[ -z $host ]]; then
   "${tmux_cmd[@]}" has-session -t "=$session" 2>/dev/null ||
     die "no tmux session '$session' on $where"
-  "${tmux_cmd[@]}" send-keys -t "$target" -l -- "$text" ||
-    die "could not type into $target on $where"
+  buffer="mosaic-send-$$"
+  printf '%s' "$text" | "${tmux_cmd[@]}" load-buffer -b "$buffer" - ||
+    die "could not load the message into a tmux buffer on $where"
+  "${tmux_cmd[@]}" paste-buffer -p -d -b "$buffer" -t "$target" ||
+    die "could not paste into $target on $where"
   sleep "$delay"
   "${tmux_cmd[@]}" send-keys -t "$target" Enter ||
     die "could not send Enter to $target on $where"
   exit 0
 fi
 
-# Remote: one ssh call; every word is quoted for the remote shell.
+# Remote: one ssh call; every word is quoted for the remote shell. A trailing
+# ';' would end a send-keys argument list: escape it.
+if [[ $text == *';' ]]; then
+  text="${text%';'}\\;"
+fi
 q() { printf '%q ' "$@"; }
 remote="$(q "${tmux_cmd[@]}" has-session -t "=$session") 2>/dev/null || exit 3; "
 remote+="$(q "${tmux_cmd[@]}" send-keys -t "$target" -l -- "$text") || exit 4; "

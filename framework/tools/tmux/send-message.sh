@@ -6,9 +6,10 @@ set -euo pipefail
 #
 # TARGET is a session (NAME) or a pane (NAME:W.P), with or without a leading
 # '='; it is always addressed exactly ('=NAME', '=NAME:W.P'), never by prefix.
-# The message goes in literally (send-keys -l, control characters become
-# spaces), then Enter as a separate key after MOSAIC_SEND_ENTER_DELAY seconds
-# (default 0.2). -L only when SOCKET is non-empty; -H runs it on USER@HOST
+# The message goes in by bracketed paste (its text on stdin of `tmux
+# load-buffer -`, then `paste-buffer -p -d`; with -H typed literally on the
+# remote side, send-keys -l; control characters become spaces), then Enter
+# as a separate key after MOSAIC_SEND_ENTER_DELAY seconds (default 0.2). -L only when SOCKET is non-empty; -H runs it on USER@HOST
 # over ssh. For agent-to-agent messages use agent-send.sh, which adds the
 # "[from SOURCE]" tag receivers rely on.
 
@@ -69,9 +70,6 @@ delay=${MOSAIC_SEND_ENTER_DELAY:-0.2}
 [[ $delay =~ ^[0-9]+([.][0-9]+)?$ ]] || delay=0.2
 
 text=${message//[[:cntrl:]]/ }
-if [[ $text == *';' ]]; then
-  text="${text%';'}\\;"
-fi
 
 tmux_cmd=(tmux)
 if [[ -n $socket ]]; then
@@ -82,14 +80,21 @@ where="socket ${socket:-default}${host:+ on $host}"
 if [[ -z $host ]]; then
   "${tmux_cmd[@]}" has-session -t "=$session" 2>/dev/null ||
     die "no tmux session '$session' on $where"
-  "${tmux_cmd[@]}" send-keys -t "=$target" -l -- "$text" ||
-    die "could not type into =$target on $where"
+  buffer="mosaic-send-$$"
+  printf '%s' "$text" | "${tmux_cmd[@]}" load-buffer -b "$buffer" - ||
+    die "could not load the message into a tmux buffer on $where"
+  "${tmux_cmd[@]}" paste-buffer -p -d -b "$buffer" -t "=$target" ||
+    die "could not paste into =$target on $where"
   sleep "$delay"
   "${tmux_cmd[@]}" send-keys -t "=$target" Enter ||
     die "could not send Enter to =$target on $where"
   exit 0
 fi
 
+# A trailing ';' would end the remote send-keys argument list: escape it.
+if [[ $text == *';' ]]; then
+  text="${text%';'}\\;"
+fi
 q() { printf '%q ' "$@"; }
 remote="$(q "${tmux_cmd[@]}" has-session -t "=$session") 2>/dev/null || exit 3; "
 remote+="$(q "${tmux_cmd[@]}" send-keys -t "=$target" -l -- "$text") || exit 4; "

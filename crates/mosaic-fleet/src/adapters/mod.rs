@@ -356,6 +356,32 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The runtime an agent's launch command runs, by the program's file
+    /// name against each adapter's [`ProcessShape::pane_commands`] (leading
+    /// `env` and `VAR=value` words skipped); `None` when no adapter claims it.
+    pub fn for_command(command: &str) -> Option<Runtime> {
+        let prog = command
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+            .find(|w| *w != "env" && !w.contains('=') && !w.starts_with('-'))?;
+        let base = prog.rsplit('/').next().unwrap_or(prog);
+        Runtime::ALL
+            .into_iter()
+            .find(|r| r.process().pane_commands.contains(&base))
+    }
+
+    /// For a [`TranscriptFormat::Sqlite`] transcript: the argv that prints
+    /// its user turns as JSON for [`Runtime::user_turns`] (`db` is
+    /// [`Transcript::root`]); `None` for the other formats.
+    pub fn transcript_query(self, db: &Path) -> Option<Vec<String>> {
+        match self {
+            Runtime::Opencode => Some(opencode::user_turns_query(db)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -477,6 +503,23 @@ mod tests {
         assert!(Runtime::Opencode.same_message("a\nb", "a\nb "));
         assert!(!Runtime::Opencode.same_message("a\nb", "a\nb  "));
         assert!(!Runtime::Opencode.same_message("a\nb", "a b"));
+    }
+
+    #[test]
+    fn launch_commands_name_their_runtime() {
+        assert_eq!(
+            Runtime::for_command("/h/tools/fleet/stub-agent"),
+            Some(Runtime::Stub)
+        );
+        assert_eq!(
+            Runtime::for_command("env FOO=1 /h/stub-agent x"),
+            Some(Runtime::Stub)
+        );
+        assert_eq!(Runtime::for_command("/usr/bin/frobnicate"), None);
+        assert!(Runtime::Opencode
+            .transcript_query(Path::new("/x.db"))
+            .is_some());
+        assert!(Runtime::Claude.transcript_query(Path::new("/x")).is_none());
     }
 
     #[test]

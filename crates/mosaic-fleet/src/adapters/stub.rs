@@ -17,13 +17,13 @@ use super::{
     lines, ProcessShape, Reset, ScreenState, Transcript, TranscriptError, TranscriptFormat,
 };
 
-/// The stub keeps no context: any line "resets" it; `/reset` is answered
-/// like any other.
+/// The stub keeps no context: any line "resets" it; `/reset` (or a
+/// roster's `reset_command`, e.g. `/clear`) is answered like any other.
 pub const RESET: Reset = Reset {
     command: "/reset",
     accepted_while_busy: true,
     refusal: None,
-    confirm: "the pane shows `ACK /reset` (the stub keeps no context)",
+    confirm: "the pane's last receipt is `ACK /COMMAND` (the stub keeps no context)",
 };
 
 /// The pane itself.
@@ -68,14 +68,14 @@ pub fn screen_state(capture: &str) -> ScreenState {
     ScreenState::Unknown
 }
 
-/// After `/reset`: the last acknowledged line is `/reset`, and Ready.
+/// After a reset command: the last acknowledged line is a slash command
+/// (`/reset`, or the roster's `reset_command`), and Ready.
 pub fn reset_confirmed(capture: &str) -> bool {
     screen_state(capture) == ScreenState::Ready
         && user_turns(capture.as_bytes())
             .ok()
             .and_then(|t| t.last().cloned())
-            .as_deref()
-            == Some(RESET.command)
+            .is_some_and(|l| l.starts_with('/'))
 }
 
 /// The lines the stub acknowledged, from a capture of its pane.
@@ -110,6 +110,8 @@ mod tests {
         assert_eq!(screen_state(""), ScreenState::Unknown);
         assert!(!reset_confirmed(ready));
         assert!(reset_confirmed("> /reset\nACK /reset\n> \n"));
+        assert!(reset_confirmed("> /clear\nACK /clear\n> \n"));
+        assert!(!reset_confirmed("> /clear\nACK /clear\n> hi\n"));
         assert_eq!(
             user_turns(ready.as_bytes()).unwrap(),
             ["hello there", "run `make test` now", "héllo wörld ✓"]
