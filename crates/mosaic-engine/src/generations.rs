@@ -207,7 +207,7 @@ fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
     };
     let mut restores = Vec::new();
     for rec in &meta.records {
-        if rec.kind != "write" {
+        if rec.kind != txn::RecKind::Write {
             continue;
         }
         let path = txn::target(&paths.home, &rec.rel);
@@ -219,7 +219,8 @@ fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
             out.kept.push(path.display().to_string());
             continue;
         }
-        let from = (rec.before != "absent").then(|| txn::backup_copy(&files_dir, &rec.rel));
+        let from =
+            (rec.before != txn::Before::Absent).then(|| txn::backup_copy(&files_dir, &rec.rel));
         if let Some(f) = &from {
             std::fs::symlink_metadata(f).at(f)?;
         }

@@ -103,12 +103,59 @@ impl Op<'_> {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> RecKind {
         match self {
-            Op::Write { .. } => "write",
-            Op::Remove { .. } => "remove",
-            Op::RemoveDirIfEmpty { .. } => "rmdir",
-            Op::Restore { .. } => "restore",
+            Op::Write { .. } => RecKind::Write,
+            Op::Remove { .. } => RecKind::Remove,
+            Op::RemoveDirIfEmpty { .. } => RecKind::Rmdir,
+            Op::Restore { .. } => RecKind::Restore,
+        }
+    }
+}
+
+/// What a journal record is about (on disk: `write`, `remove`, `rmdir`,
+/// `restore`, `manifest`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RecKind {
+    /// An atomic write.
+    Write,
+    /// A removal (file, link or tree).
+    Remove,
+    /// Removing a directory if empty.
+    Rmdir,
+    /// Making a path what a backup holds.
+    Restore,
+    /// The manifest, written last.
+    Manifest,
+}
+
+/// What was at a path before the run (on disk: `absent`, `file`, `dir`,
+/// `symlink`, `special`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Before {
+    /// Nothing.
+    Absent,
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A socket, fifo or device.
+    Special,
+}
+
+impl Before {
+    /// From the words the stat helpers use.
+    fn of(word: &str) -> Before {
+        match word {
+            "absent" => Before::Absent,
+            "file" => Before::File,
+            "dir" => Before::Dir,
+            "symlink" => Before::Symlink,
+            _ => Before::Special,
         }
     }
 }
@@ -118,10 +165,10 @@ impl Op<'_> {
 pub struct Record {
     /// Relative path below the home.
     pub rel: String,
-    /// Operation kind (`write`, `remove`, `rmdir`, `restore`, `manifest`).
-    pub kind: String,
-    /// What was there before: `absent`, `file`, `dir`, `symlink`.
-    pub before: String,
+    /// Operation kind.
+    pub kind: RecKind,
+    /// What was there before.
+    pub before: Before,
     /// The stat fingerprint of the file that was there (checked again right
     /// before it is replaced, so an edit made meanwhile is never lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -690,8 +737,8 @@ pub fn apply_planned(
         }
         records.push(Record {
             rel: rel.to_string(),
-            kind: op.kind().to_string(),
-            before: before.to_string(),
+            kind: op.kind(),
+            before: Before::of(before),
             fp,
             after: afters.remove(rel).flatten(),
         });
@@ -699,8 +746,8 @@ pub fn apply_planned(
     if manifest.is_some() {
         records.push(Record {
             rel: MANIFEST_REL.to_string(),
-            kind: "manifest".to_string(),
-            before: kind_of(&mut roots, MANIFEST_REL)?.to_string(),
+            kind: RecKind::Manifest,
+            before: Before::of(kind_of(&mut roots, MANIFEST_REL)?),
             fp: None,
             after: None,
         });
@@ -769,11 +816,12 @@ pub fn apply_planned(
         let trees: BTreeSet<&str> = meta
             .records
             .iter()
-            .filter(|r| r.before == "dir" && r.kind != "rmdir")
+            .filter(|r| r.before == Before::Dir && r.kind != RecKind::Rmdir)
             .map(|r| r.rel.as_str())
             .collect();
         for rec in &meta.records {
-            if rec.before == "absent" || rec.kind == "rmdir" || under(&rec.rel, &trees) {
+            if rec.before == Before::Absent || rec.kind == RecKind::Rmdir || under(&rec.rel, &trees)
+            {
                 continue;
             }
             let (dst, dname) = backup_parent(&files, &rec.rel)?;
@@ -899,9 +947,9 @@ fn unchanged(dir: &Dir, name: &str, rec: &Record, expect_absent: bool) -> Result
     let same = if expect_absent {
         st.is_none()
     } else {
-        match rec.before.as_str() {
-            "file" => st.is_some_and(|s| s.kind == dirfd::Kind::File && Some(s.fp) == rec.fp),
-            "absent" => st.is_none(),
+        match rec.before {
+            Before::File => st.is_some_and(|s| s.kind == dirfd::Kind::File && Some(s.fp) == rec.fp),
+            Before::Absent => st.is_none(),
             _ => true,
         }
     };
@@ -984,10 +1032,10 @@ fn rename_one(
     let (dir, name) = roots.parent_must(rel)?;
     unchanged(&dir, &name, rec, fresh)?;
     failpoint::pause_at("after-check", rel);
-    let replacing = !fresh && rec.before == "file";
+    let replacing = !fresh && rec.before == Before::File;
     if !replacing {
         // Absent when checked: a file created since is never replaced.
-        let how = if fresh || rec.before == "absent" {
+        let how = if fresh || rec.before == Before::Absent {
             Rename::NoReplace
         } else {
             Rename::Replace
@@ -1052,7 +1100,7 @@ fn apply_ops(
             if let Some((dir, name)) = roots.parent(rel)? {
                 unchanged(&dir, &name, rec, false)?;
                 touched.insert(rel.clone());
-                if rec.before == "file" {
+                if rec.before == Before::File {
                     // Aside first, then look at what really moved: an edit
                     // saved after the check goes into the backup.
                     let tmp = temp_name(&name, tag);
@@ -1261,15 +1309,15 @@ fn restore_touched(
             continue;
         }
         let backup = backup_copy(&files, &rec.rel);
-        match rec.kind.as_str() {
-            "rmdir" => {
+        match rec.kind {
+            RecKind::Rmdir => {
                 if parent.is_some() && kind_of(&mut roots, &rec.rel)? == "absent" {
                     roots.home.create_dirs(&rec.rel, 0o755)?;
                 }
                 continue;
             }
-            "manifest" => {
-                if rec.before == "absent" {
+            RecKind::Manifest => {
+                if rec.before == Before::Absent {
                     remove_any(&mut roots, &rec.rel)?;
                 } else {
                     restore_path(&mut roots, Some(&backup), &rec.rel, &tag)?;
@@ -1282,7 +1330,7 @@ fn restore_touched(
             parent.as_ref().map(|(d, _)| d),
             parent.as_ref().map_or("", |p| &p.1),
         )?;
-        let before = if rec.before == "absent" {
+        let before = if rec.before == Before::Absent {
             Now::Absent
         } else {
             let (bd, bn) = open_parent_of(&backup)?;
@@ -1300,7 +1348,7 @@ fn restore_touched(
             kept.push(path.display().to_string());
             continue;
         }
-        if rec.before == "absent" {
+        if rec.before == Before::Absent {
             remove_any(&mut roots, &rec.rel)?;
         } else {
             restore_path(&mut roots, Some(&backup), &rec.rel, &tag)?;
@@ -1698,10 +1746,10 @@ pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
     let files = paths.backups().join(&meta.id).join("files");
     let mut ops = Vec::new();
     for rec in &meta.records {
-        if rec.kind == "manifest" || rec.kind == "rmdir" {
+        if rec.kind == RecKind::Manifest || rec.kind == RecKind::Rmdir {
             continue;
         }
-        let from = (rec.before != "absent").then(|| backup_copy(&files, &rec.rel));
+        let from = (rec.before != Before::Absent).then(|| backup_copy(&files, &rec.rel));
         ops.push(Op::Restore {
             rel: rec.rel.clone(),
             from,
