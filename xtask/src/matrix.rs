@@ -1,7 +1,7 @@
 //! `cargo xtask matrix` (SPEC §10): the migration matrix. Builds the debug
 //! `mosaic` binary once (debug, so `MOSAIC_FAILPOINT` works), derives the
 //! previous and next releases from the repository's `framework/`, and runs
-//! scenarios M01–M24 against the real binary in throw-away homes, printing
+//! scenarios M01–M25 against the real binary in throw-away homes, printing
 //! one line per scenario and a closing `N passed, N failed`; exits non-zero
 //! when any failed.
 //!
@@ -12,7 +12,7 @@
 //!
 //! Submodules: `world` (homes, running the binary, snapshots), `fixtures`
 //! (the emulated releases), `realsys` (real systemd, tmux, mounts),
-//! `scenarios` (M01–M24).
+//! `scenarios` (M01–M25).
 
 mod fixtures;
 mod realsys;

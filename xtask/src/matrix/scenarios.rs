@@ -1,4 +1,4 @@
-//! The scenarios M01–M20 of SPEC §10 (and M21–M24 for the pipeline), each against the real binary in its
+//! The scenarios M01–M20 of SPEC §10 (and M21–M25 for the pipeline), each against the real binary in its
 //! own throw-away world. Every scenario checks the files it names byte for
 //! byte and ends with an immediate second update that must change nothing.
 //! A scenario returns `Ok(Outcome::Pass)` only after all its checks ran.
@@ -61,6 +61,7 @@ scenarios! {
     "M22" m22 "rollback keeps the roster and the operator's later edits; the manifest stays",
     "M23" m23 "two spellings of one home: a crash under H/ is recovered by a run spelled H",
     "M24" m24 "a second home leaves the active units alone (no refresh, no daemon-reload)",
+    "M25" m25 "link swap: a directory swapped for a symlink mid-update is never followed; rolled back",
 }
 
 /// Operator files in the preserve set: (path, content, mode).
@@ -1201,5 +1202,68 @@ fn m24(ctx: &Ctx) -> Result<Outcome> {
     // The default home still refreshes them.
     w.update(ctx, &ctx.next)?.expect(0)?;
     check_units_current(ctx, &w)?;
+    Ok(Outcome::Pass)
+}
+
+fn m25(ctx: &Ctx) -> Result<Outcome> {
+    let w = World::new(ctx)?;
+    w.install(ctx, &ctx.prev)?;
+    put_all(&w, PRESERVED)?;
+    let before = w.snapshot()?;
+    // docs/ gets a new file and loses a dropped one in this update; the
+    // operator (or an attacker) swaps it for a link to a directory outside
+    // the home after the run planned and before it writes.
+    let outside = w.root().join("elsewhere");
+    std::fs::create_dir_all(&outside)?;
+    let signal = w.root().join("signal");
+    let mut cmd = std::process::Command::new(&ctx.bin);
+    cmd.args(["update", "--offline"]);
+    let signal_s = signal.display().to_string();
+    w.prepare(
+        ctx,
+        &mut cmd,
+        Some(&ctx.next),
+        &[
+            ("MOSAIC_FAILPOINT", "sleep:before-apply"),
+            ("MOSAIC_FAILPOINT_SIGNAL", &signal_s),
+            ("MOSAIC_FAILPOINT_SLEEP_MS", "30000"),
+        ],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn()?;
+    let t0 = std::time::Instant::now();
+    while !signal.with_extension("paused").exists() {
+        ensure!(
+            t0.elapsed().as_secs() < 30,
+            "the update never reached its pause point"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let docs = w.path("docs");
+    let moved = w.root().join("moved-docs");
+    std::fs::rename(&docs, &moved)?;
+    std::os::unix::fs::symlink(&outside, &docs)?;
+    std::fs::write(signal.with_extension("resume"), "")?;
+    let out = child.wait_with_output()?;
+    let err = text(&out.stderr);
+    ensure!(
+        out.status.code() == Some(4),
+        "expected exit 4 (rolled back), got {:?}: {}",
+        out.status.code(),
+        clip(&err)
+    );
+    ensure!(
+        std::fs::read_dir(&outside)?.next().is_none(),
+        "something landed outside the home, through the link"
+    );
+    // Put the directory back: the tree is exactly as before the run, and the
+    // next update converges.
+    std::fs::remove_file(&docs)?;
+    std::fs::rename(&moved, &docs)?;
+    same(&before, &w.snapshot()?, "the tree after the refused run")?;
+    w.update(ctx, &ctx.next)?.expect(0)?;
+    check_release(&w, &ctx.next, &[])?;
+    check_all(&w, PRESERVED, "preserved operator file")?;
     Ok(Outcome::Pass)
 }
