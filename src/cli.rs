@@ -58,6 +58,11 @@ pub struct Global {
     /// Print only problems.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// When to colour output: auto (each of stdout and stderr on its own terminal, never with
+    /// NO_COLOR, always with CLICOLOR_FORCE), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto",
+          value_parser = enum_parser::<crate::report::ColorWhen>(&["auto", "always", "never"]))]
+    pub color: crate::report::ColorWhen,
 }
 
 /// `--dry-run`, on the commands that write: the plan is printed and the run

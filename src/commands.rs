@@ -17,7 +17,7 @@ use mosaic_engine::sync::{self, SyncOptions};
 /// when the command had already changed the files the line says so.
 pub fn dispatch(cli: Cli) -> i32 {
     use std::io::Write;
-    let printer = Printer::new(cli.global.json, cli.global.quiet);
+    let printer = Printer::new(cli.global.json, cli.global.quiet, cli.global.color);
     let code = match run(&cli, &printer) {
         Ok(code) => code,
         Err(e) => {

@@ -12,7 +12,7 @@
 
 use mosaic_engine::sync::{Change, SyncReport};
 use serde::Serialize;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 
 /// The first error writing stdout, if any.
@@ -62,16 +62,71 @@ pub struct Printer {
     pub json: bool,
     /// Only problems.
     pub quiet: bool,
-    /// ANSI colour.
+    /// ANSI colour on stdout.
     pub color: bool,
+    /// ANSI colour on stderr (judged on its own: a redirected log gets none).
+    pub color_err: bool,
+}
+
+/// `--color`: when to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set (non-empty); `CLICOLOR_FORCE`
+    /// (non-empty) forces it.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl std::str::FromStr for ColorWhen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ColorWhen::Auto),
+            "always" => Ok(ColorWhen::Always),
+            "never" => Ok(ColorWhen::Never),
+            _ => Err(format!(
+                "unknown colour choice {s:?}: use auto, always or never"
+            )),
+        }
+    }
+}
+
+/// Whether a stream gets colour: anstream's rules (NO_COLOR non-empty,
+/// CLICOLOR_FORCE, CLICOLOR, TERM, the stream's own terminal).
+fn colour_for<S: anstream::stream::RawStream>(when: ColorWhen, stream: &S) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => !matches!(
+            anstream::AutoStream::choice(stream),
+            anstream::ColorChoice::Never
+        ),
+    }
 }
 
 impl Printer {
-    /// A printer for the given flags, detecting the terminal.
-    pub fn new(json: bool, quiet: bool) -> Printer {
-        let color =
-            !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Printer { json, quiet, color }
+    /// A printer for the given flags, judging stdout and stderr each on
+    /// its own terminal.
+    pub fn new(json: bool, quiet: bool, when: ColorWhen) -> Printer {
+        Printer {
+            json,
+            quiet,
+            color: !json && colour_for(when, &std::io::stdout()),
+            color_err: colour_for(when, &std::io::stderr()),
+        }
+    }
+
+    /// Colours `s` for stderr.
+    pub fn paint_err(&self, code: &str, s: &str) -> String {
+        if self.color_err {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
 
     /// Colours `s` with the ANSI code `code` when colour is on.
@@ -113,7 +168,11 @@ impl Printer {
 
     /// Prints a warning to stderr (also when quiet).
     pub fn warn(&self, s: &str) {
-        let _ = writeln!(std::io::stderr(), "{} {s}", self.paint("33", "warning:"));
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {s}",
+            self.paint_err("33", "warning:")
+        );
     }
 
     /// Prints a sync report.
