@@ -49,8 +49,8 @@ pub struct Cli {
 /// Options shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// Framework home (default: $MOSAIC_HOME, else $XDG_CONFIG_HOME/mosaic, else ~/.config/mosaic).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Framework home (default: $XDG_CONFIG_HOME/mosaic, else ~/.config/mosaic).
+    #[arg(long, global = true, value_name = "DIR", env = "MOSAIC_HOME")]
     pub home: Option<PathBuf>,
     /// Print one JSON document instead of human lines.
     #[arg(long, global = true)]
@@ -58,6 +58,9 @@ pub struct Global {
     /// Print only problems.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Print each external command (tmux, systemctl, ssh, scripts) with its duration, on stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// When to colour output: auto (each of stdout and stderr on its own terminal, never with
     /// NO_COLOR, always with CLICOLOR_FORCE), always, never.
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto",

@@ -18,6 +18,19 @@ use mosaic_engine::sync::{self, SyncOptions};
 pub fn dispatch(cli: Cli) -> i32 {
     use std::io::Write;
     let printer = Printer::new(cli.global.json, cli.global.quiet, cli.global.color);
+    if cli.global.verbose {
+        mosaic_fleet::runner::set_trace(|cmd, took, code| {
+            let how = match code {
+                Some(c) => format!("exit {c}"),
+                None => "killed at its deadline".to_string(),
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "mosaic: ran {cmd} ({} ms, {how})",
+                took.as_millis()
+            );
+        });
+    }
     let code = match run(&cli, &printer) {
         Ok(code) => code,
         Err(e) => {

@@ -82,3 +82,38 @@ fn stderr_is_judged_on_its_own_terminal() {
         "ANSI codes in a redirected stderr: {err:?}"
     );
 }
+
+#[test]
+fn verbose_prints_each_external_command_and_help_shows_env() {
+    let w = World::new();
+    let r1 = v1();
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    // A legacy socket in the roster: status asks tmux whether it is in use.
+    w.write(
+        "fleet/roster.yaml",
+        "version: 1\ntmux:\n  socket_name: mosaic-factory\nagents: []\n",
+    );
+    let out = w
+        .mosaic(Some(&r1))
+        .args(["-v", "status"])
+        .env("MOSAIC_TMUX", "/bin/false")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("mosaic: ran /bin/false -L mosaic-factory")
+                && l.contains(" ms, exit 1)")
+        ),
+        "{err}"
+    );
+    let quiet = w
+        .mosaic(Some(&r1))
+        .arg("status")
+        .env("MOSAIC_TMUX", "/bin/false")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("mosaic: ran"));
+    let help = w.mosaic(None).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[env: MOSAIC_HOME="));
+}

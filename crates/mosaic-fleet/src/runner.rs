@@ -65,6 +65,27 @@ fn command_for(argv: &[String]) -> Result<(Command, String)> {
     Ok((cmd, program))
 }
 
+/// Called after each program ran (the command as shown, how long it took,
+/// its exit code, `None` when killed): `mosaic -v` prints these.
+pub type Trace = fn(&str, Duration, Option<i32>);
+
+static TRACE: std::sync::OnceLock<Trace> = std::sync::OnceLock::new();
+
+/// Installs the trace hook (once, at start-up; the binary owns the output).
+pub fn set_trace(hook: Trace) {
+    let _ = TRACE.set(hook);
+}
+
+fn trace(argv: &[String], program: &str, took: Duration, code: Option<i32>) {
+    if let Some(hook) = TRACE.get() {
+        let mut shown = argv.to_vec();
+        if let Some(first) = shown.first_mut() {
+            *first = program.to_string();
+        }
+        hook(&display(&shown), took, code);
+    }
+}
+
 fn record(argv: &[String], program: &str) {
     SPAWNED.fetch_add(1, Ordering::SeqCst);
     if let Some(log) = std::env::var_os("MOSAIC_SPAWN_LOG").filter(|v| !v.is_empty()) {
@@ -178,6 +199,7 @@ impl Exec for RealExec {
                     libc::kill(-pgid, libc::SIGKILL);
                 }
                 let _ = exit_rx.recv_timeout(Duration::from_secs(1));
+                trace(argv, &program, start.elapsed(), None);
                 let mut shown = argv.to_vec();
                 shown[0] = program;
                 return Err(Error::Timeout {
@@ -194,6 +216,7 @@ impl Exec for RealExec {
                 break;
             }
         }
+        trace(argv, &program, start.elapsed(), status.code());
         Ok(Output {
             status,
             stdout: take(&out),
