@@ -11,7 +11,8 @@ Exit codes: 0 ok; 1 differences found (status, verify, fleet verify, send --veri
 accepted); 2 bad input; 3 update blocked by a type clash (nothing changed); 4 update failed
 and was rolled back; 5 another mosaic run holds the lock (it is named; never delete the lock
 file); 6 the install is newer than this mosaic; 7 trouble: an I/O error, a damaged manifest or
-journal (refused, not acted on), a program past its deadline, or stdout not writable.
+journal (refused, not acted on), a program past its deadline, or stdout not writable; 8 update
+refused a newer release that did not verify (the framework sync of this mosaic still ran).
 
 Homes: --home, MOSAIC_HOME and MOSAIC_STATE_DIR must be absolute; /, system directories
 (/etc, /usr, /var, /tmp, ...) and your HOME itself are refused, as are paths with control

@@ -64,6 +64,10 @@ pub fn dispatch(cli: Cli) -> i32 {
 /// deadline, an unwritable stdout), kept apart from 1, "differences found".
 pub const EXIT_TROUBLE: i32 = 7;
 
+/// Exit code of an `update` that refused a newer release it could not
+/// verify (bad checksum or signature); the framework sync itself ran.
+pub const EXIT_REFUSED_RELEASE: i32 = 8;
+
 /// The process exit code for an error (documented in
 /// docs/install-and-update.md and the `--help` text).
 pub fn exit_code(e: &Error) -> i32 {
@@ -90,14 +94,22 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
     match &cli.command {
         Command::Install(args) => run_sync(g, p, args, "install", false),
         Command::Update(args) => {
-            if !args.offline {
-                if let crate::selfupdate::Outcome::Reexeced(code) =
-                    crate::selfupdate::check_and_update(args, g, p)?
-                {
-                    return Ok(code);
+            use crate::selfupdate::Outcome;
+            let outcome = if args.offline {
+                Outcome::Continue
+            } else {
+                crate::selfupdate::check_and_update(args, g, p)?
+            };
+            match outcome {
+                Outcome::Reexeced(code) => Ok(code),
+                Outcome::Continue => run_sync(g, p, &args.sync, "update", args.relaunch),
+                // The sync of this binary's framework still runs; the exit
+                // code says a release was refused (tampered or unsigned).
+                Outcome::Refused => {
+                    run_sync(g, p, &args.sync, "update", args.relaunch)?;
+                    Ok(EXIT_REFUSED_RELEASE)
                 }
             }
-            run_sync(g, p, &args.sync, "update", args.relaunch)
         }
         Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
         Command::Agent { command } => crate::fleet::run_agent(command, g, p),

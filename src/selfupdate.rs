@@ -52,6 +52,9 @@ pub enum Outcome {
     /// A newer binary was installed and re-executed; it already synced. The
     /// value is its exit code.
     Reexeced(i32),
+    /// A newer release was refused (it did not verify); the binary is
+    /// untouched, the caller syncs its framework and exits non-zero.
+    Refused,
 }
 
 /// Which releases API to ask.
@@ -413,7 +416,7 @@ pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Ou
             p.warn(&format!(
                 "refused mosaic {v}: {e}; the binary was not changed; syncing mosaic {current}'s framework"
             ));
-            Ok(Outcome::Continue)
+            Ok(Outcome::Refused)
         }
     }
 }

@@ -179,7 +179,8 @@ fn assert_refused(release: Release, keys: &Keys, expect: &str) {
         .unwrap();
     let text = show(&out);
     println!("{text}");
-    assert!(out.status.success(), "{text}");
+    // Exit 8: a release was refused; the sync below still ran.
+    assert_eq!(out.status.code(), Some(8), "{text}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused mosaic 0.2.0"), "{text}");
     assert!(stderr.contains(expect), "expected {expect:?}\n{text}");
