@@ -603,7 +603,11 @@ pub const HOST_NAME_ENV: &str = "MOSAIC_HOST_NAME";
 
 /// Is a legacy agent-level `host:` value this very machine?
 fn names_this_machine(h: &str) -> bool {
-    h == "localhost" || h == "127.0.0.1" || h == "::1" || h == local_hostname()
+    // Host names compare case-insensitively (`host: CTL` on a machine named `ctl`).
+    h.eq_ignore_ascii_case("localhost")
+        || h == "127.0.0.1"
+        || h == "::1"
+        || h.eq_ignore_ascii_case(&local_hostname())
 }
 
 impl Roster {
