@@ -150,12 +150,26 @@ const LAUNCHERS: &[&str] = &[
     "exec", "env", "nice", "nohup", "ionice", "setsid", "stdbuf", "command",
 ];
 
+/// The command of a declared `MOSAIC_AGENT_COMMAND` that finally runs: the
+/// last `&&`/`;` segment that is not a `cd` (so `cd DIR && exec claude`
+/// is `exec claude`).
+fn final_segment(cmd: &str) -> &str {
+    let segs: Vec<&str> = cmd.split("&&").flat_map(|s| s.split(';')).collect();
+    segs.into_iter()
+        .rev()
+        .map(str::trim)
+        .find(|s| !s.is_empty() && s.split_whitespace().next() != Some("cd"))
+        .unwrap_or(cmd)
+}
+
 /// The program an agent is expected to run: the basename of the first word
-/// of `MOSAIC_AGENT_COMMAND` (skipping launchers such as `exec`, `env`,
-/// `nice`, their `-options`, and `VAR=value`) when declared, else the
+/// of `MOSAIC_AGENT_COMMAND`'s final command (after shell prefixes such as
+/// `cd DIR &&`, and skipping launchers such as `exec`, `env`, `nice`,
+/// `nohup`, their `-options`, and `VAR=value`) when declared, else the
 /// runtime's program.
 pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
     if let Some(cmd) = declared.map(str::trim).filter(|c| !c.is_empty()) {
+        let cmd = final_segment(cmd);
         let mut after_launcher = false;
         let word = cmd
             .split_whitespace()
@@ -172,6 +186,18 @@ pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
         return basename(word).to_string();
     }
     a.runtime.program().to_string()
+}
+
+/// Does a pane showing `current` (tmux's `pane_current_command`) run the
+/// agent's runtime? The adapter's process classification decides (pi shows
+/// `node` while starting, then `pi`; codex shows `node`), as well as the
+/// expected program itself.
+pub fn runtime_matches(a: &Agent, current: &str, expected: &str) -> bool {
+    if current == expected {
+        return true;
+    }
+    crate::adapters::Runtime::from_name(a.runtime.program())
+        .is_some_and(|rt| rt.process().classify(current) != crate::adapters::PaneCommand::Other)
 }
 
 /// Does process `p` run `program`?
@@ -467,7 +493,10 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         }
         .into();
         if r.state == "running" {
-            let runs_expected = r.current_command.as_deref() == Some(expected.as_str())
+            let runs_expected = r
+                .current_command
+                .as_deref()
+                .is_some_and(|c| runtime_matches(a, c, &expected))
                 || r.processes.iter().any(|p| runs(p, &expected));
             if !runs_expected {
                 r.flags.push("DRIFT".into());
@@ -1228,6 +1257,32 @@ mod tests {
             expected_program(b, Some("nohup env -i A=b claude")),
             "claude"
         );
+        assert_eq!(
+            expected_program(b, Some("cd /srv/w && exec claude --x")),
+            "claude"
+        );
+        assert_eq!(
+            expected_program(b, Some("cd '/srv/my dir'; env A=1 nice codex")),
+            "codex"
+        );
+        assert_eq!(
+            expected_program(b, Some("node /opt/pi-coding-agent/dist/cli.js")),
+            "node"
+        );
+        // The adapter's classification: pi shows node, then pi; codex node.
+        let pi = &ro.agents[1];
+        assert_eq!(pi.runtime.program(), "pi");
+        let declared = expected_program(pi, Some("node /x/pi-coding-agent/dist/cli.js"));
+        assert!(runtime_matches(pi, "node", &declared));
+        assert!(runtime_matches(pi, "pi", &declared));
+        assert!(runtime_matches(pi, "pi", "pi"));
+        assert!(runtime_matches(pi, "node", "pi"));
+        assert!(!runtime_matches(pi, "stub-agent", "pi"));
+        assert!(!runtime_matches(pi, "bash", "pi"));
+        let codex = &ro.agents[0];
+        assert_eq!(codex.runtime.program(), "codex");
+        assert!(runtime_matches(codex, "node", "codex"));
+        assert!(!runtime_matches(codex, "python3", "codex"));
         let mut s = Snapshot {
             now: 1000,
             hostname: "box".into(),

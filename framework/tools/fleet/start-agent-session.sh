@@ -69,7 +69,7 @@ if ! [[ $interval =~ ^[0-9]+$ ]] || ((interval < 1)); then
   interval=15
 fi
 
-tmux_cmd=(tmux)
+tmux_cmd=(tmux -u)  # -u: UTF-8 whatever the locale (LANG unset turns -F tabs into _)
 if [[ -n $socket ]]; then
   tmux_cmd+=(-L "$socket")
 fi
