@@ -3,7 +3,8 @@
 //! with `LANG` unset (tmux must not turn the `-F` tabs into `_`), a declared
 //! `cd DIR && exec …` command that is not DRIFT, `fleet remove` stopping and
 //! disabling the unit (and `--keep-running` not), `fleet stop NAME` of a name
-//! the roster lost. Skipped (with the reason) where a user manager cannot
+//! the roster lost, `update --relaunch` restarting nobody when nothing
+//! changed. Skipped (with the reason) where a user manager cannot
 //! run, failed instead under MOSAIC_REQUIRE_REAL=1.
 
 mod common;
@@ -120,6 +121,16 @@ fn fleet_ops_without_a_locale() {
     }
     let table = String::from_utf8_lossy(&f.ok(&["fleet", "ps"]).stdout).into_owned();
     assert!(!table.contains("dead"), "{table}");
+
+    // update --relaunch with nothing changed restarts nobody, and says so.
+    let pid = row(&doc, "lead")["pane_pid"].as_u64();
+    let out = f.ok(&["update", "--offline", "--relaunch"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no agent restarted"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(row(&f.ps(), "lead")["pane_pid"].as_u64(), pid);
 
     // remove: the roster edit, then the unit stopped and disabled.
     let unit = "mosaic-agent@coder0.service";
