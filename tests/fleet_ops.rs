@@ -4,7 +4,8 @@
 //! `cd DIR && exec …` command that is not DRIFT, `fleet remove` stopping and
 //! disabling the unit (and `--keep-running` not), `fleet stop NAME` of a name
 //! the roster lost, `update --relaunch` restarting nobody when nothing
-//! changed. Skipped (with the reason) where a user manager cannot
+//! changed, the pane log outliving its agent (`agent logs`, ps pointing at
+//! it). Skipped (with the reason) where a user manager cannot
 //! run, failed instead under MOSAIC_REQUIRE_REAL=1.
 
 mod common;
@@ -163,5 +164,56 @@ fn fleet_ops_without_a_locale() {
     // The rest of the fleet is untouched.
     let doc = f.ps();
     assert_eq!(row(&doc, "lead")["state"], "running", "{doc:#}");
+
+    // The pane log: written while the agent runs, kept after it dies, and
+    // pointed at by ps.
+    let log = h.join("fleet/run/lead.log");
+    assert!(
+        common::wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("stub-agent lead ready"))),
+        "no pane log at {}: {:?}; {:?}",
+        log.display(),
+        std::fs::read_to_string(&log),
+        std::fs::read_dir(h.join("fleet/run"))
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
+    );
+    f.ok(&["agent", "send", "lead", "-m", "last words", "--verify"]);
+    let pid = row(&doc, "lead")["pane_pid"].as_u64().unwrap();
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        common::wait_until(Duration::from_secs(10), || row(&f.ps(), "lead")["state"]
+            == "dead"),
+        "lead not dead"
+    );
+    let doc = f.ps();
+    assert_eq!(
+        row(&doc, "lead")["log"].as_str(),
+        Some(log.to_str().unwrap()),
+        "{doc:#}"
+    );
+    let table = String::from_utf8_lossy(&f.ok(&["fleet", "ps"]).stdout).into_owned();
+    assert!(table.contains("lead is DEAD; its last output:"), "{table}");
+    let out = f.ok(&["agent", "logs", "lead", "-n", "3"]);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        shown.contains("ACK [from operator:mosaic-cli] last words"),
+        "{shown}"
+    );
+    assert!(shown.lines().count() <= 3, "{shown}");
+    assert!(
+        !shown.contains('\x1b') && !shown.contains('\r'),
+        "{shown:?}"
+    );
+    let out = f.run(&["fleet", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("MISSING lead"),
+        "{}",
+        text(&out)
+    );
     f.ok(&["fleet", "stop"]);
 }

@@ -48,6 +48,7 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
             roster,
             dry_run: false,
         } => reset(&Ctx::new(g, roster)?, name, p),
+        AgentCommand::Logs { .. } => super::logs::run(cmd, g, p),
     }
 }
 

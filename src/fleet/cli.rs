@@ -210,4 +210,19 @@ pub enum AgentCommand {
         #[command(flatten)]
         roster: RosterArg,
     },
+    /// Print the agent's pane log (H/fleet/run/NAME.log, kept by tmux
+    /// pipe-pane, rotated 1 MiB x 3): what a runtime printed before it died.
+    Logs {
+        /// Agent name.
+        name: String,
+        /// Keep printing what is appended (until interrupted).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Number of lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 40)]
+        lines: usize,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
 }

@@ -1,6 +1,6 @@
 //! The fleet runtime commands (SPEC §7–§8): `mosaic fleet …` (roster edits,
 //! install, start/stop/restart, status, verify, ps) and `mosaic agent …`
-//! (send, watch, tail, reset).
+//! (send, watch, tail, reset, logs).
 //!
 //! Sub-modules, one concern each:
 //! - [`roster`]: the roster model, validation and comment-keeping edits;
@@ -8,6 +8,7 @@
 //! - [`tmux`]: exact tmux command lines (pure);
 //! - [`ps`]: the `fleet ps` snapshot and its pure join;
 //! - [`agent`]: the per-agent commands;
+//! - [`logs`]: `agent logs`, the pane log kept by tmux pipe-pane;
 //! - [`cli`]: the clap definitions.
 //!
 //! Every process is started through [`mosaic_fleet::runner`]; systemd calls go
@@ -15,6 +16,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod logs;
 pub use mosaic_fleet::{envfile, ps, roster, tmux};
 
 use crate::cli::Global;
@@ -949,8 +951,9 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
     }
     if !missing.is_empty() {
         p.warn(&format!(
-            "no live session for {} after {verb}; see `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
-            missing.join(", ")
+            "no live session for {} after {verb}; its last output: `mosaic agent logs {}`; see also `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
+            missing.join(", "),
+            missing.first().map(String::as_str).unwrap_or("NAME")
         ));
         return Ok(1);
     }

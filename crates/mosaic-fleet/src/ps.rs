@@ -229,6 +229,8 @@ pub struct Snapshot {
     pub hostname: String,
     /// Problems met while gathering (printed as warnings).
     pub warnings: Vec<String>,
+    /// The pane logs that exist, by agent (`H/fleet/run/NAME.log`).
+    pub logs: BTreeMap<String, String>,
 }
 
 /// The heartbeat as shown in a record.
@@ -304,6 +306,9 @@ pub struct Record {
     pub healthy: bool,
     /// `DRIFT`, `BOOT-ENABLE`, `STALE`, `DEAD`, `UNMANAGED`.
     pub flags: Vec<String>,
+    /// The pane log (`H/fleet/run/NAME.log`) of a DEAD agent: its last words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// The holder, as shown by `fleet ps`.
@@ -442,6 +447,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             state: "remote".into(),
             healthy: false,
             flags: Vec::new(),
+            log: None,
         };
         if base.remote {
             agents.push(base);
@@ -510,6 +516,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         }
         if r.state == "dead" {
             r.flags.push("DEAD".into());
+            r.log = s.logs.get(&name).cloned();
         }
         r.healthy = r.state == "running" && r.flags.is_empty();
         agents.push(r);
@@ -570,6 +577,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 state: "unmanaged".into(),
                 healthy: false,
                 flags: vec!["UNMANAGED".into()],
+                log: None,
             });
         }
     }
@@ -842,6 +850,11 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
                 s.commands.insert(name.to_string(), c.clone());
             }
         }
+        let log = home.join("fleet/run").join(format!("{name}.log"));
+        if log.is_file() {
+            s.logs
+                .insert(name.to_string(), log.to_string_lossy().into_owned());
+        }
         let hb = home.join("fleet/run").join(format!("{name}.hb"));
         match std::fs::read_to_string(&hb) {
             Ok(text) => {
@@ -982,6 +995,14 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
         };
         out.push_str(&line(cells));
         out.push('\n');
+    }
+    for a in r.agents.iter().filter(|a| a.log.is_some()) {
+        out.push_str(&format!(
+            "{} is DEAD; its last output: {} (mosaic agent logs {})\n",
+            a.name,
+            a.log.as_deref().unwrap_or(""),
+            a.name
+        ));
     }
     let h = &r.holder;
     let yn = |b: Option<bool>, y: &str, n: &str| match b {
