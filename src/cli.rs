@@ -173,6 +173,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::fleet::cli::AgentCommand,
     },
+    /// Check what the fleet needs here: linger, the user manager, the units'
+    /// home, tmux, each roster runtime on PATH (exit 1 on any problem).
+    Doctor {
+        /// Roster.
+        #[command(flatten)]
+        roster: crate::fleet::cli::RosterArg,
+    },
     /// Print a shell completion script.
     Completions {
         /// Shell to generate for.

@@ -88,6 +88,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
         Command::Agent { command } => crate::fleet::run_agent(command, g, p),
+        Command::Doctor { roster } => crate::doctor::doctor(g, roster, p),
         Command::Status => {
             let (from, to, lines) = sync::status(&Session::inspect(paths(g)?)?, &Tmux)?;
             if p.json {

@@ -5,7 +5,7 @@
 //! disabling the unit (and `--keep-running` not), `fleet stop NAME` of a name
 //! the roster lost, `update --relaunch` restarting nobody when nothing
 //! changed, the pane log outliving its agent (`agent logs`, ps pointing at
-//! it). Skipped (with the reason) where a user manager cannot
+//! it), `doctor`. Skipped (with the reason) where a user manager cannot
 //! run, failed instead under MOSAIC_REQUIRE_REAL=1.
 
 mod common;
@@ -93,6 +93,48 @@ fn fleet_ops_without_a_locale() {
     f.ok(&["--home", h.to_str().unwrap(), "install"]);
     f.ok(&["fleet", "init", "--preset", "local-canary"]);
     f.ok(&["fleet", "install"]);
+
+    // doctor: one line per check; the runtimes are not installed here.
+    let out = f.run(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["version"], 1, "{d:#}");
+    assert_eq!(d["ok"], false, "{d:#}");
+    let check = |name: &str| {
+        d["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {d:#}"))
+            .clone()
+    };
+    assert_eq!(check("user-manager")["ok"], true, "{d:#}");
+    assert_eq!(check("units-home")["ok"], true, "{d:#}");
+    assert_eq!(check("tmux")["ok"], true, "{d:#}");
+    assert!(check("linger")["detail"].is_string(), "{d:#}");
+    let missing: Vec<Value> = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"].as_str().unwrap().starts_with("runtime:") && c["ok"] == false)
+        .cloned()
+        .collect();
+    assert!(!missing.is_empty(), "{d:#}");
+    assert!(missing.iter().all(|c| c["fix"].is_string()), "{d:#}");
+    let out = f.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let human = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(human.contains("ok tmux: tmux "), "{human}");
+    assert!(human.contains("problem runtime:"), "{human}");
+    assert!(human.contains("; fix: "), "{human}");
+    assert!(
+        human
+            .lines()
+            .all(|l| l.starts_with("ok ") || l.starts_with("problem ")),
+        "{human}"
+    );
+
     for a in ["lead", "coder0", "reviewer0"] {
         let env = h.join("fleet/agents").join(format!("{a}.env"));
         let mut body = std::fs::read_to_string(&env).unwrap();
