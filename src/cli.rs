@@ -198,7 +198,9 @@ pub struct UpdateArgs {
     /// Skip the check for a newer mosaic release; only sync the framework.
     #[arg(long)]
     pub offline: bool,
-    /// After the sync, restart the fleet's units that were active and check each agent's session.
+    /// After the sync, restart the active fleet units it changed (units or fleet
+    /// scripts: the whole fleet; an env file: that agent; nothing: none) and
+    /// check each agent's session.
     #[arg(long)]
     pub relaunch: bool,
 }
