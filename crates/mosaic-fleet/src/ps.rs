@@ -1146,8 +1146,19 @@ mod tests {
         .collect();
         s.heartbeats.insert("a".into(), hb("a", 990));
         s.heartbeats.insert("b".into(), hb("b", 900));
+        for n in ["a", "c"] {
+            s.logs.insert(n.into(), format!("/h/fleet/run/{n}.log"));
+        }
         let r = join(&roster(), Path::new("/h/fleet/roster.yaml"), &s, 60);
         let by = |n: &str| r.agents.iter().find(|x| x.name == n).unwrap();
+        // Only a DEAD agent points at its pane log.
+        assert_eq!(by("a").log, None);
+        assert_eq!(by("c").log.as_deref(), Some("/h/fleet/run/c.log"));
+        let t = table(&r, &|_, s| s.to_string());
+        assert!(
+            t.contains("c is DEAD; its last output: /h/fleet/run/c.log (mosaic agent logs c)"),
+            "{t}"
+        );
         assert_eq!(by("a").flags, Vec::<String>::new());
         assert!(by("a").healthy);
         assert_eq!(by("a").state, "running");
