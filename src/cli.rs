@@ -182,6 +182,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::fleet::cli::AgentCommand,
     },
+    /// Check what the fleet needs here: linger, the user manager, the units'
+    /// home, tmux, each roster runtime on PATH (exit 1 on any problem).
+    Doctor {
+        /// Roster.
+        #[command(flatten)]
+        roster: crate::fleet::cli::RosterArg,
+    },
     /// Print a shell completion script.
     Completions {
         /// Shell to generate for.
@@ -200,7 +207,9 @@ pub struct UpdateArgs {
     /// Skip the check for a newer mosaic release; only sync the framework.
     #[arg(long)]
     pub offline: bool,
-    /// After the sync, restart the fleet's units that were active and check each agent's session.
+    /// After the sync, restart the active fleet units it changed (units or fleet
+    /// scripts: the whole fleet; an env file: that agent; nothing: none) and
+    /// check each agent's session.
     #[arg(long)]
     pub relaunch: bool,
 }

@@ -113,6 +113,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Fleet { command } => crate::fleet::run_fleet(command, g, p),
         Command::Agent { command } => crate::fleet::run_agent(command, g, p),
+        Command::Doctor { roster } => crate::doctor::doctor(g, roster, p),
         Command::Status => {
             let (from, to, lines) = sync::status(&Session::inspect(paths(g)?)?, &Tmux)?;
             if p.json {
@@ -375,12 +376,37 @@ fn run_sync(
             Err(w) => report.warnings.push(w),
         }
     }
+    let mut relaunch_plan = None;
     if let Some(b) = &before {
-        let (results, warnings) = mosaic_fleet::relaunch::after(&paths, b);
+        // Only what the sync changed: units/scripts → the whole fleet, an
+        // env file → that agent, nothing → nobody.
+        let changed: Vec<&str> = report
+            .changes
+            .iter()
+            .filter(|c| !c.action.is_problem() && c.action != mosaic_engine::sync::Verb::KeptYours)
+            .map(|c| c.path.as_str())
+            .collect();
+        let r = mosaic_fleet::relaunch::to_relaunch(b, &changed, units_changed, stop_legacy);
+        let (results, warnings) = mosaic_fleet::relaunch::after_only(&paths, &r);
         report.relaunch = results;
         report.warnings.extend(warnings);
+        relaunch_plan = Some(r);
     }
     p.sync_report(&report);
+    if let Some(r) = &relaunch_plan {
+        if !r.holder && r.agents.is_empty() {
+            p.line("relaunch: no fleet unit or env file changed; no agent restarted");
+        } else if r.holder {
+            p.line("relaunch: restarted the holder (units or fleet scripts changed)");
+        }
+        for a in &report.relaunch {
+            p.line(&format!(
+                "relaunched {}{}",
+                a.agent,
+                if a.session_up { "" } else { " (no session)" }
+            ));
+        }
+    }
     let down: Vec<&str> = report
         .relaunch
         .iter()

@@ -1,7 +1,7 @@
 //! mosaic: the binary's library, the top layer.
 //!
 //! It owns the command line ([`cli`]), the command handlers ([`commands`],
-//! [`fleet`] for `mosaic fleet …` / `mosaic agent …`), all output
+//! [`fleet`] for `mosaic fleet …` / `mosaic agent …`, [`doctor`]), all output
 //! ([`report`]), exit codes and the self-update ([`selfupdate`]). Files are
 //! changed only through `mosaic_engine`'s pipeline; tmux, systemctl and ssh
 //! only through `mosaic_fleet`'s runner.
@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod fleet;
 pub mod report;
 pub mod selfupdate;

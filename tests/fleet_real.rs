@@ -279,6 +279,22 @@ fn fleet_end_to_end_with_the_stub_agent() {
     assert_eq!(flags(&doc, "coder0"), Vec::<String>::new(), "{doc:#}");
     let lenient = f.ps(&["--stale-after", "100000"]);
     assert_eq!(flags(&lenient, "reviewer0"), Vec::<String>::new());
+    // verify fails on DRIFT and STALE, naming each.
+    let out = f.run(&["fleet", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(v.contains("DRIFT pi0"), "{}", text(&out));
+    assert!(v.contains("STALE reviewer0"), "{}", text(&out));
+    assert!(!v.contains("coder0:"), "{}", text(&out));
+    let out = f.run(&["fleet", "verify", "--stale-after", "100000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("STALE"));
+    // The drifting agent leaves: remove stops and disables its unit.
+    f.ok(&["fleet", "remove", "pi0"]);
+    let _ = um
+        .tmux(Some(SOCKET))
+        .args(["kill-session", "-t", "=pi0"])
+        .output();
 
     // DEAD: kill one pane's process; the next ps shows it.
     let pid = row(&doc, "coder0")["pane_pid"].as_u64().unwrap();
@@ -320,13 +336,13 @@ fn fleet_end_to_end_with_the_stub_agent() {
     // active; nothing else is restarted.
     let lead_pid = row(&doc, "lead")["pane_pid"].as_u64().unwrap();
     f.ok(&["fleet", "start", "coder0"]);
-    f.ok(&["fleet", "verify"]);
+    f.ok(&["fleet", "verify", "--stale-after", "100000"]);
     let doc = f.ps(&[]);
     assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
     assert_eq!(row(&doc, "lead")["pane_pid"].as_u64(), Some(lead_pid));
     // Restart brings that one agent back too; nothing else is restarted.
     f.ok(&["fleet", "restart", "coder0"]);
-    f.ok(&["fleet", "verify"]);
+    f.ok(&["fleet", "verify", "--stale-after", "100000"]);
     let doc = f.ps(&[]);
     assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
     assert_eq!(row(&doc, "lead")["pane_pid"].as_u64(), Some(lead_pid));

@@ -65,6 +65,7 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
             roster,
             dry_run: false,
         } => reset(&Ctx::new(g, roster)?, name, *queue, *timeout, p),
+        AgentCommand::Logs { .. } => super::logs::run(cmd, g, p),
     }
 }
 
@@ -915,7 +916,7 @@ impl Drop for Viewer {
 /// Removes viewers of `agent` left by a watch that could not clean up (its
 /// pid is gone, e.g. after `kill -9`).
 fn sweep_stale_viewers(socket: Option<&str>, agent: &str) -> Result<()> {
-    let mut argv = tmux::base(socket);
+    let mut argv = tmux::client(socket);
     argv.extend(["list-sessions", "-F", "#{session_name}\t#{session_group}"].map(String::from));
     let out = runner::output(&argv)?;
     for line in String::from_utf8_lossy(&out.stdout).lines() {

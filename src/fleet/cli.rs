@@ -54,10 +54,14 @@ pub enum FleetCommand {
         #[command(flatten)]
         dry: DryRun,
     },
-    /// Remove an agent from the roster, keeping its comments.
+    /// Remove an agent from the roster, keeping its comments, then stop and
+    /// disable its unit (`mosaic-agent@NAME.service`).
     Remove {
         /// Agent name.
         name: String,
+        /// Leave its unit running and enabled (only edit the roster).
+        #[arg(long)]
+        keep_running: bool,
         /// Roster to edit.
         #[command(flatten)]
         roster: RosterArg,
@@ -89,7 +93,8 @@ pub enum FleetCommand {
         #[command(flatten)]
         dry: DryRun,
     },
-    /// Stop the agents (named ones), or the whole fleet with its holder.
+    /// Stop the agents (named ones), or the whole fleet with its holder. A
+    /// name no longer in the roster whose unit is still loaded stops that unit.
     Stop {
         /// Agents (default: every agent and the holder).
         names: Vec<String>,
@@ -126,8 +131,13 @@ pub enum FleetCommand {
         #[command(flatten)]
         roster: RosterArg,
     },
-    /// Check that every local agent has its exact session with a live pane (exit 1 if not).
+    /// Check that every local agent has its exact session with a live pane
+    /// running its runtime and a fresh heartbeat (exit 1 naming each MISSING,
+    /// DEAD, DRIFT or STALE agent).
     Verify {
+        /// A heartbeat older than this many seconds is STALE.
+        #[arg(long, value_name = "SECS", default_value_t = super::ps::DEFAULT_STALE_AFTER)]
+        stale_after: u64,
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,
@@ -209,6 +219,21 @@ pub enum AgentCommand {
         /// Refused: a reset of a live agent cannot be rehearsed.
         #[arg(long, hide = true)]
         dry_run: bool,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+    },
+    /// Print the agent's pane log (H/fleet/run/NAME.log, kept by tmux
+    /// pipe-pane, rotated 1 MiB x 3): what a runtime printed before it died.
+    Logs {
+        /// Agent name.
+        name: String,
+        /// Keep printing what is appended (until interrupted).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Number of lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 40)]
+        lines: usize,
         /// Roster.
         #[command(flatten)]
         roster: RosterArg,

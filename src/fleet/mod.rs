@@ -1,6 +1,6 @@
 //! The fleet runtime commands (SPEC §7–§8): `mosaic fleet …` (roster edits,
 //! install, start/stop/restart, status, verify, ps) and `mosaic agent …`
-//! (send, watch, tail, reset).
+//! (send, watch, tail, reset, logs).
 //!
 //! Sub-modules, one concern each:
 //! - [`roster`]: the roster model, validation and comment-keeping edits;
@@ -8,6 +8,7 @@
 //! - [`tmux`]: exact tmux command lines (pure);
 //! - [`ps`]: the `fleet ps` snapshot and its pure join;
 //! - [`agent`]: the per-agent commands;
+//! - [`logs`]: `agent logs`, the pane log kept by tmux pipe-pane;
 //! - [`cli`]: the clap definitions.
 //!
 //! Every process is started through [`mosaic_fleet::runner`]; systemd calls go
@@ -15,6 +16,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod logs;
 pub use mosaic_fleet::{envfile, ps, roster, tmux};
 
 use crate::cli::Global;
@@ -99,9 +101,12 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
             };
             add(&Ctx::new(g, roster)?, &new, dry.dry_run, p)
         }
-        FleetCommand::Remove { name, roster, dry } => {
-            remove(&Ctx::new(g, roster)?, name, dry.dry_run, p)
-        }
+        FleetCommand::Remove {
+            name,
+            keep_running,
+            roster,
+            dry,
+        } => remove(&Ctx::new(g, roster)?, name, *keep_running, dry.dry_run, p),
         FleetCommand::Install {
             as_host,
             roster,
@@ -118,7 +123,10 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
         }
         FleetCommand::Undo { roster, dry } => undo(&Ctx::new(g, roster)?, dry.dry_run, p),
         FleetCommand::Status { roster } => status(&Ctx::new(g, roster)?, p),
-        FleetCommand::Verify { roster } => verify(&Ctx::new(g, roster)?, p),
+        FleetCommand::Verify {
+            stale_after,
+            roster,
+        } => verify(&Ctx::new(g, roster)?, *stale_after, p),
         FleetCommand::Ps {
             stale_after,
             roster,
@@ -308,25 +316,121 @@ fn add(ctx: &Ctx, new: &roster::NewAgent, dry: bool, p: &Printer) -> Result<i32>
     Ok(0)
 }
 
-fn remove(ctx: &Ctx, name: &str, dry: bool, p: &Printer) -> Result<i32> {
+fn remove(ctx: &Ctx, name: &str, keep_running: bool, dry: bool, p: &Printer) -> Result<i32> {
     edit_roster(ctx, "fleet remove", dry, p, |text| {
         roster::remove_agent(text, &ctx.roster_path, name)
     })?;
+    let unit = systemd::agent_unit(name);
+    let argv = systemd::verb_argv("disable", &["--now", unit.as_str()]);
+    // After the roster edit landed: the unit of an agent the roster no
+    // longer names is stopped and disabled (unless --keep-running).
+    let mut stopped = false;
+    let mut warning = None;
+    if !dry && !keep_running {
+        match systemd::check_manager().and_then(|_| systemd::show(&[unit.as_str()])) {
+            Ok(states) => {
+                let st = states.get(&unit);
+                if st.is_some_and(|s| s.load_state == "loaded" || s.active() || s.enabled()) {
+                    match systemd::run_user(&argv) {
+                        Ok(_) => stopped = true,
+                        Err(e) => warning = Some(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => warning = Some(e.to_string()),
+        }
+    }
     let verb = if dry { "would remove" } else { "removed" };
     if p.json {
-        p.json_out(
-            &serde_json::json!({"roster": ctx.roster_path, "removed": name, "dry_run": dry}),
-        );
+        p.json_out(&serde_json::json!({
+            "roster": ctx.roster_path,
+            "removed": name,
+            "dry_run": dry,
+            "unit": unit,
+            "unit_stopped": stopped,
+            "keep_running": keep_running,
+            "would_run": if dry && !keep_running { Some(&argv) } else { None },
+        }));
     } else {
         p.line(&format!("{verb} {name} from {}", ctx.roster_path.display()));
-        if !dry {
+        if keep_running {
+            if !dry {
+                p.line(&format!(
+                    "its unit keeps running until you stop it: mosaic fleet stop {name}"
+                ));
+            }
+        } else if dry {
             p.line(&format!(
-                "its unit keeps running until you stop it: systemctl --user disable --now {}",
-                systemd::agent_unit(name)
+                "would run: {}",
+                mosaic_fleet::runner::display(&argv)
+            ));
+        } else if stopped {
+            p.line(&format!("stopped and disabled {unit}"));
+        }
+    }
+    if let Some(w) = warning {
+        p.warn(&format!(
+            "{w}; stop the unit yourself: {}",
+            mosaic_fleet::runner::display(&argv)
+        ));
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `fleet stop NAME…` of names the roster no longer has: those whose unit is
+/// still loaded are stopped (returned); any other is an unknown agent.
+fn stop_orphans(
+    ctx: &Ctx,
+    roster: &Roster,
+    names: &[String],
+    dry: bool,
+    p: &Printer,
+) -> Result<Vec<String>> {
+    let orphans: Vec<&String> = names
+        .iter()
+        .filter(|n| !roster.agents.iter().any(|a| a.name.as_str() == n.as_str()))
+        .collect();
+    if orphans.is_empty() {
+        return Ok(Vec::new());
+    }
+    for n in &orphans {
+        if roster::check_agent_name(n).is_err() {
+            roster.agent(n, &ctx.roster_path)?;
+        }
+    }
+    let units: Vec<String> = orphans.iter().map(|n| systemd::agent_unit(n)).collect();
+    let states = if systemd::manager_reachable() {
+        systemd::show(&units)?
+    } else {
+        Default::default()
+    };
+    for (n, u) in orphans.iter().zip(&units) {
+        if !states.get(u).is_some_and(|s| {
+            s.load_state == "loaded" && (s.active() || s.enabled() || s.active_state == "failed")
+        }) {
+            // Not in the roster and no unit: the roster's own error.
+            roster.agent(n, &ctx.roster_path)?;
+        }
+    }
+    let argv = systemd::verb_argv("stop", &units);
+    if dry {
+        p.line(&format!(
+            "would run: {}",
+            mosaic_fleet::runner::display(&argv)
+        ));
+    } else {
+        systemd::run_user(&argv)?;
+        if !p.json {
+            p.line(&format!(
+                "stopped: {} (not in {}; `systemctl --user disable {}` keeps it from starting at boot)",
+                units.join(" "),
+                ctx.roster_path.display(),
+                units.join(" ")
             ));
         }
     }
-    Ok(0)
+    Ok(orphans.into_iter().cloned().collect())
 }
 
 fn undo(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
@@ -729,6 +833,25 @@ fn remote_systemctl(h: &roster::ResolvedHost, verb: &str, units: &[String]) -> R
 
 fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
+    let rest: Vec<String>;
+    let names = if verb == "stop" && !names.is_empty() {
+        let orphans = stop_orphans(ctx, &roster, names, dry, p)?;
+        rest = names
+            .iter()
+            .filter(|n| !orphans.contains(n))
+            .cloned()
+            .collect();
+        if rest.is_empty() {
+            if p.json {
+                let units: Vec<String> = orphans.iter().map(|n| systemd::agent_unit(n)).collect();
+                p.json_out(&serde_json::json!({"action": verb, "units": units, "dry_run": dry, "not_in_roster": orphans}));
+            }
+            return Ok(0);
+        }
+        &rest[..]
+    } else {
+        names
+    };
     let (agents, remote) = pick_agents(&roster, names, &ctx.roster_path)?;
     if agents.is_empty() && !remote.is_empty() {
         return control_remote(ctx, &roster, verb, &remote, dry, p);
@@ -828,8 +951,9 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
     }
     if !missing.is_empty() {
         p.warn(&format!(
-            "no live session for {} after {verb}; see `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
-            missing.join(", ")
+            "no live session for {} after {verb}; its last output: `mosaic agent logs {}`; see also `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
+            missing.join(", "),
+            missing.first().map(String::as_str).unwrap_or("NAME")
         ));
         return Ok(1);
     }
@@ -1015,36 +1139,16 @@ fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
 
 // ---- verify / ps ----
 
-fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
+fn verify(ctx: &Ctx, stale_after: u64, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
-    let report = full_report(ctx, &roster, false, ps::DEFAULT_STALE_AFTER)?;
+    let report = full_report(ctx, &roster, false, stale_after)?;
     let mut results = Vec::new();
     for r in report
         .agents
         .iter()
         .filter(|r| r.managed && r.state != "remote")
     {
-        let why = if r.state == "unknown" {
-            let h = report.hosts.iter().find(|h| h.name == r.host);
-            Some(format!(
-                "host {} is {}{}",
-                r.host,
-                r.host_status.as_deref().unwrap_or("?"),
-                h.and_then(|h| h.error.as_ref())
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ))
-        } else if r.pane_alive {
-            None
-        } else if r.session {
-            Some("its pane's process has exited".to_string())
-        } else {
-            Some(format!(
-                "no session ={} on {}",
-                r.name,
-                tmux::where_(r.socket.as_deref())
-            ))
-        };
+        let why = verify_problem(&report, r, stale_after);
         results.push((r.name.clone(), why));
     }
     let bad = results.iter().filter(|(_, w)| w.is_some()).count();
@@ -1052,9 +1156,16 @@ fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
     if p.json {
         let v: Vec<_> = results
             .iter()
-            .map(|(n, w)| serde_json::json!({"agent": n, "ok": w.is_none(), "problem": w}))
+            .map(|(n, w)| {
+                serde_json::json!({
+                    "agent": n,
+                    "ok": w.is_none(),
+                    "flag": w.as_ref().map(|(f, _)| f),
+                    "problem": w.as_ref().map(|(_, m)| m),
+                })
+            })
             .collect();
-        p.json_out(&serde_json::json!({"agents": v, "hosts": report.hosts, "ok": bad == 0 && hosts_down.is_empty()}));
+        p.json_out(&serde_json::json!({"agents": v, "hosts": report.hosts, "stale_after": stale_after, "ok": bad == 0 && hosts_down.is_empty()}));
     } else {
         for h in &hosts_down {
             println!(
@@ -1067,16 +1178,82 @@ fn verify(ctx: &Ctx, p: &Printer) -> Result<i32> {
         for (n, w) in &results {
             match w {
                 None => p.line(&format!("{} {n}", p.paint("32", "ok"))),
-                Some(w) => p.out(&format!("{} {n}: {w}", p.paint("31", "MISSING"))),
+                Some((flag, w)) => p.out(&format!("{} {n}: {w}", p.paint("31", flag))),
             }
         }
         p.line(&format!(
-            "{} of {} agents have their session",
+            "{} of {} agents have their session and are healthy",
             results.len() - bad,
             results.len()
         ));
     }
     Ok(if bad == 0 { 0 } else { 1 })
+}
+
+/// Why `fleet verify` fails an agent: `(FLAG, one-line reason)`, or `None`.
+fn verify_problem(
+    report: &ps::Report,
+    r: &ps::Record,
+    stale_after: u64,
+) -> Option<(&'static str, String)> {
+    if r.state == "unknown" {
+        let h = report.hosts.iter().find(|h| h.name == r.host);
+        return Some((
+            "UNKNOWN",
+            format!(
+                "host {} is {}{}",
+                r.host,
+                r.host_status.as_deref().unwrap_or("?"),
+                h.and_then(|h| h.error.as_ref())
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if !r.pane_alive {
+        return Some(if r.session {
+            (
+                "DEAD",
+                format!(
+                    "its pane's process has exited; see `mosaic agent logs {}`",
+                    r.name
+                ),
+            )
+        } else {
+            (
+                "MISSING",
+                format!(
+                    "no session ={} on {}",
+                    r.name,
+                    tmux::where_(r.socket.as_deref())
+                ),
+            )
+        });
+    }
+    let has = |f: &str| r.flags.iter().any(|x| x == f);
+    if has("DRIFT") {
+        return Some((
+            "DRIFT",
+            format!(
+                "the pane runs {}, not {}; fix MOSAIC_AGENT_COMMAND in {} or restart it",
+                r.current_command.as_deref().unwrap_or("?"),
+                r.expected_command.as_deref().unwrap_or("?"),
+                format_args!("fleet/agents/{}.env", r.name)
+            ),
+        ));
+    }
+    if has("STALE") {
+        let why = match (&r.heartbeat, &r.heartbeat_problem) {
+            (Some(h), _) => format!("last heartbeat {}s ago", h.age_seconds),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "no heartbeat".into(),
+        };
+        return Some((
+            "STALE",
+            format!("{why} (more than --stale-after {stale_after}s)"),
+        ));
+    }
+    None
 }
 
 /// The whole fleet's report: this machine's snapshot, and every other

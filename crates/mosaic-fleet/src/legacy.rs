@@ -68,6 +68,7 @@ mod tests {
             fake.argvs(),
             [[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-factory",
                 "list-sessions",

@@ -150,12 +150,26 @@ const LAUNCHERS: &[&str] = &[
     "exec", "env", "nice", "nohup", "ionice", "setsid", "stdbuf", "command",
 ];
 
+/// The command of a declared `MOSAIC_AGENT_COMMAND` that finally runs: the
+/// last `&&`/`;` segment that is not a `cd` (so `cd DIR && exec claude`
+/// is `exec claude`).
+fn final_segment(cmd: &str) -> &str {
+    let segs: Vec<&str> = cmd.split("&&").flat_map(|s| s.split(';')).collect();
+    segs.into_iter()
+        .rev()
+        .map(str::trim)
+        .find(|s| !s.is_empty() && s.split_whitespace().next() != Some("cd"))
+        .unwrap_or(cmd)
+}
+
 /// The program an agent is expected to run: the basename of the first word
-/// of `MOSAIC_AGENT_COMMAND` (skipping launchers such as `exec`, `env`,
-/// `nice`, their `-options`, and `VAR=value`) when declared, else the
+/// of `MOSAIC_AGENT_COMMAND`'s final command (after shell prefixes such as
+/// `cd DIR &&`, and skipping launchers such as `exec`, `env`, `nice`,
+/// `nohup`, their `-options`, and `VAR=value`) when declared, else the
 /// runtime's program.
 pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
     if let Some(cmd) = declared.map(str::trim).filter(|c| !c.is_empty()) {
+        let cmd = final_segment(cmd);
         let mut after_launcher = false;
         let word = cmd
             .split_whitespace()
@@ -172,6 +186,18 @@ pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
         return basename(word).to_string();
     }
     a.runtime.program().to_string()
+}
+
+/// Does a pane showing `current` (tmux's `pane_current_command`) run the
+/// agent's runtime? The adapter's process classification decides (pi shows
+/// `node` while starting, then `pi`; codex shows `node`), as well as the
+/// expected program itself.
+pub fn runtime_matches(a: &Agent, current: &str, expected: &str) -> bool {
+    if current == expected {
+        return true;
+    }
+    crate::adapters::Runtime::from_name(a.runtime.program())
+        .is_some_and(|rt| rt.process().classify(current) != crate::adapters::PaneCommand::Other)
 }
 
 /// Does process `p` run `program`?
@@ -203,6 +229,8 @@ pub struct Snapshot {
     pub hostname: String,
     /// Problems met while gathering (printed as warnings).
     pub warnings: Vec<String>,
+    /// The pane logs that exist, by agent (`H/fleet/run/NAME.log`).
+    pub logs: BTreeMap<String, String>,
 }
 
 /// The heartbeat as shown in a record.
@@ -278,6 +306,9 @@ pub struct Record {
     pub healthy: bool,
     /// `DRIFT`, `BOOT-ENABLE`, `STALE`, `DEAD`, `UNMANAGED`.
     pub flags: Vec<String>,
+    /// The pane log (`H/fleet/run/NAME.log`) of a DEAD agent: its last words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// The holder, as shown by `fleet ps`.
@@ -416,6 +447,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             state: "remote".into(),
             healthy: false,
             flags: Vec::new(),
+            log: None,
         };
         if base.remote {
             agents.push(base);
@@ -467,7 +499,10 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         }
         .into();
         if r.state == "running" {
-            let runs_expected = r.current_command.as_deref() == Some(expected.as_str())
+            let runs_expected = r
+                .current_command
+                .as_deref()
+                .is_some_and(|c| runtime_matches(a, c, &expected))
                 || r.processes.iter().any(|p| runs(p, &expected));
             if !runs_expected {
                 r.flags.push("DRIFT".into());
@@ -481,6 +516,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
         }
         if r.state == "dead" {
             r.flags.push("DEAD".into());
+            r.log = s.logs.get(&name).cloned();
         }
         r.healthy = r.state == "running" && r.flags.is_empty();
         agents.push(r);
@@ -541,6 +577,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 state: "unmanaged".into(),
                 healthy: false,
                 flags: vec!["UNMANAGED".into()],
+                log: None,
             });
         }
     }
@@ -813,6 +850,11 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
                 s.commands.insert(name.to_string(), c.clone());
             }
         }
+        let log = home.join("fleet/run").join(format!("{name}.log"));
+        if log.is_file() {
+            s.logs
+                .insert(name.to_string(), log.to_string_lossy().into_owned());
+        }
         let hb = home.join("fleet/run").join(format!("{name}.hb"));
         match std::fs::read_to_string(&hb) {
             Ok(text) => {
@@ -953,6 +995,14 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
         };
         out.push_str(&line(cells));
         out.push('\n');
+    }
+    for a in r.agents.iter().filter(|a| a.log.is_some()) {
+        out.push_str(&format!(
+            "{} is DEAD; its last output: {} (mosaic agent logs {})\n",
+            a.name,
+            a.log.as_deref().unwrap_or(""),
+            a.name
+        ));
     }
     let h = &r.holder;
     let yn = |b: Option<bool>, y: &str, n: &str| match b {
@@ -1096,8 +1146,19 @@ mod tests {
         .collect();
         s.heartbeats.insert("a".into(), hb("a", 990));
         s.heartbeats.insert("b".into(), hb("b", 900));
+        for n in ["a", "c"] {
+            s.logs.insert(n.into(), format!("/h/fleet/run/{n}.log"));
+        }
         let r = join(&roster(), Path::new("/h/fleet/roster.yaml"), &s, 60);
         let by = |n: &str| r.agents.iter().find(|x| x.name == n).unwrap();
+        // Only a DEAD agent points at its pane log.
+        assert_eq!(by("a").log, None);
+        assert_eq!(by("c").log.as_deref(), Some("/h/fleet/run/c.log"));
+        let t = table(&r, &|_, s| s.to_string());
+        assert!(
+            t.contains("c is DEAD; its last output: /h/fleet/run/c.log (mosaic agent logs c)"),
+            "{t}"
+        );
         assert_eq!(by("a").flags, Vec::<String>::new());
         assert!(by("a").healthy);
         assert_eq!(by("a").state, "running");
@@ -1228,6 +1289,32 @@ mod tests {
             expected_program(b, Some("nohup env -i A=b claude")),
             "claude"
         );
+        assert_eq!(
+            expected_program(b, Some("cd /srv/w && exec claude --x")),
+            "claude"
+        );
+        assert_eq!(
+            expected_program(b, Some("cd '/srv/my dir'; env A=1 nice codex")),
+            "codex"
+        );
+        assert_eq!(
+            expected_program(b, Some("node /opt/pi-coding-agent/dist/cli.js")),
+            "node"
+        );
+        // The adapter's classification: pi shows node, then pi; codex node.
+        let pi = &ro.agents[1];
+        assert_eq!(pi.runtime.program(), "pi");
+        let declared = expected_program(pi, Some("node /x/pi-coding-agent/dist/cli.js"));
+        assert!(runtime_matches(pi, "node", &declared));
+        assert!(runtime_matches(pi, "pi", &declared));
+        assert!(runtime_matches(pi, "pi", "pi"));
+        assert!(runtime_matches(pi, "node", "pi"));
+        assert!(!runtime_matches(pi, "stub-agent", "pi"));
+        assert!(!runtime_matches(pi, "bash", "pi"));
+        let codex = &ro.agents[0];
+        assert_eq!(codex.runtime.program(), "codex");
+        assert!(runtime_matches(codex, "node", "codex"));
+        assert!(!runtime_matches(codex, "python3", "codex"));
         let mut s = Snapshot {
             now: 1000,
             hostname: "box".into(),

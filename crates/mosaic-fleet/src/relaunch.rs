@@ -1,7 +1,9 @@
 //! `mosaic update --relaunch` (SPEC §5.1, §6): note which fleet units were
 //! active before the sync, stop the fleet on the legacy socket when the
-//! socket migration needs it, and after the sync restart the holder and every
-//! agent that was running, then check each agent's tmux session exists.
+//! socket migration needs it, and after the sync restart what the sync
+//! changed ([`to_relaunch`]: every agent that was running when the units,
+//! the fleet scripts or the legacy socket changed, else only the agents whose
+//! env file changed, else nothing), then check each agent's tmux session.
 //!
 //! argv are built by pure functions and run through [`crate::runner`].
 
@@ -94,12 +96,77 @@ fn env_value(text: &str, key: &str) -> Option<String> {
     })
 }
 
+/// What the relaunch restarts after a sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relaunch {
+    /// Restart the holder too (units, scripts or socket changed).
+    pub holder: bool,
+    /// The agents to restart (a subset of [`Before::agents`]).
+    pub agents: BTreeSet<String>,
+}
+
+/// Decides the relaunch from the sync's changed paths (relative to the
+/// home): unit files changed, `tools/fleet/` scripts changed or the legacy
+/// fleet was stopped → the holder and every agent that ran; otherwise only
+/// the running agents whose `fleet/agents/NAME.env` changed; nothing else.
+pub fn to_relaunch<S: AsRef<str>>(
+    b: &Before,
+    changed: &[S],
+    units_changed: bool,
+    stopped_legacy: bool,
+) -> Relaunch {
+    let fleet_wide = units_changed
+        || stopped_legacy
+        || changed.iter().any(|c| {
+            let c = c.as_ref();
+            c.starts_with("tools/fleet/") || c.contains("systemd/user/")
+        });
+    if fleet_wide {
+        return Relaunch {
+            holder: true,
+            agents: b.agents.clone(),
+        };
+    }
+    let agents = changed
+        .iter()
+        .filter_map(|c| {
+            c.as_ref()
+                .strip_prefix("fleet/agents/")?
+                .strip_suffix(".env")
+                .map(str::to_string)
+        })
+        .filter(|a| b.agents.contains(a))
+        .collect();
+    Relaunch {
+        holder: false,
+        agents,
+    }
+}
+
 /// Restarts the holder and every agent that was running, then checks each
 /// agent's session. Returns per-agent results and warnings.
 pub fn after(paths: &Paths, b: &Before) -> (Vec<AgentResult>, Vec<String>) {
+    after_only(
+        paths,
+        &Relaunch {
+            holder: true,
+            agents: b.agents.clone(),
+        },
+    )
+}
+
+/// Restarts what `r` names (the holder first), then checks each agent's
+/// session. Returns per-agent results and warnings.
+pub fn after_only(paths: &Paths, r: &Relaunch) -> (Vec<AgentResult>, Vec<String>) {
     let mut warnings = Vec::new();
-    let mut units = vec![HOLDER_UNIT.to_string()];
-    units.extend(units_of(b));
+    let mut units = Vec::new();
+    if r.holder {
+        units.push(HOLDER_UNIT.to_string());
+    }
+    units.extend(r.agents.iter().map(|a| agent_unit(a)));
+    if units.is_empty() {
+        return (Vec::new(), warnings);
+    }
     match crate::runner::output(&verb_argv("restart", &units)) {
         Ok(out) if out.status.success() => {}
         Ok(out) => warnings.push(format!(
@@ -109,7 +176,7 @@ pub fn after(paths: &Paths, b: &Before) -> (Vec<AgentResult>, Vec<String>) {
         Err(e) => warnings.push(format!("relaunch skipped: {e}")),
     }
     let mut results = Vec::new();
-    for agent in &b.agents {
+    for agent in &r.agents {
         let env =
             std::fs::read_to_string(paths.home.join("fleet/agents").join(format!("{agent}.env")))
                 .unwrap_or_default();
@@ -142,6 +209,31 @@ mod tests {
                 "mosaic-*"
             ]
         );
+    }
+
+    #[test]
+    fn relaunch_follows_what_changed() {
+        let b = Before {
+            agents: ["a", "b"].iter().map(|s| s.to_string()).collect(),
+            systemd: true,
+        };
+        let none: [&str; 0] = [];
+        assert_eq!(to_relaunch(&b, &none, false, false), Relaunch::default());
+        assert_eq!(
+            to_relaunch(&b, &["docs/x.md", "fleet/agents/c.env"], false, false),
+            Relaunch::default()
+        );
+        let one = to_relaunch(&b, &["fleet/agents/b.env"], false, false);
+        assert!(!one.holder);
+        assert_eq!(one.agents.iter().collect::<Vec<_>>(), ["b"]);
+        for all in [
+            to_relaunch(&b, &none, true, false),
+            to_relaunch(&b, &none, false, true),
+            to_relaunch(&b, &["tools/fleet/start-agent-session.sh"], false, false),
+        ] {
+            assert!(all.holder);
+            assert_eq!(all.agents, b.agents);
+        }
     }
 
     #[test]

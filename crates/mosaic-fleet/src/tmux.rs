@@ -1,7 +1,10 @@
 //! Exact tmux command lines of the fleet commands (pure builders, pinned by
 //! unit tests) and the parsing of their output. `-L SOCKET` only when a socket
 //! is named; sessions and panes always targeted exactly (`=NAME`,
-//! `=NAME:0.0`) so tmux never prefix-matches. Nothing here runs a process.
+//! `=NAME:0.0`) so tmux never prefix-matches. Every builder here passes `-u`:
+//! without it a client started with `LANG` unset (cron, `ssh host cmd`,
+//! service environments) has tmux 3.3a print the tabs of `-F` formats, and
+//! any non-ASCII pane text, as `_`. Nothing here runs a process.
 
 use std::path::Path;
 
@@ -15,8 +18,16 @@ pub fn base(socket: Option<&str>) -> Vec<String> {
     v
 }
 
-fn with(socket: Option<&str>, args: &[&str]) -> Vec<String> {
+/// `tmux -u [-L SOCKET]`: the client for every command whose output mosaic
+/// reads (UTF-8 forced whatever the locale, so `-F` tabs stay tabs).
+pub fn client(socket: Option<&str>) -> Vec<String> {
     let mut v = base(socket);
+    v.insert(1, "-u".into());
+    v
+}
+
+fn with(socket: Option<&str>, args: &[&str]) -> Vec<String> {
+    let mut v = client(socket);
     v.extend(args.iter().map(|a| a.to_string()));
     v
 }
@@ -306,6 +317,8 @@ mod tests {
         );
         assert_eq!(base(None), s(&["tmux"]));
         assert_eq!(base(Some("")), s(&["tmux"]));
+        assert_eq!(client(Some("f")), s(&["tmux", "-u", "-L", "f"]));
+        assert_eq!(client(None), s(&["tmux", "-u"]));
     }
 
     #[test]
@@ -315,6 +328,7 @@ mod tests {
             list_panes_all(f),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "list-panes",
@@ -325,12 +339,13 @@ mod tests {
         );
         assert_eq!(
             list_panes_all(None),
-            s(&["tmux", "list-panes", "-a", "-F", LIST_FORMAT])
+            s(&["tmux", "-u", "list-panes", "-a", "-F", LIST_FORMAT])
         );
         assert_eq!(
             list_sessions(f),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "list-sessions",
@@ -340,12 +355,13 @@ mod tests {
         );
         assert_eq!(
             has_session(None, "coder"),
-            s(&["tmux", "has-session", "-t", "=coder"])
+            s(&["tmux", "-u", "has-session", "-t", "=coder"])
         );
         assert_eq!(
             pane_state(f, "coder0"),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "list-panes",
@@ -359,6 +375,7 @@ mod tests {
             capture_pane(f, "canary-pi", 5),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "capture-pane",
@@ -374,6 +391,7 @@ mod tests {
             capture_pane(None, "a", 40),
             s(&[
                 "tmux",
+                "-u",
                 "capture-pane",
                 "-p",
                 "-J",
@@ -388,6 +406,7 @@ mod tests {
             new_viewer(f, "canary-pi", "canary-pi-watch-123"),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "new-session",
@@ -402,6 +421,7 @@ mod tests {
             pin_window_size(f, "a"),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "set-option",
@@ -416,6 +436,7 @@ mod tests {
             attach_viewer(f, "a-watch-1"),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "attach-session",
@@ -434,6 +455,7 @@ mod tests {
             kill_session(f, "a-watch-1"),
             s(&[
                 "tmux",
+                "-u",
                 "-L",
                 "mosaic-fleet",
                 "kill-session",
@@ -443,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             kill_session(None, "a"),
-            s(&["tmux", "kill-session", "-t", "=a"])
+            s(&["tmux", "-u", "kill-session", "-t", "=a"])
         );
         let h = Path::new("/home/test/.config/mosaic");
         assert_eq!(
@@ -495,7 +517,7 @@ mod tests {
                 "-T",
                 "ops@h",
                 "--",
-                "tmux -L mosaic-fleet capture-pane -p -J -t =b:0.0 -S -5"
+                "tmux -u -L mosaic-fleet capture-pane -p -J -t =b:0.0 -S -5"
             ])
         );
     }

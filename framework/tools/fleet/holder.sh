@@ -26,7 +26,7 @@ socket=${MOSAIC_TMUX_SOCKET:-}
 session=${MOSAIC_HOLDER_SESSION:-_holder}
 [[ $session =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$ ]] || die "invalid holder session name '$session'"
 
-tmux_cmd=(tmux)
+tmux_cmd=(tmux -u)  # -u: UTF-8 whatever the locale (LANG unset turns -F tabs into _)
 if [[ -n $socket ]]; then
   tmux_cmd+=(-L "$socket")
 fi

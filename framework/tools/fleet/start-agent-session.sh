@@ -18,6 +18,7 @@ set -euo pipefail
 #
 # The session's only pane runs tools/fleet/heartbeat, which execs the runtime:
 # the pane process is the runtime itself and H/fleet/run/NAME.hb stays fresh.
+# The pane's output is kept in H/fleet/run/NAME.log (tools/fleet/pane-log).
 
 prog=start-agent-session.sh
 die() {
@@ -69,7 +70,7 @@ if ! [[ $interval =~ ^[0-9]+$ ]] || ((interval < 1)); then
   interval=15
 fi
 
-tmux_cmd=(tmux)
+tmux_cmd=(tmux -u)  # -u: UTF-8 whatever the locale (LANG unset turns -F tabs into _)
 if [[ -n $socket ]]; then
   tmux_cmd+=(-L "$socket")
 fi
@@ -144,8 +145,17 @@ if [[ -r $env_file ]]; then
   done <"$env_file"
 fi
 
+# The pane's output also goes to H/fleet/run/NAME.log (tools/fleet/pane-log:
+# rotated, 1 MiB x 3), so the runtime's last words outlive it (`mosaic agent
+# logs NAME`). pipe-pane is queued in the same tmux command as new-session, so
+# it is in place before the server reads the pane's first output.
+pipe_args=()
+if mkdir -p -- "$H/fleet/run" 2>/dev/null && [[ -x $H/tools/fleet/pane-log ]]; then
+  printf -v pipe 'exec %q %q' "$H/tools/fleet/pane-log" "$H/fleet/run/$name.log"
+  pipe_args=(\; pipe-pane -o -t "=$name:" "$pipe")
+fi
 "${tmux_cmd[@]}" new-session -d -s "$name" -c "$workdir" -x 200 -y 50 "${session_env[@]}" -- \
-  "$H/tools/fleet/heartbeat" --interval "$interval" "$name" -- "${cmd[@]}" ||
+  "$H/tools/fleet/heartbeat" --interval "$interval" "$name" -- "${cmd[@]}" "${pipe_args[@]}" ||
   die "tmux could not create session $name on $where"
 
 "${tmux_cmd[@]}" has-session -t "=$name" 2>/dev/null ||

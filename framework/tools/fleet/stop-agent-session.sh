@@ -29,7 +29,7 @@ if [[ ${MOSAIC_AGENT_NAME:-} != "$name" && -r $env_file ]]; then
   done <"$env_file"
 fi
 
-tmux_cmd=(tmux)
+tmux_cmd=(tmux -u)  # -u: UTF-8 whatever the locale (LANG unset turns -F tabs into _)
 if [[ -n $socket ]]; then
   tmux_cmd+=(-L "$socket")
 fi
