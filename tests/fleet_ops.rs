@@ -219,7 +219,15 @@ fn fleet_ops_without_a_locale() {
         std::fs::read_dir(h.join("fleet/run"))
             .map(|d| d.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
     );
-    f.ok(&["agent", "send", "lead", "-m", "last words", "--verify"]);
+    f.ok(&[
+        "agent",
+        "send",
+        "lead",
+        "-m",
+        "last words",
+        "--verify",
+        "--queue",
+    ]);
     let pid = row(&doc, "lead")["pane_pid"].as_u64().unwrap();
     assert!(Command::new("kill")
         .args(["-KILL", &pid.to_string()])

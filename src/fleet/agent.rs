@@ -342,7 +342,7 @@ impl Local {
 
 /// The visible screen of a local agent's pane.
 fn screen(t: &Target) -> Result<std::result::Result<String, String>> {
-    let mut argv = mosaic_fleet::tmux::base(t.socket.as_deref());
+    let mut argv = mosaic_fleet::tmux::client(t.socket.as_deref());
     argv.extend(["capture-pane", "-p", "-J", "-t"].map(String::from));
     argv.push(mosaic_fleet::tmux::pane_target(t.name()));
     let out = runner::output(&argv)?;

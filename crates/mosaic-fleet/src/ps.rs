@@ -141,51 +141,16 @@ pub fn tree(t: &ProcTable, pid: u32) -> Vec<u32> {
     out
 }
 
-fn basename(s: &str) -> &str {
-    s.rsplit('/').next().unwrap_or(s)
-}
-
-/// Launchers that run the real program as their argument.
-const LAUNCHERS: &[&str] = &[
-    "exec", "env", "nice", "nohup", "ionice", "setsid", "stdbuf", "command",
-];
-
-/// The command of a declared `MOSAIC_AGENT_COMMAND` that finally runs: the
-/// last `&&`/`;` segment that is not a `cd` (so `cd DIR && exec claude`
-/// is `exec claude`).
-fn final_segment(cmd: &str) -> &str {
-    let segs: Vec<&str> = cmd.split("&&").flat_map(|s| s.split(';')).collect();
-    segs.into_iter()
-        .rev()
-        .map(str::trim)
-        .find(|s| !s.is_empty() && s.split_whitespace().next() != Some("cd"))
-        .unwrap_or(cmd)
-}
-
 /// The program an agent is expected to run: the basename of the first word
 /// of `MOSAIC_AGENT_COMMAND`'s final command (after shell prefixes such as
 /// `cd DIR &&`, and skipping launchers such as `exec`, `env`, `nice`,
 /// `nohup`, their `-options`, and `VAR=value`) when declared, else the
 /// runtime's program.
 pub fn expected_program(a: &Agent, declared: Option<&str>) -> String {
-    if let Some(cmd) = declared.map(str::trim).filter(|c| !c.is_empty()) {
-        let cmd = final_segment(cmd);
-        let mut after_launcher = false;
-        let word = cmd
-            .split_whitespace()
-            .find(|w| {
-                let assignment = w.contains('=') && !w.starts_with(['/', '~', '.']);
-                let launcher = LAUNCHERS.contains(w);
-                let option =
-                    after_launcher && (w.starts_with('-') || w.chars().all(|c| c.is_ascii_digit()));
-                after_launcher |= launcher;
-                !launcher && !assignment && !option
-            })
-            .unwrap_or(cmd);
-        let word = word.trim_matches(['"', '\'']);
-        return basename(word).to_string();
+    match declared.and_then(crate::command::program_of) {
+        Some(p) => p.to_string(),
+        None => a.runtime.program().to_string(),
     }
-    a.runtime.program().to_string()
 }
 
 /// Does a pane showing `current` (tmux's `pane_current_command`) run the
@@ -205,8 +170,12 @@ pub fn runs(p: &Proc, program: &str) -> bool {
     let comm_match = p.comm == program
         || (program.len() >= 15 && program.starts_with(&p.comm) && p.comm.len() >= 15);
     comm_match
-        || p.args.first().is_some_and(|a| basename(a) == program)
-        || p.args.get(1).is_some_and(|a| basename(a) == program)
+        || p.args
+            .first()
+            .is_some_and(|a| crate::command::basename(a) == program)
+        || p.args
+            .get(1)
+            .is_some_and(|a| crate::command::basename(a) == program)
 }
 
 /// Everything `fleet ps` reads, gathered once.

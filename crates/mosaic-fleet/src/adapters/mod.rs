@@ -361,11 +361,7 @@ impl Runtime {
     /// name against each adapter's [`ProcessShape::pane_commands`] (leading
     /// `env` and `VAR=value` words skipped); `None` when no adapter claims it.
     pub fn for_command(command: &str) -> Option<Runtime> {
-        let prog = command
-            .split_whitespace()
-            .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
-            .find(|w| *w != "env" && !w.contains('=') && !w.starts_with('-'))?;
-        let base = prog.rsplit('/').next().unwrap_or(prog);
+        let base = crate::command::program_of(command)?;
         Runtime::ALL
             .into_iter()
             .find(|r| r.process().pane_commands.contains(&base))
