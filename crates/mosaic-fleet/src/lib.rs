@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod deploy;
 pub mod envfile;
 pub mod hosts;
 pub mod legacy;
