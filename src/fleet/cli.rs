@@ -151,6 +151,20 @@ pub enum FleetCommand {
         #[command(flatten)]
         roster: RosterArg,
     },
+    /// Put this mosaic binary on a host of the roster and run its `install` there.
+    Deploy {
+        /// Host (a name of the roster's `hosts:`).
+        host: String,
+        /// Remote directory of the binary (absolute; default: $HOME/.local/bin there).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<String>,
+        /// Roster.
+        #[command(flatten)]
+        roster: RosterArg,
+        /// --dry-run: print the steps, connect to nothing.
+        #[command(flatten)]
+        dry: DryRun,
+    },
 }
 
 /// `mosaic agent` subcommands.

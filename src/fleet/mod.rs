@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod deploy;
 pub mod logs;
 pub use mosaic_fleet::{envfile, ps, roster, tmux};
 
@@ -131,6 +132,7 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
             stale_after,
             roster,
         } => fleet_ps(&Ctx::new(g, roster)?, *stale_after, p),
+        c @ FleetCommand::Deploy { .. } => deploy::run(c, g, p),
     }
 }
 

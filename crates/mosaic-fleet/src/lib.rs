@@ -11,6 +11,7 @@
 
 pub mod adapters;
 pub mod command;
+pub mod deploy;
 pub mod envfile;
 pub mod hosts;
 pub mod legacy;

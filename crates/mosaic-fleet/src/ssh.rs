@@ -423,6 +423,25 @@ pub fn call(
     words: &[String],
     deadline: Duration,
 ) -> std::result::Result<Reply, HostError> {
+    call_bytes(dest, script.as_bytes().to_vec(), None, words, deadline)
+}
+
+/// What a script prints on stdout once it is ready to read `data` from its
+/// stdin (see [`call_bytes`]).
+pub const READY_MARK: &str = "mosaic-ready\n";
+
+/// [`call`] with raw bytes: the script on stdin, then, once the script has
+/// printed [`READY_MARK`], `data` (for `fleet deploy`). The gate matters:
+/// dash reads its script from a pipe in 8 KiB blocks and would swallow the
+/// start of data already in the pipe; after the mark it is running the
+/// command that reads stdin, and reads no more until that returns.
+pub fn call_bytes(
+    dest: &Dest,
+    script: Vec<u8>,
+    data: Option<Vec<u8>>,
+    words: &[String],
+    deadline: Duration,
+) -> std::result::Result<Reply, HostError> {
     let started = Instant::now();
     let dir = control_dir();
     let fail = |m: String| HostError {
@@ -433,9 +452,15 @@ pub fn call(
     let argv = argv(dest, &dir, connect_timeout(), words).map_err(fail)?;
     let mut child = runner::spawn_piped(&argv).map_err(|e| fail(e.to_string()))?;
     let mut stdin = child.stdin.take().expect("piped");
-    let script = script.as_bytes().to_vec();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&script);
+        if let Some(data) = data {
+            let _ = stdin.flush();
+            if ready_rx.recv().is_ok() {
+                let _ = stdin.write_all(&data);
+            }
+        }
         // stdin closes here: the remote sh sees the end of its script.
     });
     let pipe = |r: Option<Box<dyn Read + Send>>| {
@@ -449,12 +474,31 @@ pub fn call(
         }
         rx
     };
-    let out_rx = pipe(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
+    let out_rx = {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(mut r) = child.stdout.take() {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let mut ready = Some(ready_tx);
+                loop {
+                    match r.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    if ready.is_some()
+                        && buf
+                            .windows(READY_MARK.len())
+                            .any(|w| w == READY_MARK.as_bytes())
+                    {
+                        let _ = ready.take().map(|t| t.send(()));
+                    }
+                }
+                let _ = tx.send(buf);
+            });
+        }
+        rx
+    };
     let err_rx = pipe(
         child
             .stderr
