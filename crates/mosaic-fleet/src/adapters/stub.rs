@@ -58,13 +58,11 @@ pub fn screen_state(capture: &str) -> ScreenState {
             shown: text.trim().to_string(),
         };
     }
-    if last.starts_with("ACK ") {
-        // Answered, no new prompt yet (or the prompt was eaten by a timeout
-        // refresh): waiting for input again.
-        return ScreenState::Ready;
-    }
-    // The banner without its prompt yet is still starting: text pasted now
-    // would land before the prompt (seen under load), so it is not Ready.
+    // An answer (`ACK …`) or the banner without a prompt after it: the stub
+    // is still writing its heartbeat before it prints `> ` (a read that
+    // times out keeps the prompt it printed, so `> ` is always last while
+    // it waits). Text pasted now would land before the prompt (seen under
+    // load), so neither is Ready; `--queue` waits for the prompt.
     ScreenState::Unknown
 }
 
