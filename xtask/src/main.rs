@@ -3,6 +3,7 @@
 //! `dist` (release artefacts), `bench` (performance figures).
 
 mod bench;
+mod build;
 mod crashtest;
 mod dist;
 mod matrix;

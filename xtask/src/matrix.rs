@@ -22,7 +22,6 @@ mod world;
 use anyhow::{bail, Context, Result};
 use scenarios::{Outcome, ALL};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const USAGE: &str = "usage: cargo xtask matrix [--only M01,M05,…] [--list]";
 
@@ -62,7 +61,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let root = workspace_root();
-    let bin = build(&root)?;
+    let bin = crate::build::debug_mosaic(&root)?;
     let (prev, next) = fixtures::releases(&root.join("framework"))?;
     let ctx = world::Ctx {
         bin,
@@ -137,51 +136,4 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask is inside the workspace")
         .to_path_buf()
-}
-
-/// `cargo build --bin mosaic` (debug profile) and the path of the binary.
-fn build(root: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--quiet", "-p", "mosaic", "--bin", "mosaic"])
-        .current_dir(root)
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("cargo build --bin mosaic failed");
-    }
-    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            if d.is_absolute() {
-                d
-            } else {
-                root.join(d)
-            }
-        }
-        None => {
-            let out = Command::new(&cargo)
-                .args(["metadata", "--format-version", "1", "--no-deps"])
-                .current_dir(root)
-                .output()
-                .context("cannot run cargo metadata")?;
-            if !out.status.success() {
-                bail!(
-                    "cargo metadata failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            PathBuf::from(
-                v["target_directory"]
-                    .as_str()
-                    .context("cargo metadata: no target_directory")?,
-            )
-        }
-    };
-    let bin = target_dir.join("debug/mosaic");
-    if !bin.is_file() {
-        bail!("{} is missing after the build", bin.display());
-    }
-    Ok(bin)
 }
