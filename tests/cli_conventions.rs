@@ -101,10 +101,9 @@ fn verbose_prints_each_external_command_and_help_shows_env() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.lines().any(
-            |l| l.starts_with("mosaic: ran /bin/false -L mosaic-factory")
-                && l.contains(" ms, exit 1)")
-        ),
+        err.lines().any(|l| l.starts_with("mosaic: ran /bin/false ")
+            && l.contains("-L mosaic-factory")
+            && l.contains(" ms, exit 1)")),
         "{err}"
     );
     let quiet = w
