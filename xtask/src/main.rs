@@ -7,6 +7,7 @@ mod build;
 mod crashtest;
 mod dist;
 mod matrix;
+mod proc;
 mod release;
 
 fn main() {

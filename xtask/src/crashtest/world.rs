@@ -19,9 +19,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// How long one command may take before it is killed and reported.
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -314,33 +313,9 @@ pub fn normalize_ids(s: &str) -> String {
 
 /// Runs `cmd` with stdout/stderr into files under `scratch`, killing it
 /// after [`LIMIT`].
-pub fn run_limited(mut cmd: Command, what: String, scratch: &Path) -> Result<Out> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let out_p = scratch.join(format!(".out-{n}"));
-    let err_p = scratch.join(format!(".err-{n}"));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_p)?)
-        .stderr(std::fs::File::create(&err_p)?);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run `{what}`"))?;
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if t0.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("`{what}` did not finish within {} s", LIMIT.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let stdout = String::from_utf8_lossy(&std::fs::read(&out_p)?).into_owned();
-    let stderr = String::from_utf8_lossy(&std::fs::read(&err_p)?).into_owned();
-    let _ = std::fs::remove_file(&out_p);
-    let _ = std::fs::remove_file(&err_p);
+pub fn run_limited(cmd: Command, what: String, scratch: &Path) -> Result<Out> {
+    let (status, stdout, stderr) =
+        crate::proc::run_to_files(cmd, &what, scratch, LIMIT, Duration::from_millis(2))?;
     // strace re-raises the tracee's fatal signal on itself, or exits 128+N.
     let code = match (status.code(), status.signal()) {
         (Some(c), _) if c > 128 => None,

@@ -12,9 +12,9 @@ use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A temp directory removed on drop (never following symlinks), unless
 /// `MOSAIC_MATRIX_KEEP=1` asks to keep it for debugging.
@@ -203,33 +203,9 @@ pub fn clip(s: &str) -> String {
 
 /// Runs `cmd` with stdout/stderr into files under `scratch`, killing it after
 /// `limit`.
-pub fn run_limited(mut cmd: Command, what: String, scratch: &Path, limit: Duration) -> Result<Out> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let out_p = scratch.join(format!(".out-{n}"));
-    let err_p = scratch.join(format!(".err-{n}"));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_p)?)
-        .stderr(std::fs::File::create(&err_p)?);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run `{what}`"))?;
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("`{what}` did not finish within {} s", limit.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = String::from_utf8_lossy(&std::fs::read(&out_p)?).into_owned();
-    let stderr = String::from_utf8_lossy(&std::fs::read(&err_p)?).into_owned();
-    let _ = std::fs::remove_file(&out_p);
-    let _ = std::fs::remove_file(&err_p);
+pub fn run_limited(cmd: Command, what: String, scratch: &Path, limit: Duration) -> Result<Out> {
+    let (status, stdout, stderr) =
+        crate::proc::run_to_files(cmd, &what, scratch, limit, Duration::from_millis(10))?;
     Ok(Out {
         what,
         code: status.code(),
