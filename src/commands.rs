@@ -2,7 +2,7 @@
 //! printed output, and map errors to exit codes. No decisions live here.
 
 use crate::cli::{Cli, Command, Global, SyncArgs};
-use crate::report::Printer;
+use crate::report::{Doc, Printer};
 use clap::CommandFactory;
 use mosaic_engine::error::{Error, Result};
 use mosaic_engine::paths::Paths;
@@ -34,9 +34,12 @@ pub fn dispatch(cli: Cli) -> i32 {
     let code = match run(&cli, &printer) {
         Ok(code) => code,
         Err(e) => {
-            if printer.json {
-                printer.json_out(
-                    &serde_json::json!({ "error": e.to_string(), "exit_code": exit_code(&e) }),
+            // One document per run: a command that printed its report
+            // before failing (a blocked update) says it there.
+            if printer.json && !crate::report::printed_doc() {
+                printer.doc(
+                    crate::report::Doc::Error,
+                    &serde_json::json!({ "error": one_line(&e), "exit_code": exit_code(&e) }),
                 );
             }
             let _ = writeln!(std::io::stderr(), "mosaic: {}", one_line(&e));
@@ -95,18 +98,21 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Install(args) => run_sync(g, p, args, "install", false),
         Command::Update(args) => {
             use crate::selfupdate::Outcome;
-            let outcome = if args.offline {
-                Outcome::Continue
+            let (outcome, checked) = if args.offline {
+                (Outcome::Continue, crate::selfupdate::offline_outcome())
             } else {
                 crate::selfupdate::check_and_update(args, g, p)?
             };
+            let sync = |p: &Printer| {
+                run_sync_with(g, p, &args.sync, "update", args.relaunch, Some(&checked))
+            };
             match outcome {
                 Outcome::Reexeced(code) => Ok(code),
-                Outcome::Continue => run_sync(g, p, &args.sync, "update", args.relaunch),
+                Outcome::Continue => sync(p),
                 // The sync of this binary's framework still runs; the exit
                 // code says a release was refused (tampered or unsigned).
                 Outcome::Refused => {
-                    run_sync(g, p, &args.sync, "update", args.relaunch)?;
+                    sync(p)?;
                     Ok(EXIT_REFUSED_RELEASE)
                 }
             }
@@ -117,11 +123,26 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Status => {
             let (from, to, lines) = sync::status(&Session::inspect(paths(g)?)?, &Tmux)?;
             if p.json {
-                p.json_out(&serde_json::json!({
-                    "installed": from.map(|v| v.to_string()),
-                    "source": to.to_string(),
-                    "paths": lines,
-                }));
+                let paths: Vec<_> = lines
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "path": l.path,
+                            "code": l.code,
+                            "state": status_state(&l.code),
+                            "unit": l.path.starts_with('/'),
+                        })
+                    })
+                    .collect();
+                p.doc(
+                    Doc::Status,
+                    &serde_json::json!({
+                        "installed": from.map(|v| v.to_string()),
+                        "source": to.to_string(),
+                        "clean": lines.is_empty(),
+                        "paths": paths,
+                    }),
+                );
             } else {
                 for l in &lines {
                     p.out(&format!(
@@ -141,7 +162,10 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             let lines = sync::verify(&Session::inspect(paths(g)?)?)?;
             let bad: Vec<_> = lines.iter().filter(|l| l.state != "ok").collect();
             if p.json {
-                p.json_out(&serde_json::json!({ "files": lines.len(), "problems": bad }));
+                p.doc(
+                    Doc::Verify,
+                    &serde_json::json!({ "files": lines.len(), "problems": bad }),
+                );
             } else {
                 for l in &bad {
                     p.out(&format!("{} {}", p.paint("31", &l.state), l.path));
@@ -165,7 +189,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                 &Tmux,
             )?;
             if p.json {
-                p.json_out(&serde_json::json!({ "diff": out }));
+                p.doc(Doc::Diff, &serde_json::json!({ "diff": out }));
             } else {
                 p.raw(out.as_bytes());
             }
@@ -228,8 +252,9 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
                 generations::resolve(&Session::lock(paths)?, path, how)?
             };
             if p.json {
-                p.json_out(
-                    &serde_json::json!({"version": 1, "dry_run": dry.dry_run, "resolve": out}),
+                p.doc(
+                    Doc::Resolve,
+                    &serde_json::json!({"dry_run": dry.dry_run, "resolve": out}),
                 );
             } else {
                 let verb = match (dry.dry_run, how) {
@@ -250,7 +275,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             use mosaic_engine::txn::Kind;
             let list = mosaic_engine::txn::list(&paths(g)?)?;
             if p.json {
-                p.json_out(&serde_json::json!({"version": 1, "backups": list}));
+                p.doc(Doc::Backups, &serde_json::json!({"backups": list}));
             } else {
                 for b in &list {
                     let what = match b.kind {
@@ -320,6 +345,18 @@ fn run_sync(
     command: &str,
     relaunch: bool,
 ) -> Result<i32> {
+    run_sync_with(g, p, args, command, relaunch, None)
+}
+
+/// [`run_sync`], with what `update`'s release check did for its report.
+fn run_sync_with(
+    g: &Global,
+    p: &Printer,
+    args: &SyncArgs,
+    command: &str,
+    relaunch: bool,
+    checked: Option<&crate::report::SelfUpdate>,
+) -> Result<i32> {
     let opts = SyncOptions {
         dry_run: args.dry.dry_run,
         conflict: args.conflict.conflict,
@@ -335,7 +372,7 @@ fn run_sync(
         let plan = sync::plan_sync(&session, &opts, &Tmux, &mut |paths| {
             mosaic_engine::source::Source::from_env(Some(&paths.state), false)
         })?;
-        p.sync_report(&plan.report);
+        p.sync_report_with(&plan.report, checked);
         return blocked_code(&plan.report);
     }
     let session = Session::lock(paths)?;
@@ -343,7 +380,7 @@ fn run_sync(
         mosaic_engine::source::Source::from_env(Some(&paths.state), true)
     })?;
     if plan.report.blocked > 0 {
-        p.sync_report(&plan.report);
+        p.sync_report_with(&plan.report, checked);
         return blocked_code(&plan.report);
     }
     let units_changed = plan.units_changed();
@@ -392,7 +429,7 @@ fn run_sync(
         report.warnings.extend(warnings);
         relaunch_plan = Some(r);
     }
-    p.sync_report(&report);
+    p.sync_report_with(&report, checked);
     if let Some(r) = &relaunch_plan {
         if !r.holder && r.agents.is_empty() {
             p.line("relaunch: no fleet unit or env file changed; no agent restarted");
@@ -420,6 +457,22 @@ fn run_sync(
         )));
     }
     Ok(0)
+}
+
+/// The word for a status letter in `status --json` (see
+/// `mosaic_engine::sync::StatusLine`).
+fn status_state(code: &str) -> &'static str {
+    match code {
+        "A" => "create",
+        "U" => "update",
+        "M" => "modified",
+        "C" => "conflict",
+        "D" => "delete",
+        "O" => "orphaned",
+        "S" => "seed",
+        "B" => "blocked",
+        _ => "other",
+    }
 }
 
 fn blocked_code(report: &sync::SyncReport) -> Result<i32> {

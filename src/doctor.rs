@@ -313,7 +313,10 @@ pub fn doctor(g: &Global, r: &RosterArg, p: &Printer) -> Result<i32> {
     }
     let bad = checks.iter().filter(|c| !c.ok).count();
     if p.json {
-        p.json_out(&serde_json::json!({"version": VERSION, "ok": bad == 0, "checks": checks}));
+        p.doc(
+            crate::report::Doc::Doctor,
+            &serde_json::json!({"version": VERSION, "ok": bad == 0, "checks": checks}),
+        );
     } else {
         for c in &checks {
             if c.ok {

@@ -17,6 +17,14 @@ use std::sync::Mutex;
 
 /// The first error writing stdout, if any.
 static STDOUT_ERROR: Mutex<Option<std::io::Error>> = Mutex::new(None);
+/// Whether a `--json` document has been printed.
+static PRINTED_DOC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this run printed a `--json` document already.
+pub fn printed_doc() -> bool {
+    PRINTED_DOC.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What this run changed, once it has (`update`, `install`, …).
 static LANDED: Mutex<Option<String>> = Mutex::new(None);
 
@@ -53,6 +61,184 @@ pub fn landed(what: &str) {
 /// What [`landed`] recorded.
 pub fn what_landed() -> Option<String> {
     LANDED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The shape of a `--json` document: its `"kind"`, its version and its
+/// schema (`docs/schemas/KIND.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Doc {
+    /// `install`, `update`, `rollback` (dry runs included).
+    Sync,
+    /// `status`.
+    Status,
+    /// `verify`.
+    Verify,
+    /// `diff`.
+    Diff,
+    /// `resolve`.
+    Resolve,
+    /// `backups`.
+    Backups,
+    /// `doctor`.
+    Doctor,
+    /// `fleet init`.
+    FleetInit,
+    /// `fleet add`.
+    FleetAdd,
+    /// `fleet remove`.
+    FleetRemove,
+    /// `fleet install`.
+    FleetInstall,
+    /// `fleet start`, `fleet stop`, `fleet restart`.
+    FleetUnits,
+    /// `fleet undo`.
+    FleetUndo,
+    /// `fleet status`.
+    FleetStatus,
+    /// `fleet verify`.
+    FleetVerify,
+    /// `fleet ps`.
+    FleetPs,
+    /// `fleet deploy`.
+    FleetDeploy,
+    /// `agent send`.
+    AgentSend,
+    /// `agent reset`.
+    AgentReset,
+    /// `agent tail`.
+    AgentTail,
+    /// `agent logs`.
+    AgentLogs,
+    /// Any command that failed: the error and the exit code.
+    Error,
+}
+
+impl Doc {
+    /// Every shape.
+    pub const ALL: [Doc; 22] = [
+        Doc::Sync,
+        Doc::Status,
+        Doc::Verify,
+        Doc::Diff,
+        Doc::Resolve,
+        Doc::Backups,
+        Doc::Doctor,
+        Doc::FleetInit,
+        Doc::FleetAdd,
+        Doc::FleetRemove,
+        Doc::FleetInstall,
+        Doc::FleetUnits,
+        Doc::FleetUndo,
+        Doc::FleetStatus,
+        Doc::FleetVerify,
+        Doc::FleetPs,
+        Doc::FleetDeploy,
+        Doc::AgentSend,
+        Doc::AgentReset,
+        Doc::AgentTail,
+        Doc::AgentLogs,
+        Doc::Error,
+    ];
+
+    /// The `"kind"` value (and the schema's file stem).
+    pub fn name(self) -> &'static str {
+        match self {
+            Doc::Sync => "sync",
+            Doc::Status => "status",
+            Doc::Verify => "verify",
+            Doc::Diff => "diff",
+            Doc::Resolve => "resolve",
+            Doc::Backups => "backups",
+            Doc::Doctor => "doctor",
+            Doc::FleetInit => "fleet-init",
+            Doc::FleetAdd => "fleet-add",
+            Doc::FleetRemove => "fleet-remove",
+            Doc::FleetInstall => "fleet-install",
+            Doc::FleetUnits => "fleet-units",
+            Doc::FleetUndo => "fleet-undo",
+            Doc::FleetStatus => "fleet-status",
+            Doc::FleetVerify => "fleet-verify",
+            Doc::FleetPs => "fleet-ps",
+            Doc::FleetDeploy => "fleet-deploy",
+            Doc::AgentSend => "agent-send",
+            Doc::AgentReset => "agent-reset",
+            Doc::AgentTail => "agent-tail",
+            Doc::AgentLogs => "agent-logs",
+            Doc::Error => "error",
+        }
+    }
+
+    /// The shape's version: bumped when a field changes meaning or goes.
+    pub fn version(self) -> u32 {
+        match self {
+            // 2: `what` (a sentence) gave way to `state`, an enum.
+            Doc::Status => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `kind` and `version` first, then the value's own fields (a `version` the
+/// value carries wins: `fleet ps` and `fleet deploy` version their own
+/// structs). A value that is not an object goes under `"value"`.
+pub fn stamp(doc: Doc, value: serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert("kind".into(), doc.name().into());
+    out.insert("version".into(), doc.version().into());
+    match value {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if k != "kind" {
+                    out.insert(k, v);
+                }
+            }
+        }
+        other => {
+            out.insert("value".into(), other);
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+/// What `mosaic update`'s release check did, for `update --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelfUpdate {
+    /// The outcome.
+    pub outcome: SelfUpdateOutcome,
+    /// This binary's version (for `updated`: the version replaced).
+    pub current: String,
+    /// The newer release seen (`would-update`, `updated`, `refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<String>,
+    /// Why it was skipped or refused (one line; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the release manifest (`release.json`) was read.
+    pub manifest: bool,
+}
+
+/// The outcome of the release check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfUpdateOutcome {
+    /// No newer release for this target.
+    UpToDate,
+    /// `--dry-run`: a newer release exists; nothing was downloaded.
+    WouldUpdate,
+    /// A newer release verified and replaced this binary (reported by the
+    /// new binary, which ran the sync).
+    Updated,
+    /// A newer release did not verify; the binary is untouched (exit 8).
+    Refused,
+    /// `--offline`.
+    SkippedOffline,
+    /// The release check is off (`MOSAIC_RELEASE_URL=off`).
+    SkippedOff,
+    /// The release URL does not parse.
+    SkippedBadUrl,
+    /// The release server could not be reached.
+    Unreachable,
 }
 
 /// How to print.
@@ -138,11 +324,24 @@ impl Printer {
         }
     }
 
-    /// Prints a serialisable value as pretty JSON.
+    /// Prints one `--json` document of shape `doc`: the value (an object)
+    /// with `"kind"` (the shape's name) and `"version"` (the shape's
+    /// version, unless the value carries its own) put first. The shapes and
+    /// their schemas are listed in docs/json.md.
+    pub fn doc<T: Serialize>(&self, doc: Doc, value: &T) {
+        let value = serde_json::to_value(value).unwrap_or_else(
+            |e| serde_json::json!({ "error": format!("cannot render the report: {e}") }),
+        );
+        self.json_out(&stamp(doc, value));
+    }
+
+    /// Prints a serialisable value as pretty JSON, as it is (use [`Printer::doc`]
+    /// for a command's document).
     pub fn json_out<T: Serialize>(&self, value: &T) {
         let mut text = serde_json::to_string_pretty(value)
             .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the report: {e}\"}}"));
         text.push('\n');
+        PRINTED_DOC.store(true, std::sync::atomic::Ordering::Relaxed);
         write_stdout(text.as_bytes());
     }
 
@@ -177,8 +376,20 @@ impl Printer {
 
     /// Prints a sync report.
     pub fn sync_report(&self, r: &SyncReport) {
+        self.sync_report_with(r, None)
+    }
+
+    /// Prints a sync report; `update` adds what its release check did.
+    pub fn sync_report_with(&self, r: &SyncReport, self_update: Option<&SelfUpdate>) {
         if self.json {
-            self.json_out(r);
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let (Some(s), Some(obj)) = (self_update, v.as_object_mut()) {
+                obj.insert(
+                    "self_update".into(),
+                    serde_json::to_value(s).unwrap_or_default(),
+                );
+            }
+            self.doc(Doc::Sync, &v);
             return;
         }
         if let Some(id) = &r.recovered {

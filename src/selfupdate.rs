@@ -23,7 +23,7 @@
 //! builds ignore both.
 
 use crate::cli::{Global, UpdateArgs};
-use crate::report::Printer;
+use crate::report::{Printer, SelfUpdate, SelfUpdateOutcome};
 use mosaic_engine::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
@@ -169,16 +169,37 @@ pub fn verify_release(
     sig: &str,
     key: &minisign_verify::PublicKey,
 ) -> std::result::Result<(), String> {
-    let signature = minisign_verify::Signature::decode(sig)
-        .map_err(|e| format!("{SIG_ASSET} is malformed ({e})"))?;
-    key.verify(sums, &signature, false).map_err(|e| {
-        format!("the signature of {SUMS_ASSET} does not verify with the trusted key ({e})")
-    })?;
+    verify_sums(sums, sig, key)?;
     let want = expected_sha256(sums, archive_name)?;
     let got = hex::encode(Sha256::digest(archive));
     if want != got {
         return Err(format!(
             "sha256 mismatch for {archive_name}: {SUMS_ASSET} says {want}, the download is {got}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the minisign signature `sig` of `sums`.
+pub fn verify_sums(
+    sums: &[u8],
+    sig: &str,
+    key: &minisign_verify::PublicKey,
+) -> std::result::Result<(), String> {
+    let signature = minisign_verify::Signature::decode(sig)
+        .map_err(|e| format!("{SIG_ASSET} is malformed ({e})"))?;
+    key.verify(sums, &signature, false).map_err(|e| {
+        format!("the signature of {SUMS_ASSET} does not verify with the trusted key ({e})")
+    })
+}
+
+/// Checks a downloaded file's sha256 against the line for `name` in `sums`.
+pub fn check_listed(bytes: &[u8], name: &str, sums: &[u8]) -> std::result::Result<(), String> {
+    let want = expected_sha256(sums, name)?;
+    let got = hex::encode(Sha256::digest(bytes));
+    if want != got {
+        return Err(format!(
+            "sha256 mismatch for {name}: {SUMS_ASSET} says {want}, the download is {got}"
         ));
     }
     Ok(())
@@ -202,6 +223,75 @@ pub fn expected_sha256(sums: &[u8], name: &str) -> std::result::Result<String, S
     Err(format!("{SUMS_ASSET} does not list {name}"))
 }
 
+/// The release manifest `cargo xtask dist` writes (docs/releasing.md).
+pub const MANIFEST_ASSET: &str = "release.json";
+
+/// The archive the release manifest names for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPick {
+    /// The archive's file name.
+    pub name: String,
+    /// Its sha256, as the manifest lists it (lower-case hex).
+    pub sha256: String,
+}
+
+/// Reads `release.json` (already checked against the signed `SHA256SUMS`)
+/// and picks the archive for `target`. The manifest must be for `version`,
+/// and the sha256 it lists for that archive must be the one `SHA256SUMS`
+/// lists: the manifest chooses among what the signature covers, it never
+/// adds to it. Errors are one line saying what disagrees.
+pub fn pick_from_manifest(
+    manifest: &[u8],
+    sums: &[u8],
+    version: &semver::Version,
+    target: &str,
+) -> std::result::Result<ManifestPick, String> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        version: String,
+        artefacts: Vec<Artefact>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Artefact {
+        name: String,
+        kind: String,
+        sha256: String,
+        #[serde(default)]
+        target: Option<String>,
+    }
+    let m: Manifest = serde_json::from_slice(manifest)
+        .map_err(|e| format!("{MANIFEST_ASSET} is not a release manifest ({e})"))?;
+    if m.version != version.to_string() {
+        return Err(format!(
+            "{MANIFEST_ASSET} is for version {}, the release is {version}",
+            m.version
+        ));
+    }
+    let a = m
+        .artefacts
+        .iter()
+        .find(|a| a.kind == "archive" && a.target.as_deref() == Some(target))
+        .ok_or_else(|| format!("{MANIFEST_ASSET} lists no archive for {target}"))?;
+    if a.name.is_empty() || a.name.contains('/') || a.name.starts_with('.') {
+        return Err(format!(
+            "{MANIFEST_ASSET} names the archive {:?}, not a file name",
+            a.name
+        ));
+    }
+    let listed = expected_sha256(sums, &a.name)?;
+    let claimed = a.sha256.to_ascii_lowercase();
+    if listed != claimed {
+        return Err(format!(
+            "{MANIFEST_ASSET} disagrees with {SUMS_ASSET} about {}: {claimed} against {listed}",
+            a.name
+        ));
+    }
+    Ok(ManifestPick {
+        name: a.name.clone(),
+        sha256: listed,
+    })
+}
+
 /// The archive name of a release for a target.
 pub fn archive_name(version: &semver::Version, target: &str) -> String {
     format!("mosaic-{version}-{target}.tar.gz")
@@ -211,13 +301,19 @@ pub fn archive_name(version: &semver::Version, target: &str) -> String {
 #[derive(Debug)]
 struct Candidate {
     version: semver::Version,
-    archive: self_update::update::ReleaseAsset,
+    /// The archive under the conventional name, if the release lists one.
+    archive: Option<self_update::update::ReleaseAsset>,
     sums: Option<self_update::update::ReleaseAsset>,
     sig: Option<self_update::update::ReleaseAsset>,
+    /// `release.json`, if the release lists one.
+    manifest: Option<self_update::update::ReleaseAsset>,
+    /// Every asset, for the archive the manifest names.
+    assets: Vec<self_update::update::ReleaseAsset>,
 }
 
 /// The newest stable release above `current` that ships an archive for
-/// `target`.
+/// `target` under its conventional name, or a release manifest (which may
+/// name it otherwise; read in [`install`]).
 fn newest(
     releases: &[self_update::update::Release],
     current: &semver::Version,
@@ -233,14 +329,18 @@ fn newest(
         }
         let name = archive_name(&v, target);
         let find = |n: &str| r.assets().iter().find(|a| a.name() == n).cloned();
-        let Some(archive) = find(&name) else {
+        let archive = find(&name);
+        let manifest = find(MANIFEST_ASSET);
+        if archive.is_none() && manifest.is_none() {
             continue;
-        };
+        }
         best = Some(Candidate {
             version: v,
             archive,
             sums: find(SUMS_ASSET),
             sig: find(SIG_ASSET),
+            manifest,
+            assets: r.assets().to_vec(),
         });
     }
     best
@@ -359,15 +459,62 @@ pub fn reexec_args(args: &UpdateArgs, g: &Global) -> Vec<std::ffi::OsString> {
     v
 }
 
+/// The environment variable a replaced binary sets for the new one it runs
+/// (`FROM TO`), so the new binary's `update --json` reports the self-update.
+pub const UPDATED_ENV: &str = "MOSAIC_SELF_UPDATED";
+
+/// What the re-executed binary reports: `updated FROM → TO` when the binary
+/// that ran it set [`UPDATED_ENV`], else `skipped-offline`.
+pub fn offline_outcome() -> SelfUpdate {
+    let current = current_version().to_string();
+    if let Ok(v) = std::env::var(UPDATED_ENV) {
+        let mut it = v.split_whitespace();
+        if let (Some(from), Some(to), manifest) = (it.next(), it.next(), it.next()) {
+            return SelfUpdate {
+                outcome: SelfUpdateOutcome::Updated,
+                current: from.to_string(),
+                available: Some(to.to_string()),
+                reason: None,
+                manifest: manifest == Some("manifest"),
+            };
+        }
+    }
+    report(SelfUpdateOutcome::SkippedOffline, &current, None, None)
+}
+
+fn report(
+    outcome: SelfUpdateOutcome,
+    current: &str,
+    available: Option<&semver::Version>,
+    reason: Option<String>,
+) -> SelfUpdate {
+    SelfUpdate {
+        outcome,
+        current: current.to_string(),
+        available: available.map(|v| v.to_string()),
+        reason,
+        manifest: false,
+    }
+}
+
 /// Checks for a newer release and, when one verifies, replaces this binary
 /// and re-executes it. Any failure of the check (no network, nothing newer,
 /// a bad checksum or signature, a binary that cannot be replaced) prints one
-/// line and returns [`Outcome::Continue`] with the binary untouched.
-pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Outcome> {
+/// line and returns [`Outcome::Continue`] with the binary untouched. The
+/// [`SelfUpdate`] says what happened, for `update --json`.
+pub fn check_and_update(
+    args: &UpdateArgs,
+    g: &Global,
+    p: &Printer,
+) -> Result<(Outcome, SelfUpdate)> {
     let current = current_version();
+    let cur = current.to_string();
     let Some(url) = release_url(g) else {
         p.line("self-update: the release check is off (MOSAIC_RELEASE_URL=off); syncing this mosaic's framework");
-        return Ok(Outcome::Continue);
+        return Ok((
+            Outcome::Continue,
+            report(SelfUpdateOutcome::SkippedOff, &cur, None, None),
+        ));
     };
     let src = match Source::parse(&url) {
         Ok(s) => s,
@@ -375,7 +522,10 @@ pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Ou
             p.warn(&format!(
                 "self-update skipped: {e}; syncing mosaic {current}'s framework"
             ));
-            return Ok(Outcome::Continue);
+            return Ok((
+                Outcome::Continue,
+                report(SelfUpdateOutcome::SkippedBadUrl, &cur, None, Some(e)),
+            ));
         }
     };
     let releases = match list_releases(&src) {
@@ -384,7 +534,10 @@ pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Ou
             p.warn(&format!(
                 "offline: cannot reach the release server at {url} ({e}); syncing mosaic {current}'s framework"
             ));
-            return Ok(Outcome::Continue);
+            return Ok((
+                Outcome::Continue,
+                report(SelfUpdateOutcome::Unreachable, &cur, None, Some(e)),
+            ));
         }
     };
     let target = self_update::get_target();
@@ -392,38 +545,63 @@ pub fn check_and_update(args: &UpdateArgs, g: &Global, p: &Printer) -> Result<Ou
         p.line(&format!(
             "mosaic {current} is the newest release for {target}"
         ));
-        return Ok(Outcome::Continue);
+        return Ok((
+            Outcome::Continue,
+            report(SelfUpdateOutcome::UpToDate, &cur, None, None),
+        ));
     };
     let v = cand.version.clone();
     if args.sync.dry.dry_run {
         p.line(&format!(
             "would update mosaic {current} → {v} (dry run: not downloaded)"
         ));
-        return Ok(Outcome::Continue);
+        return Ok((
+            Outcome::Continue,
+            report(SelfUpdateOutcome::WouldUpdate, &cur, Some(&v), None),
+        ));
     }
     match install(&cand, target, p) {
-        Ok(exe) => {
+        Ok((exe, manifest)) => {
             p.line(&format!(
-                "updated mosaic {current} → {v} (sha256 and signature verified); running the new binary"
+                "updated mosaic {current} → {v} (sha256 and signature verified{}); running the new binary",
+                if manifest { ", release.json cross-checked" } else { "" }
             ));
+            let mark = format!("{current} {v}{}", if manifest { " manifest" } else { "" });
             let status = std::process::Command::new(&exe)
                 .args(reexec_args(args, g))
+                .env(UPDATED_ENV, mark)
                 .status()
                 .map_err(|e| Error::io(&exe, e))?;
-            Ok(Outcome::Reexeced(status.code().unwrap_or(1)))
+            let mut done = report(SelfUpdateOutcome::Updated, &cur, Some(&v), None);
+            done.manifest = manifest;
+            Ok((Outcome::Reexeced(status.code().unwrap_or(1)), done))
         }
         Err(e) => {
             p.warn(&format!(
                 "refused mosaic {v}: {e}; the binary was not changed; syncing mosaic {current}'s framework"
             ));
-            Ok(Outcome::Refused)
+            Ok((
+                Outcome::Refused,
+                report(SelfUpdateOutcome::Refused, &cur, Some(&v), Some(e)),
+            ))
         }
     }
 }
 
 /// Downloads, verifies and installs `cand`; returns the path of the
-/// replaced executable.
-fn install(cand: &Candidate, target: &str, p: &Printer) -> std::result::Result<PathBuf, String> {
+/// replaced executable and whether the release manifest was read.
+///
+/// Order of trust: the signature over `SHA256SUMS` first; then, when the
+/// release has a `release.json`, its bytes must be the ones `SHA256SUMS`
+/// lists, and the archive it names for this target must be listed in
+/// `SHA256SUMS` with the same sha256 ([`pick_from_manifest`]); without a
+/// manifest the archive is the conventional `mosaic-X.Y.Z-TARGET.tar.gz`.
+/// Last, the archive's bytes against `SHA256SUMS`.
+fn install(
+    cand: &Candidate,
+    target: &str,
+    p: &Printer,
+) -> std::result::Result<(PathBuf, bool), String> {
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot locate the running binary: {e}"))?;
     let exe = exe.canonicalize().unwrap_or(exe);
@@ -441,14 +619,40 @@ fn install(cand: &Candidate, target: &str, p: &Printer) -> std::result::Result<P
     let sums = download(sums, 1 << 20, false)?;
     let sig = download(sig, 1 << 16, false)?;
     let sig = String::from_utf8(sig).map_err(|_| format!("{SIG_ASSET} is not text"))?;
+    verify_sums(&sums, &sig, &key)?;
+    let (archive_asset, manifest) = match &cand.manifest {
+        Some(m) => {
+            let bytes = download(m, 1 << 20, false)?;
+            check_listed(&bytes, MANIFEST_ASSET, &sums)?;
+            let pick = pick_from_manifest(&bytes, &sums, &cand.version, target)?;
+            let asset = cand
+                .assets
+                .iter()
+                .find(|a| a.name() == pick.name)
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "{MANIFEST_ASSET} names {} for {target}, which the release does not carry",
+                        pick.name
+                    )
+                })?;
+            (asset, true)
+        }
+        None => (
+            cand.archive
+                .clone()
+                .ok_or_else(|| format!("the release has no archive for {target}"))?,
+            false,
+        ),
+    };
     let progress = !p.quiet && !p.json && std::io::stderr().is_terminal();
-    let archive = download(&cand.archive, 1 << 30, progress);
+    let archive = download(&archive_asset, 1 << 30, progress);
     if progress {
         // The finished bar leaves the cursor at the end of its line.
         eprintln!();
     }
     let archive = archive?;
-    verify_release(&archive, cand.archive.name(), &sums, &sig, &key)?;
+    verify_release(&archive, archive_asset.name(), &sums, &sig, &key)?;
 
     // Stage next to the binary so the final rename stays on one file system.
     let dir = exe
@@ -458,10 +662,14 @@ fn install(cand: &Candidate, target: &str, p: &Printer) -> std::result::Result<P
         .prefix(".mosaic-update-")
         .tempdir_in(dir)
         .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-    let archive_path = stage.path().join(cand.archive.name());
+    let archive_path = stage.path().join(archive_asset.name());
     std::fs::write(&archive_path, &archive)
         .map_err(|e| format!("cannot write {}: {e}", archive_path.display()))?;
-    let inner = format!("mosaic-{}-{target}/mosaic", cand.version);
+    let stem = archive_asset
+        .name()
+        .strip_suffix(".tar.gz")
+        .ok_or_else(|| format!("{} is not a .tar.gz archive", archive_asset.name()))?;
+    let inner = format!("{stem}/mosaic");
     self_update::Extract::from_source(&archive_path)
         .archive(self_update::ArchiveKind::Tar(Some(
             self_update::Compression::Gz,
@@ -485,7 +693,7 @@ fn install(cand: &Candidate, target: &str, p: &Printer) -> std::result::Result<P
     check_runs(&new_bin, &cand.version)?;
     self_replace::self_replace(&new_bin)
         .map_err(|e| format!("cannot replace {}: {e}", exe.display()))?;
-    Ok(exe)
+    Ok((exe, manifest))
 }
 
 /// The new binary must run here and (in release builds) report the

@@ -80,7 +80,10 @@ fn no_dry_run(verb: &str, what: &str) -> Error {
 /// A runtime failure: one line on stderr (and a JSON document with --json), exit 1.
 fn fail(p: &Printer, msg: &str) -> Result<i32> {
     if p.json {
-        p.json_out(&serde_json::json!({"error": msg, "exit_code": 1}));
+        p.doc(
+            crate::report::Doc::Error,
+            &serde_json::json!({"error": msg, "exit_code": 1}),
+        );
     }
     eprintln!("mosaic: {msg}");
     Ok(1)
@@ -744,7 +747,7 @@ fn send_remote(
 
 fn report_send(p: &Printer, name: &str, verify: bool, ok: bool, reason: &str) -> Result<i32> {
     if p.json {
-        p.json_out(&serde_json::json!({"agent": name, "verified": verify, "accepted": ok, "reason": reason}));
+        p.doc(crate::report::Doc::AgentSend, &serde_json::json!({"agent": name, "verified": verify, "accepted": ok, "reason": reason}));
     } else if ok {
         p.line(&format!("{name}: {reason}"));
     } else {
@@ -776,7 +779,10 @@ fn tail(ctx: &Ctx, name: &str, n: usize, p: &Printer) -> Result<i32> {
     let start = end.saturating_sub(n);
     let out = &lines[start..end];
     if p.json {
-        p.json_out(&serde_json::json!({"agent": name, "lines": out}));
+        p.doc(
+            crate::report::Doc::AgentTail,
+            &serde_json::json!({"agent": name, "lines": out}),
+        );
     } else {
         for l in out {
             p.out(l);
@@ -787,7 +793,10 @@ fn tail(ctx: &Ctx, name: &str, n: usize, p: &Printer) -> Result<i32> {
 
 fn report_reset(p: &Printer, name: &str, cmd: &str, ok: bool, reason: &str) -> Result<i32> {
     if p.json {
-        p.json_out(&serde_json::json!({"agent": name, "sent": cmd, "reset": ok, "reason": reason}));
+        p.doc(
+            crate::report::Doc::AgentReset,
+            &serde_json::json!({"agent": name, "sent": cmd, "reset": ok, "reason": reason}),
+        );
     } else if ok {
         p.line(&format!("{name}: {reason}"));
     } else {

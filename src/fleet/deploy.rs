@@ -158,7 +158,7 @@ pub fn deploy(ctx: &Ctx, host: &str, bin_dir: Option<&str>, dry: bool, p: &Print
         }
         p.line("dry run: nothing was connected to or changed");
         if p.json {
-            p.json_out(&rep);
+            p.doc(crate::report::Doc::FleetDeploy, &rep);
         }
         return Ok(0);
     }
@@ -200,7 +200,7 @@ pub fn deploy(ctx: &Ctx, host: &str, bin_dir: Option<&str>, dry: bool, p: &Print
         rep.status = Some(status);
         if p.json {
             rep.error = Some(msg);
-            p.json_out(&rep);
+            p.doc(crate::report::Doc::FleetDeploy, &rep);
         } else {
             eprintln!("mosaic: {}", msg.replace('\n', " "));
         }
@@ -208,7 +208,7 @@ pub fn deploy(ctx: &Ctx, host: &str, bin_dir: Option<&str>, dry: bool, p: &Print
     }
     p.line(&format!("deployed to host {}", h.name));
     if p.json {
-        p.json_out(&rep);
+        p.doc(crate::report::Doc::FleetDeploy, &rep);
     }
     Ok(0)
 }

@@ -113,13 +113,16 @@ pub fn run(cmd: &AgentCommand, g: &Global, p: &Printer) -> Result<i32> {
     let text = strip_escapes(&String::from_utf8_lossy(&text));
     let shown = last_lines(&text, *lines);
     if p.json {
-        p.json_out(&serde_json::json!({
-            "version": 1,
-            "agent": name,
-            "log": log_path(&home, name),
-            "files": files,
-            "lines": shown,
-        }));
+        p.doc(
+            crate::report::Doc::AgentLogs,
+            &serde_json::json!({
+                "version": 1,
+                "agent": name,
+                "log": log_path(&home, name),
+                "files": files,
+                "lines": shown,
+            }),
+        );
         return Ok(0);
     }
     for l in &shown {

@@ -210,7 +210,7 @@ fn init(ctx: &Ctx, preset: &str, dry: bool, p: &Printer) -> Result<i32> {
     })?;
     let verb = if dry { "would write" } else { "wrote" };
     if p.json {
-        p.json_out(&serde_json::json!({"roster": path, "preset": preset, "agents": agents, "dry_run": dry}));
+        p.doc(crate::report::Doc::FleetInit, &serde_json::json!({"roster": path, "preset": preset, "agents": agents, "dry_run": dry}));
     } else {
         p.line(&format!(
             "{verb} {} from preset {preset}: {}",
@@ -299,7 +299,8 @@ fn add(ctx: &Ctx, new: &roster::NewAgent, dry: bool, p: &Printer) -> Result<i32>
     })?;
     let verb = if dry { "would add" } else { "added" };
     if p.json {
-        p.json_out(
+        p.doc(
+            crate::report::Doc::FleetAdd,
             &serde_json::json!({"roster": ctx.roster_path, "added": new.name, "dry_run": dry}),
         );
     } else {
@@ -344,15 +345,18 @@ fn remove(ctx: &Ctx, name: &str, keep_running: bool, dry: bool, p: &Printer) -> 
     }
     let verb = if dry { "would remove" } else { "removed" };
     if p.json {
-        p.json_out(&serde_json::json!({
-            "roster": ctx.roster_path,
-            "removed": name,
-            "dry_run": dry,
-            "unit": unit,
-            "unit_stopped": stopped,
-            "keep_running": keep_running,
-            "would_run": if dry && !keep_running { Some(&argv) } else { None },
-        }));
+        p.doc(
+            crate::report::Doc::FleetRemove,
+            &serde_json::json!({
+                "roster": ctx.roster_path,
+                "removed": name,
+                "dry_run": dry,
+                "unit": unit,
+                "unit_stopped": stopped,
+                "keep_running": keep_running,
+                "would_run": if dry && !keep_running { Some(&argv) } else { None },
+            }),
+        );
     } else {
         p.line(&format!("{verb} {name} from {}", ctx.roster_path.display()));
         if keep_running {
@@ -444,7 +448,10 @@ fn undo(ctx: &Ctx, dry: bool, p: &Printer) -> Result<i32> {
         mosaic_engine::generations::undo_fleet_edit(&session)?
     };
     if p.json {
-        p.json_out(&serde_json::json!({"version": 1, "dry_run": dry, "undo": outcome}));
+        p.doc(
+            crate::report::Doc::FleetUndo,
+            &serde_json::json!({"version": 1, "dry_run": dry, "undo": outcome}),
+        );
     } else {
         let verb = if dry { "would restore" } else { "restored" };
         for path in &outcome.restored {
@@ -624,7 +631,7 @@ fn install(ctx: &Ctx, as_host: Option<&str>, dry: bool, p: &Printer) -> Result<i
         if let Err(e) = &systemd_result {
             v["error"] = serde_json::Value::String(e.to_string());
         }
-        p.json_out(&v);
+        p.doc(crate::report::Doc::FleetInstall, &v);
     } else {
         for f in rep.env_files.iter().chain(&rep.units) {
             if f.action != "unchanged" || !p.quiet {
@@ -846,7 +853,7 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
         if rest.is_empty() {
             if p.json {
                 let units: Vec<String> = orphans.iter().map(|n| systemd::agent_unit(n)).collect();
-                p.json_out(&serde_json::json!({"action": verb, "units": units, "dry_run": dry, "not_in_roster": orphans}));
+                p.doc(crate::report::Doc::FleetUnits, &serde_json::json!({"action": verb, "units": units, "dry_run": dry, "not_in_roster": orphans}));
             }
             return Ok(0);
         }
@@ -901,7 +908,7 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
     let argv = systemd::verb_argv(verb, &units);
     if dry {
         if p.json {
-            p.json_out(&serde_json::json!({"action": verb, "units": units, "dry_run": true, "would_run": argv}));
+            p.doc(crate::report::Doc::FleetUnits, &serde_json::json!({"action": verb, "units": units, "dry_run": true, "would_run": argv}));
         } else {
             p.line(&format!(
                 "would run: {}",
@@ -945,7 +952,8 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
         missing = dead_panes()?;
     }
     if p.json {
-        p.json_out(
+        p.doc(
+            crate::report::Doc::FleetUnits,
             &serde_json::json!({"action": verb, "units": units, "missing_sessions": missing}),
         );
     } else {
@@ -1034,7 +1042,8 @@ fn control_remote(
         _ => "restarted",
     };
     if p.json {
-        p.json_out(
+        p.doc(
+            crate::report::Doc::FleetUnits,
             &serde_json::json!({"action": verb, "units": done_units, "missing_sessions": missing}),
         );
     } else {
@@ -1107,7 +1116,8 @@ fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
     }
     let all_active = rows.iter().all(|r| r.active()) && hosts_down.is_empty();
     if p.json {
-        p.json_out(
+        p.doc(
+            crate::report::Doc::FleetStatus,
             &serde_json::json!({"units": rows, "hosts_down": hosts_down, "all_active": all_active}),
         );
     } else {
@@ -1167,7 +1177,7 @@ fn verify(ctx: &Ctx, stale_after: u64, p: &Printer) -> Result<i32> {
                 })
             })
             .collect();
-        p.json_out(&serde_json::json!({"agents": v, "hosts": report.hosts, "stale_after": stale_after, "ok": bad == 0 && hosts_down.is_empty()}));
+        p.doc(crate::report::Doc::FleetVerify, &serde_json::json!({"agents": v, "hosts": report.hosts, "stale_after": stale_after, "ok": bad == 0 && hosts_down.is_empty()}));
     } else {
         for h in &hosts_down {
             println!(
@@ -1285,7 +1295,7 @@ fn fleet_ps(ctx: &Ctx, stale_after: u64, p: &Printer) -> Result<i32> {
     let roster = ctx.roster()?;
     let report = full_report(ctx, &roster, true, stale_after)?;
     if p.json {
-        p.json_out(&report);
+        p.doc(crate::report::Doc::FleetPs, &report);
     } else {
         p.raw(ps::table(&report, &|c, s| p.paint(c, s)).as_bytes());
         for w in &report.warnings {
