@@ -8,6 +8,7 @@
 //! `MOSAIC_REQUIRE_REAL=1`.
 
 mod common;
+mod json_contract;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -218,7 +219,7 @@ fn refuses_when_not_at_the_prompt_unless_forced() {
     // --json says the same.
     let out = rig.mosaic(&["agent", "send", "s0", "-m", "nope", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = json_contract::parse(&out.stdout).unwrap();
     assert_eq!(doc["accepted"], false);
     assert!(
         doc["reason"].as_str().unwrap().contains("input box"),
@@ -318,7 +319,7 @@ fn reset_is_reported_only_when_confirmed() {
     rig.leave_in_box("pending");
     let out = rig.mosaic(&["agent", "reset", "s0", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = json_contract::parse(&out.stdout).unwrap();
     assert_eq!(doc["reset"], false, "{doc}");
     assert!(
         doc["reason"].as_str().unwrap().contains("input box"),

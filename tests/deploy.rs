@@ -10,6 +10,7 @@
 
 mod common;
 mod hosts_support;
+mod json_contract;
 
 use hosts_support::{HostSpec, Rig};
 use serde_json::Value;
@@ -74,7 +75,7 @@ fn deploy_to_a_real_sshd_host() {
         &[],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: Value = json_contract::parse(&o.stdout).unwrap();
     assert_eq!(v["version"], 1);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["sha256"], ours.as_str());
@@ -87,7 +88,7 @@ fn deploy_to_a_real_sshd_host() {
         &[],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: Value = json_contract::parse(&o.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["host"], "HostA");
     let steps: Vec<&str> = v["steps"]
@@ -188,7 +189,7 @@ fn deploy_to_a_real_sshd_host() {
         &["fleet", "deploy", "down", "--json", "--roster", roster],
         &[],
     );
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: Value = json_contract::parse(&o.stdout).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["status"], "UNREACHABLE", "{v}");
 }

@@ -4,6 +4,7 @@
 //! subprocess count of `fleet ps` (real tmux, private socket dir).
 
 mod common;
+mod json_contract;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -443,7 +444,7 @@ fn spawned_by_ps(
         .env("MOSAIC_SPAWN_LOG", &log);
     let out = common::run_with_timeout(&mut c, Duration::from_secs(60)).unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = json_contract::parse(&out.stdout).unwrap();
     let lines = std::fs::read_to_string(&log)
         .unwrap()
         .lines()

@@ -9,6 +9,7 @@
 //! run, failed instead under MOSAIC_REQUIRE_REAL=1.
 
 mod common;
+mod json_contract;
 
 use common::UserManager;
 use serde_json::Value;
@@ -55,7 +56,7 @@ impl Fleet<'_> {
 
     fn ps(&self) -> Value {
         let out = self.ok(&["fleet", "ps", "--json", "--stale-after", "100000"]);
-        serde_json::from_slice(&out.stdout)
+        json_contract::parse(&out.stdout)
             .unwrap_or_else(|e| panic!("ps --json: {e}: {}", text(&out)))
     }
 
@@ -97,7 +98,7 @@ fn fleet_ops_without_a_locale() {
     // doctor: one line per check; the runtimes are not installed here.
     let out = f.run(&["doctor", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d: Value = json_contract::parse(&out.stdout).unwrap();
     assert_eq!(d["version"], 1, "{d:#}");
     assert_eq!(d["ok"], false, "{d:#}");
     let check = |name: &str| {
@@ -247,6 +248,9 @@ fn fleet_ops_without_a_locale() {
     );
     let table = String::from_utf8_lossy(&f.ok(&["fleet", "ps"]).stdout).into_owned();
     assert!(table.contains("lead is DEAD; its last output:"), "{table}");
+    let logs = json_contract::parse(&f.ok(&["agent", "logs", "lead", "-n", "3", "--json"]).stdout)
+        .unwrap();
+    assert_eq!(logs["agent"], "lead", "{logs:#}");
     let out = f.ok(&["agent", "logs", "lead", "-n", "3"]);
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

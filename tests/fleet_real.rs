@@ -7,6 +7,7 @@
 //! cannot run, failed instead under MOSAIC_REQUIRE_REAL=1.
 
 mod common;
+mod json_contract;
 
 use common::UserManager;
 use serde_json::Value;
@@ -53,7 +54,7 @@ impl Fleet<'_> {
         let mut args = vec!["fleet", "ps", "--json"];
         args.extend(extra);
         let out = self.ok(&args);
-        serde_json::from_slice(&out.stdout)
+        json_contract::parse(&out.stdout)
             .unwrap_or_else(|e| panic!("ps --json: {e}: {}", text(&out)))
     }
 
@@ -174,6 +175,11 @@ fn fleet_end_to_end_with_the_stub_agent() {
         "{}",
         text(&status)
     );
+    // The same facts as --json documents, valid against their schemas.
+    let st = json_contract::parse(&f.ok(&["fleet", "status", "--json"]).stdout).unwrap();
+    assert_eq!(st["all_active"], true, "{st:#}");
+    let v = json_contract::parse(&f.ok(&["fleet", "verify", "--json"]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v:#}");
     let doc = f.ps(&[]);
     for a in ["lead", "coder0", "reviewer0"] {
         let r = row(&doc, a);
@@ -201,6 +207,12 @@ fn fleet_end_to_end_with_the_stub_agent() {
         "{}",
         text(&out)
     );
+    let t = json_contract::parse(
+        &f.ok(&["agent", "tail", "coder0", "-n", "5", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(t["agent"], "coder0", "{t:#}");
     let tail = f.ok(&["agent", "tail", "coder0", "-n", "5"]);
     let tail = String::from_utf8_lossy(&tail.stdout).into_owned();
     assert!(

@@ -11,6 +11,7 @@
 
 mod common;
 mod hosts_support;
+mod json_contract;
 
 use hosts_support::{HostSpec, Rig};
 use serde_json::Value;
@@ -174,7 +175,7 @@ fn fleet_across_real_sshd_hosts() {
     let (out, cold) = rig.mosaic(&["fleet", "ps", "--json", "--roster", roster], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let doc: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        json_contract::parse(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     let after: Vec<usize> = rig.hosts.iter().map(|h| h.connections()).collect();
     for (i, h) in rig.hosts.iter().enumerate() {
         assert_eq!(
@@ -234,7 +235,7 @@ fn fleet_across_real_sshd_hosts() {
     let before: Vec<usize> = rig.hosts.iter().map(|h| h.connections()).collect();
     let (out, warm) = rig.mosaic(&["fleet", "ps", "--json", "--roster", roster], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let warm_doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warm_doc: Value = json_contract::parse(&out.stdout).unwrap();
     let after: Vec<usize> = rig.hosts.iter().map(|h| h.connections()).collect();
     assert_eq!(before, after, "a warm ps opens no connection");
     assert_eq!(host_view(&warm_doc, "changed")["status"], "AUTH");
@@ -349,7 +350,7 @@ fn fleet_across_real_sshd_hosts() {
     let _ = std::fs::remove_dir_all(c.join("fleet"));
     std::fs::rename(c.join("fleet.away"), c.join("fleet")).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: Value = json_contract::parse(&out.stdout).unwrap();
     let h = host_view(&doc, "hostc");
     assert_eq!(h["status"], "NOT-INSTALLED", "{h}");
     assert!(
@@ -411,7 +412,7 @@ fn fleet_across_real_sshd_hosts() {
     );
     eprintln!("FIGURES remote fleet start u1: {:.2}s", took.as_secs_f64());
     let (out, _) = rig.mosaic(&["fleet", "ps", "--json", "--roster", r2], &[]);
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: Value = json_contract::parse(&out.stdout).unwrap();
     let u1 = record(&doc, "u1");
     assert_eq!(u1["state"], "running", "{u1}");
     assert_eq!(u1["unit_active"], true, "{u1}");
@@ -426,7 +427,7 @@ fn fleet_across_real_sshd_hosts() {
     let (out, _) = rig.mosaic(&["fleet", "stop", "u1", "--roster", r2], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let (out, _) = rig.mosaic(&["fleet", "ps", "--json", "--roster", r2], &[]);
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: Value = json_contract::parse(&out.stdout).unwrap();
     assert_eq!(
         record(&doc, "u1")["state"],
         "stopped",
@@ -455,7 +456,7 @@ fn a_shared_roster_installs_only_this_hosts_agents() {
         }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{}", text(&out));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: Value = json_contract::parse(&out.stdout).unwrap();
         let files: Vec<String> = v["env_files"]
             .as_array()
             .unwrap()

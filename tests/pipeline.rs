@@ -5,6 +5,7 @@
 //! Each test names the defect of the engine-core issue it pins.
 
 mod common;
+mod json_contract;
 mod sync_support;
 
 use predicates::prelude::*;
@@ -115,7 +116,7 @@ fn fleet_edits_render_their_plan_as_json_in_a_dry_run() {
     let json = |args: &[&str]| -> serde_json::Value {
         let out = w.mosaic(None).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {out:?}"))
+        json_contract::parse(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {out:?}"))
     };
     let v = json(&["--json", "fleet", "init", "--dry-run"]);
     assert_eq!(v["dry_run"], true);
