@@ -775,6 +775,37 @@ mod tests {
     }
 
     #[test]
+    fn manifest_picks_the_archive_signed_sums_list() {
+        let t = "x86_64-unknown-linux-gnu";
+        let v = semver::Version::new(0, 2, 0);
+        let h = "c".repeat(64);
+        let sums = format!("{h}  a.tar.gz\n");
+        let m = |ver: &str, name: &str, sha: &str, target: &str| {
+            serde_json::json!({"version": ver, "artefacts": [
+                {"name": "x.deb", "kind": "deb", "sha256": sha},
+                {"name": name, "kind": "archive", "sha256": sha, "target": target},
+            ]})
+            .to_string()
+        };
+        let pick = pick_from_manifest(
+            m("0.2.0", "a.tar.gz", &h, t).as_bytes(),
+            sums.as_bytes(),
+            &v,
+            t,
+        )
+        .unwrap();
+        assert_eq!(pick.name, "a.tar.gz");
+        let err =
+            |text: String| pick_from_manifest(text.as_bytes(), sums.as_bytes(), &v, t).unwrap_err();
+        assert!(err(m("0.3.0", "a.tar.gz", &h, t)).contains("is for version 0.3.0"));
+        assert!(err(m("0.2.0", "a.tar.gz", &"d".repeat(64), t)).contains("disagrees"));
+        assert!(err(m("0.2.0", "b.tar.gz", &h, t)).contains("does not list b.tar.gz"));
+        assert!(err(m("0.2.0", "a.tar.gz", &h, "other")).contains("no archive for"));
+        assert!(err(m("0.2.0", "../a.tar.gz", &h, t)).contains("not a file name"));
+        assert!(err("{".into()).contains("not a release manifest"));
+    }
+
+    #[test]
     fn picks_newest_stable_with_asset() {
         use self_update::update::{Release, ReleaseAsset};
         let t = "x86_64-unknown-linux-gnu";

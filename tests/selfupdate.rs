@@ -7,6 +7,7 @@
 //! carries is emulated with `MOSAIC_FRAMEWORK_DIR`/`MOSAIC_FRAMEWORK_VERSION`
 //! (only the re-executed binary syncs, so only it reads them).
 
+mod json_contract;
 mod selfupdate_support;
 
 use selfupdate_support::{
@@ -389,4 +390,147 @@ fn a_signed_archive_whose_binary_is_a_symlink_is_refused() {
         ],
     };
     assert_refused(r, &keys, "is not a regular file");
+}
+
+/// The framework of the emulated 0.2.0 release (this repo's tree).
+fn framework_0_2_0(s: &Scratch) -> PathBuf {
+    let fw = s.root.join("fw-0.2.0");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("framework"),
+        &fw,
+    );
+    fw
+}
+
+// Issue 13: the release manifest names the archive. Its name here is not the
+// conventional one, so without reading release.json no archive would be
+// found; the update lands, and `update --json` (printed by the new binary)
+// says it updated and read the manifest.
+#[test]
+fn release_manifest_names_the_archive_and_update_json_reports_it() {
+    let s = Scratch::new();
+    let keys = Keys::generate();
+    let new_bin = new_binary();
+    let stem = format!("mosaic-0.2.0-{}-static", target());
+    let release = Release::signed_with_manifest("0.2.0", &stem, &new_bin, &keys, |_| {});
+    let server = Server::start(&[release]);
+    let fw = framework_0_2_0(&s);
+    let out = s
+        .cmd(&server.release_url(), &keys)
+        .env("MOSAIC_FRAMEWORK_DIR", &fw)
+        .env("MOSAIC_FRAMEWORK_VERSION", "0.2.0")
+        .args(["--json", "update"])
+        .output()
+        .unwrap();
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        std::fs::read(&s.exe).unwrap() == new_bin,
+        "binary not replaced\n{text}"
+    );
+    let doc = json_contract::parse(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(doc["kind"], "sync", "{text}");
+    assert_eq!(
+        doc["self_update"],
+        serde_json::json!({"outcome": "updated", "current": "0.1.0", "available": "0.2.0", "manifest": true}),
+        "{text}"
+    );
+    assert_eq!(doc["to_version"], "0.2.0", "{text}");
+    let reqs = server.requests();
+    assert!(
+        reqs.iter().any(|r| r.ends_with("v0.2.0/release.json")),
+        "{reqs:?}"
+    );
+}
+
+// Without release.json the conventional archive name is used, as before
+// (`newer_release_is_verified_installed_and_reexecuted` covers the human
+// output); the JSON says the manifest was not read.
+#[test]
+fn without_a_release_manifest_the_conventional_archive_is_taken() {
+    let s = Scratch::new();
+    let keys = Keys::generate();
+    let new_bin = new_binary();
+    let server = Server::start(&[Release::signed("0.2.0", &new_bin, &keys)]);
+    let fw = framework_0_2_0(&s);
+    let out = s
+        .cmd(&server.release_url(), &keys)
+        .env("MOSAIC_FRAMEWORK_DIR", &fw)
+        .env("MOSAIC_FRAMEWORK_VERSION", "0.2.0")
+        .args(["--json", "update"])
+        .output()
+        .unwrap();
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(std::fs::read(&s.exe).unwrap() == new_bin, "{text}");
+    let doc = json_contract::parse(&out.stdout).unwrap();
+    assert_eq!(doc["self_update"]["outcome"], "updated", "{text}");
+    assert_eq!(doc["self_update"]["manifest"], false, "{text}");
+}
+
+/// A release whose manifest is refused: exit 8, the binary untouched, the
+/// refusal in `update --json`, the sync of the current framework done.
+fn assert_manifest_refused(release: Release, keys: &Keys, expect: &str) {
+    let s = Scratch::new();
+    let server = Server::start(&[release]);
+    let out = s
+        .cmd(&server.release_url(), keys)
+        .args(["--json", "update"])
+        .output()
+        .unwrap();
+    let text = show(&out);
+    assert_eq!(out.status.code(), Some(8), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(expect), "expected {expect:?}\n{text}");
+    s.binary_untouched();
+    assert_eq!(s.manifest_version(), Some(embedded_version()), "{text}");
+    let doc = json_contract::parse(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(doc["self_update"]["outcome"], "refused", "{text}");
+    assert_eq!(doc["self_update"]["available"], "0.2.0", "{text}");
+    assert!(
+        doc["self_update"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(expect),
+        "{text}"
+    );
+    // No archive was fetched: the manifest is checked first.
+    let reqs = server.requests();
+    assert!(!reqs.iter().any(|r| r.ends_with(".tar.gz")), "{reqs:?}");
+}
+
+// A release.json that names another sha256 than the signed SHA256SUMS for
+// its archive cannot widen trust: refused.
+#[test]
+fn release_manifest_that_disagrees_with_sha256sums_is_refused() {
+    let keys = Keys::generate();
+    let stem = format!("mosaic-0.2.0-{}", target());
+    let r = Release::signed_with_manifest("0.2.0", &stem, &new_binary(), &keys, |m| {
+        m["artefacts"][0]["sha256"] = "0".repeat(64).into();
+    });
+    assert_manifest_refused(r, &keys, "release.json disagrees with SHA256SUMS");
+}
+
+// A release.json swapped after signing (its bytes are not the ones
+// SHA256SUMS lists): refused.
+#[test]
+fn release_manifest_not_covered_by_the_signature_is_refused() {
+    let keys = Keys::generate();
+    let stem = format!("mosaic-0.2.0-{}", target());
+    let mut r = Release::signed_with_manifest("0.2.0", &stem, &new_binary(), &keys, |_| {});
+    let mut m: serde_json::Value = serde_json::from_slice(r.get("release.json")).unwrap();
+    m["tag"] = "v0.2.0-edited".into();
+    r.set("release.json", serde_json::to_vec(&m).unwrap());
+    assert_manifest_refused(r, &keys, "sha256 mismatch for release.json");
+}
+
+// A release.json that names an archive SHA256SUMS does not list: refused.
+#[test]
+fn release_manifest_naming_an_unlisted_archive_is_refused() {
+    let keys = Keys::generate();
+    let stem = format!("mosaic-0.2.0-{}", target());
+    let r = Release::signed_with_manifest("0.2.0", &stem, &new_binary(), &keys, |m| {
+        m["artefacts"][0]["name"] = "other.tar.gz".into();
+    });
+    assert_manifest_refused(r, &keys, "SHA256SUMS does not list other.tar.gz");
 }

@@ -117,6 +117,63 @@ impl Release {
         }
     }
 
+    /// A signed release whose archive is called `STEM.tar.gz` (holding
+    /// `STEM/mosaic`) and which carries a `release.json` naming it, as
+    /// `cargo xtask dist` writes it; `SHA256SUMS` lists both.
+    /// `edit_manifest` may change the manifest before it is summed and
+    /// signed.
+    pub fn signed_with_manifest(
+        version: &str,
+        stem: &str,
+        bin: &[u8],
+        keys: &Keys,
+        edit_manifest: impl FnOnce(&mut serde_json::Value),
+    ) -> Release {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bin.len() as u64);
+        h.set_mode(0o755);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("{stem}/mosaic"), bin)
+            .unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        let name = format!("{stem}.tar.gz");
+        let mut manifest = serde_json::json!({
+            "name": "mosaic",
+            "version": version,
+            "tag": format!("v{version}"),
+            "targets": [target()],
+            "artefacts": [{
+                "name": name,
+                "kind": "archive",
+                "sha256": sha256(&bytes),
+                "size": bytes.len(),
+                "target": target(),
+                "static": false,
+            }],
+            "checksums": "SHA256SUMS",
+            "signature": "SHA256SUMS.minisig",
+        });
+        edit_manifest(&mut manifest);
+        let manifest = serde_json::to_vec_pretty(&manifest).unwrap();
+        let sums = format!(
+            "{}  {name}\n{}  release.json\n",
+            sha256(&bytes),
+            sha256(&manifest)
+        );
+        let sig = keys.sign(sums.as_bytes());
+        Release {
+            tag: format!("v{version}"),
+            assets: vec![
+                (name, bytes),
+                ("release.json".into(), manifest),
+                ("SHA256SUMS".into(), sums.into_bytes()),
+                ("SHA256SUMS.minisig".into(), sig.into_bytes()),
+            ],
+        }
+    }
+
     /// Replaces an asset's bytes.
     pub fn set(&mut self, name_suffix: &str, bytes: Vec<u8>) {
         let a = self
