@@ -14,6 +14,8 @@
 
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
+mod json_contract;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -218,7 +220,7 @@ fn ok(out: &std::process::Output, what: &str) -> Result<serde_json::Value, TestC
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+    let v: serde_json::Value = json_contract::parse(&out.stdout)
         .map_err(|e| TestCaseError::fail(format!("{what}: --json output is not JSON ({e})")))?;
     Ok(v)
 }
@@ -374,7 +376,7 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
 
     // verify flags exactly the edited shipped files.
     let out = world.mosaic(&r2, "1.1.0", &["verify", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+    let v: serde_json::Value = json_contract::parse(&out.stdout)
         .map_err(|e| TestCaseError::fail(format!("verify --json: {e}")))?;
     let problems: BTreeSet<String> = v["problems"]
         .as_array()
