@@ -267,6 +267,23 @@ fn unreachable_server_gives_offline_notice_and_syncs() {
     );
     s.binary_untouched();
     assert_eq!(s.manifest_version(), Some(embedded_version()), "{text}");
+    assert_eq!(
+        self_update_json(&s, &dead_url(), &keys, &[])["outcome"],
+        "unreachable"
+    );
+}
+
+/// `mosaic --json update ARGS`: the `self_update` object of its document.
+fn self_update_json(s: &Scratch, url: &str, keys: &Keys, args: &[&str]) -> serde_json::Value {
+    let out = s
+        .cmd(url, keys)
+        .args(["--json", "update"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = show(&out);
+    let doc = json_contract::parse(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    doc["self_update"].clone()
 }
 
 #[test]
@@ -293,6 +310,10 @@ fn same_version_downloads_nothing() {
     );
     s.binary_untouched();
     assert_eq!(s.manifest_version(), Some(embedded_version()), "{text}");
+    assert_eq!(
+        self_update_json(&s, &server.release_url(), &keys, &[]),
+        serde_json::json!({"outcome": "up-to-date", "current": "0.1.0", "manifest": false})
+    );
 }
 
 #[test]
@@ -320,6 +341,12 @@ fn offline_flag_skips_the_check_and_dry_run_downloads_nothing() {
         "{text}"
     );
     assert_eq!(server.requests().len(), 1, "{text}");
+    s.binary_untouched();
+    let su = self_update_json(&s, &server.release_url(), &keys, &["--dry-run"]);
+    assert_eq!(su["outcome"], "would-update");
+    assert_eq!(su["available"], "0.2.0");
+    let su = self_update_json(&s, &server.release_url(), &keys, &["--offline"]);
+    assert_eq!(su["outcome"], "skipped-offline");
     s.binary_untouched();
 }
 
