@@ -242,6 +242,19 @@ fn framework_commands_print_documents_that_match_their_schemas() {
     assert!(r["rolled_back"].is_u64(), "{r:#}");
 }
 
+// A blocked install used to print its report and then an error document:
+// two documents, not one parseable JSON value.
+#[test]
+fn a_blocked_sync_prints_one_document() {
+    let h = Home::new();
+    std::fs::create_dir_all(h.home().join("fleet/README.md")).unwrap();
+    std::fs::write(h.home().join("fleet/README.md/mine"), "operator data\n").unwrap();
+    let v = h.doc(&["install"], 3, Doc::Sync);
+    assert!(v["blocked"].as_u64().unwrap() > 0, "{v:#}");
+    let v = h.doc(&["install", "--dry-run"], 3, Doc::Sync);
+    assert_eq!(v["dry_run"], true);
+}
+
 #[test]
 fn fleet_edits_and_doctor_print_documents_that_match_their_schemas() {
     let h = Home::new();
