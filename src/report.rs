@@ -335,9 +335,10 @@ impl Printer {
         self.json_out(&stamp(doc, value));
     }
 
-    /// Prints a serialisable value as pretty JSON, as it is (use [`Printer::doc`]
-    /// for a command's document).
-    pub fn json_out<T: Serialize>(&self, value: &T) {
+    /// Prints a serialisable value as pretty JSON, as it is. Private: every
+    /// document goes through [`Printer::doc`], so it has a kind, a version
+    /// and a schema.
+    fn json_out<T: Serialize>(&self, value: &T) {
         let mut text = serde_json::to_string_pretty(value)
             .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the report: {e}\"}}"));
         text.push('\n');
