@@ -162,9 +162,20 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             let lines = sync::verify(&Session::inspect(paths(g)?)?)?;
             let bad: Vec<_> = lines.iter().filter(|l| l.state != "ok").collect();
             if p.json {
+                let problems: Vec<_> = bad
+                    .iter()
+                    .map(|l| {
+                        let (state, detail) = verify_state(&l.state);
+                        let mut v = serde_json::json!({ "path": l.path, "state": state });
+                        if let Some(d) = detail {
+                            v["detail"] = d.into();
+                        }
+                        v
+                    })
+                    .collect();
                 p.doc(
                     Doc::Verify,
-                    &serde_json::json!({ "files": lines.len(), "problems": bad }),
+                    &serde_json::json!({ "files": lines.len(), "problems": problems }),
                 );
             } else {
                 for l in &bad {
@@ -472,6 +483,23 @@ fn status_state(code: &str) -> &'static str {
         "S" => "seed",
         "B" => "blocked",
         _ => "other",
+    }
+}
+
+/// A `mosaic_engine::sync::VerifyLine` state as an enum word and its
+/// detail (`mode 644, expected 755` → `mode` + the rest; `blocked by D` →
+/// `blocked` + `D`).
+fn verify_state(state: &str) -> (&'static str, Option<&str>) {
+    match state {
+        "ok" => ("ok", None),
+        "modified" => ("modified", None),
+        "missing" => ("missing", None),
+        "not a file" => ("not-a-file", None),
+        s => match (s.strip_prefix("mode "), s.strip_prefix("blocked by ")) {
+            (Some(d), _) => ("mode", Some(d)),
+            (_, Some(d)) => ("blocked", Some(d)),
+            _ => ("other", Some(s)),
+        },
     }
 }
 

@@ -174,6 +174,9 @@ impl Doc {
         match self {
             // 2: `what` (a sentence) gave way to `state`, an enum.
             Doc::Status => 2,
+            // 2: `state` is an enum word (`not-a-file`, `mode`, `blocked`),
+            // what it says beyond that is in `detail`.
+            Doc::Verify => 2,
             _ => 1,
         }
     }

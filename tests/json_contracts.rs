@@ -174,8 +174,21 @@ fn framework_commands_print_documents_that_match_their_schemas() {
         st["paths"][0],
         serde_json::json!({"path": "fleet/README.md", "code": "M", "state": "modified", "unit": false})
     );
+    // A mode change: the enum word, the numbers in detail.
+    use std::os::unix::fs::PermissionsExt;
+    let script = h.home().join("tools/fleet/holder.sh");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
     let v = h.doc(&["verify"], 1, Doc::Verify);
-    assert_eq!(v["problems"][0]["state"], "modified");
+    let problems = v["problems"].as_array().unwrap();
+    assert!(
+        problems.contains(&serde_json::json!({"path": "fleet/README.md", "state": "modified"})),
+        "{v:#}"
+    );
+    assert!(
+        problems.contains(&serde_json::json!({"path": "tools/fleet/holder.sh", "state": "mode", "detail": "644, expected 755"})),
+        "{v:#}"
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = h.doc(&["diff"], 0, Doc::Diff);
     assert!(d["diff"].as_str().unwrap().contains("+mine"));
 
