@@ -182,7 +182,7 @@ impl Doc {
     }
 }
 
-/// `kind` and `version` first, then the value's own fields (a `version` the
+/// `kind` and `version` added to the value's own fields (a `version` the
 /// value carries wins: `fleet ps` and `fleet deploy` version their own
 /// structs). A value that is not an object goes under `"value"`.
 pub fn stamp(doc: Doc, value: serde_json::Value) -> serde_json::Value {
@@ -329,7 +329,8 @@ impl Printer {
 
     /// Prints one `--json` document of shape `doc`: the value (an object)
     /// with `"kind"` (the shape's name) and `"version"` (the shape's
-    /// version, unless the value carries its own) put first. The shapes and
+    /// version, unless the value carries its own) added. Keys print in
+    /// sorted order. The shapes and
     /// their schemas are listed in docs/json.md.
     pub fn doc<T: Serialize>(&self, doc: Doc, value: &T) {
         let value = serde_json::to_value(value).unwrap_or_else(
@@ -461,5 +462,39 @@ impl Printer {
             (_, Some(d)) => format!("{verb} {} ({d})", c.path),
             (_, None) => format!("{verb} {}", c.path),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_adds_kind_and_version_and_keeps_a_value_version() {
+        let v = stamp(
+            Doc::Backups,
+            serde_json::json!({"backups": [], "kind": "x"}),
+        );
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"backups":[],"kind":"backups","version":1}"#
+        );
+        let v = stamp(Doc::FleetPs, serde_json::json!({"version": 7}));
+        assert_eq!(v["version"], 7);
+        assert_eq!(v["kind"], "fleet-ps");
+        let v = stamp(Doc::Diff, serde_json::json!("text"));
+        assert_eq!(v["value"], "text");
+        assert_eq!(v["version"], 1);
+    }
+
+    #[test]
+    fn kinds_are_unique_and_kebab_case() {
+        let mut names: Vec<&str> = Doc::ALL.iter().map(|d| d.name()).collect();
+        for d in Doc::ALL {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.name());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Doc::ALL.len());
     }
 }
