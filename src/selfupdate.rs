@@ -563,8 +563,8 @@ pub fn check_and_update(
     match install(&cand, target, p) {
         Ok((exe, manifest)) => {
             p.line(&format!(
-                "updated mosaic {current} → {v} (sha256 and signature verified{}); running the new binary",
-                if manifest { ", release.json cross-checked" } else { "" }
+                "updated mosaic {current} → {v} (sha256 and signature verified){}; running the new binary",
+                if manifest { "; archive named by release.json" } else { "" }
             ));
             let mark = format!("{current} {v}{}", if manifest { " manifest" } else { "" });
             let status = std::process::Command::new(&exe)

@@ -286,6 +286,8 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "SHA256SUMS",
         "SHA256SUMS.minisig",
         "install.sh",
+        // The self-update below reads it (issue 13).
+        "release.json",
     ] {
         assets.push((f.to_string(), std::fs::read(d.out.join(f)).unwrap()));
     }
@@ -365,6 +367,11 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         String::from_utf8_lossy(&up.stdout).contains(&format!(
             "updated mosaic 0.0.1 → {v} (sha256 and signature verified)"
         )),
+        "{text}"
+    );
+    // The archive was found through dist's own release.json.
+    assert!(
+        String::from_utf8_lossy(&up.stdout).contains("archive named by release.json"),
         "{text}"
     );
 
