@@ -141,7 +141,9 @@ fn fleet_end_to_end_with_the_stub_agent() {
         std::fs::write(&env, body).unwrap();
     }
     // Re-install keeps the operator's lines.
-    f.ok(&["fleet", "install"]);
+    // Real systemd: the fleet install and start documents (issue 13).
+    let inst = json_contract::parse(&f.ok(&["fleet", "install", "--json"]).stdout).unwrap();
+    assert_eq!(inst["daemon_reload"], true, "{inst:#}");
     for a in ["lead", "coder0", "reviewer0"] {
         let body = std::fs::read_to_string(f.env_file(a)).unwrap();
         assert!(
@@ -167,7 +169,13 @@ fn fleet_end_to_end_with_the_stub_agent() {
     }
 
     // Start, verify, ps: all healthy.
-    f.ok(&["fleet", "start"]);
+    let started = json_contract::parse(&f.ok(&["fleet", "start", "--json"]).stdout).unwrap();
+    assert_eq!(started["action"], "start", "{started:#}");
+    assert_eq!(
+        started["missing_sessions"],
+        serde_json::json!([]),
+        "{started:#}"
+    );
     f.ok(&["fleet", "verify"]);
     let status = f.ok(&["fleet", "status"]);
     assert!(
@@ -353,7 +361,12 @@ fn fleet_end_to_end_with_the_stub_agent() {
     assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
     assert_eq!(row(&doc, "lead")["pane_pid"].as_u64(), Some(lead_pid));
     // Restart brings that one agent back too; nothing else is restarted.
-    f.ok(&["fleet", "restart", "coder0"]);
+    let r = json_contract::parse(&f.ok(&["fleet", "restart", "coder0", "--json"]).stdout).unwrap();
+    assert_eq!(
+        r["units"],
+        serde_json::json!(["mosaic-agent@coder0.service"]),
+        "{r:#}"
+    );
     f.ok(&["fleet", "verify", "--stale-after", "100000"]);
     let doc = f.ps(&[]);
     assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
