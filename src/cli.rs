@@ -21,7 +21,7 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
     (4, "update failed and was rolled back"),
     (
         5,
-        "another mosaic run holds the lock (it is named; never delete the lock file)",
+        "another mosaic run holds the lock (it is named: never delete the lock file)",
     ),
     (6, "the install is newer than this mosaic"),
     (

@@ -88,7 +88,10 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "release.json",
         "SHA256SUMS",
         "SHA256SUMS.minisig",
-        "mosaic.1",
+        "man/mosaic.1",
+        "man/mosaic-install.1",
+        "man/mosaic-fleet-ps.1",
+        "man/mosaic-agent-send.1",
         "completions/mosaic.bash",
         "completions/_mosaic",
         "completions/mosaic.fish",
@@ -173,20 +176,41 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
     )
     .unwrap();
 
-    // Completions and man page come from clap.
+    // Completions (the dynamic registrations: they ask the binary) and the
+    // man pages come from clap; the archive carries every page and the docs
+    // `mosaic docs` lists, byte for byte what the binary prints.
     let bash = std::fs::read_to_string(d.out.join("completions/mosaic.bash")).unwrap();
-    assert!(bash.contains("_mosaic()") && bash.contains("update"));
+    assert!(bash.contains("_clap_complete_mosaic()") && bash.contains("COMPLETE=\"bash\""));
     assert!(std::fs::read_to_string(d.out.join("completions/_mosaic"))
         .unwrap()
         .starts_with("#compdef mosaic"));
     assert!(
         std::fs::read_to_string(d.out.join("completions/mosaic.fish"))
             .unwrap()
-            .contains("complete -c mosaic")
+            .contains("--command mosaic")
     );
-    assert!(std::fs::read_to_string(d.out.join("mosaic.1"))
+    assert!(std::fs::read_to_string(d.out.join("man/mosaic.1"))
         .unwrap()
         .contains(".TH mosaic 1"));
+    let pages: Vec<String> = std::fs::read_dir(d.out.join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(pages.len() > 20, "{pages:?}");
+    for page in &pages {
+        let shipped = tar_member(&d.out.join(&archive), &format!("/man/{page}"));
+        assert!(
+            shipped == std::fs::read(d.out.join("man").join(page)).unwrap(),
+            "{page}"
+        );
+    }
+    for topic in ["install-and-update", "fleet", "runtimes", "self-update"] {
+        let shipped = tar_member(&d.out.join(&archive), &format!("/docs/{topic}.md"));
+        let repo =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/{topic}.md")))
+                .unwrap();
+        assert!(shipped == repo, "docs/{topic}.md differs in the archive");
+    }
 
     // The .deb: metadata and contents.
     let debp = d.out.join(&deb);
@@ -220,6 +244,10 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "./usr/share/zsh/vendor-completions/_mosaic",
         "./usr/share/fish/vendor_completions.d/mosaic.fish",
         "./usr/share/man/man1/mosaic.1.gz",
+        "./usr/share/man/man1/mosaic-fleet-ps.1.gz",
+        "./usr/share/man/man1/mosaic-agent-send.1.gz",
+        "./usr/share/doc/mosaic/fleet.md.gz",
+        "./usr/share/doc/mosaic/install-and-update.md.gz",
         "./usr/share/doc/mosaic/copyright",
         "./usr/share/doc/mosaic/changelog.gz",
         "./usr/share/doc/mosaic/LICENSE-MIT",
@@ -276,6 +304,30 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         status.contains("Package: mosaic") && status.contains("Status: install ok installed"),
         "{status}"
     );
+    // The docs are where `--help` says they are, and are what `mosaic
+    // docs` prints; every page has its man page.
+    let help = Command::new(&installed).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("/usr/share/doc/mosaic/"));
+    for topic in ["fleet", "install-and-update"] {
+        let gz = std::fs::read(root.join(format!("usr/share/doc/mosaic/{topic}.md.gz"))).unwrap();
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
+        let printed = Command::new(&installed)
+            .args(["docs", topic])
+            .output()
+            .unwrap();
+        assert!(
+            text == printed.stdout,
+            "{topic}.md.gz is not what `mosaic docs {topic}` prints"
+        );
+    }
+    for page in std::fs::read_dir(d.out.join("man")).unwrap() {
+        let name = page.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            root.join(format!("usr/share/man/man1/{name}.gz")).is_file(),
+            "{name} not installed"
+        );
+    }
 
     // install.sh: from a loopback server serving the dist artefacts, into a
     // scratch HOME; it checks the sha256, installs to ~/.local/bin, runs
