@@ -66,7 +66,7 @@ Environment: MOSAIC_HOME (framework home), MOSAIC_STATE_DIR (backups, journal), 
 MOSAIC_FRAMEWORK_DIR + MOSAIC_FRAMEWORK_VERSION (install another framework tree), \
 MOSAIC_TMUX, MOSAIC_SYSTEMCTL (programs), MOSAIC_EXEC_TIMEOUT_SECS (deadline of each \
 program, default 10), MOSAIC_LOCK_TIMEOUT_SECS (lock wait, default 30), MOSAIC_RELEASE_URL \
-(release source), NO_COLOR, COMPLETE (set by the shell completion scripts).";
+(release source), NO_COLOR, MOSAIC_COMPLETE (set by the shell completion scripts).";
 
 /// Installer, updater and fleet tool for long-lived coding agents.
 ///
@@ -272,4 +272,27 @@ pub struct UpdateArgs {
     /// check each agent's session.
     #[arg(long)]
     pub relaunch: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_engine::error::Error;
+
+    /// The table `--help` and the man pages print agrees with the codes the
+    /// binary exits with.
+    #[test]
+    fn exit_code_table_matches_the_codes_used() {
+        let codes: Vec<i32> = EXIT_CODES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, (0..=8).collect::<Vec<_>>());
+        let what = |c: i32| EXIT_CODES[c as usize].1;
+        assert_eq!(crate::commands::exit_code(&Error::Input("x".into())), 2);
+        assert!(what(2).contains("bad input"));
+        assert!(what(crate::commands::EXIT_TROUBLE).starts_with("trouble"));
+        assert!(what(crate::commands::EXIT_REFUSED_RELEASE).contains("did not verify"));
+        let help = after_help();
+        for (c, w) in EXIT_CODES {
+            assert!(help.contains(&format!("{c} {w}")), "{c}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! prints, and the dynamic candidates they ask this binary for.
 //!
 //! The scripts are clap_complete's `CompleteEnv` ones: on TAB the shell
-//! runs `COMPLETE=SHELL mosaic -- WORDS...` (handled in `main` before
+//! runs `MOSAIC_COMPLETE=SHELL mosaic -- WORDS...` (handled in `main` before
 //! anything else), and the value completers here look at the home the
 //! words name (`--home`, else `MOSAIC_HOME`, else the default) and its
 //! roster (`--roster`, else `HOME/fleet/roster.yaml`):
@@ -24,10 +24,12 @@ use mosaic_engine::paths::Paths;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-/// The environment variable the registration scripts set (clap_complete's).
-pub const VAR: &str = "COMPLETE";
+/// The environment variable the registration scripts set. Not clap's
+/// generic `COMPLETE`: a variable of that name left in some environment
+/// would turn every mosaic run into a completion request.
+pub const VAR: &str = "MOSAIC_COMPLETE";
 
-/// Answers a completion request when `COMPLETE` is set (and exits);
+/// Answers a completion request when `MOSAIC_COMPLETE` is set (and exits);
 /// returns at once otherwise. Call before anything is printed.
 pub fn answer_if_asked() {
     clap_complete::CompleteEnv::with_factory(<crate::cli::Cli as clap::CommandFactory>::command)

@@ -24,7 +24,7 @@ fn main() {
             msg.replace('\n', " ")
         );
     }));
-    // A shell asking for completions (COMPLETE=SHELL) is answered and exits.
+    // A shell asking for completions (MOSAIC_COMPLETE=SHELL) is answered and exits.
     mosaic::complete::answer_if_asked();
     let cli = mosaic::cli::Cli::parse();
     std::process::exit(mosaic::commands::dispatch(cli));

@@ -76,7 +76,7 @@ impl Site {
             .env("XDG_CACHE_HOME", self.path("user/.cache"))
             .env("MOSAIC_HOME", self.path("home"))
             .env("MOSAIC_STATE_DIR", self.path("state"))
-            .env_remove("COMPLETE")
+            .env_remove("MOSAIC_COMPLETE")
             .current_dir(self.dir.path());
         c
     }
@@ -272,21 +272,21 @@ fn fish_offers_them_with_descriptions() {
     }
 }
 
-/// The registration scripts ask the binary (COMPLETE=SHELL), so they hold no
+/// The registration scripts ask the binary (MOSAIC_COMPLETE=SHELL), so they hold no
 /// agent name of their own; a home without a roster offers no names and no error.
 #[test]
 fn scripts_are_registrations_and_a_missing_roster_offers_nothing() {
     let site = Site::new();
     for sh in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let s = site.script(sh);
-        assert!(s.contains("COMPLETE"), "{sh}: {s}");
+        assert!(s.contains("MOSAIC_COMPLETE"), "{sh}: {s}");
         assert!(!s.contains("alpha-coder"), "{sh}");
     }
     assert!(site.script("zsh").starts_with("#compdef mosaic"));
     std::fs::remove_file(site.path("home/fleet/roster.yaml")).unwrap();
     let o = site
         .cmd(&site.path("bin/mosaic"))
-        .env("COMPLETE", "fish")
+        .env("MOSAIC_COMPLETE", "fish")
         .args(["--", "mosaic", "fleet", "start", ""])
         .output()
         .unwrap();
@@ -297,4 +297,16 @@ fn scripts_are_registrations_and_a_missing_roster_offers_nothing() {
         "{out}"
     );
     assert!(o.stderr.is_empty(), "{}", show(&o));
+    // clap's generic COMPLETE variable is not ours: a normal run stays one.
+    let o = site
+        .cmd(&site.path("bin/mosaic"))
+        .env("COMPLETE", "bash")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("mosaic "),
+        "{}",
+        show(&o)
+    );
 }

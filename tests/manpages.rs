@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 fn mosaic() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
     common::scrub_env(&mut c);
-    c.env_remove("COMPLETE")
+    c.env_remove("MOSAIC_COMPLETE")
         .env("SOURCE_DATE_EPOCH", "1767323096");
     c
 }

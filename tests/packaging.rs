@@ -180,7 +180,7 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
     // man pages come from clap; the archive carries every page and the docs
     // `mosaic docs` lists, byte for byte what the binary prints.
     let bash = std::fs::read_to_string(d.out.join("completions/mosaic.bash")).unwrap();
-    assert!(bash.contains("_clap_complete_mosaic()") && bash.contains("COMPLETE=\"bash\""));
+    assert!(bash.contains("_clap_complete_mosaic()") && bash.contains("MOSAIC_COMPLETE=\"bash\""));
     assert!(std::fs::read_to_string(d.out.join("completions/_mosaic"))
         .unwrap()
         .starts_with("#compdef mosaic"));
