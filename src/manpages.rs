@@ -168,44 +168,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_789), (2026, 12, 2));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-
-    #[test]
-    fn every_see_also_names_a_generated_page() {
-        let all = pages();
-        let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-        assert!(names.contains(&"mosaic-fleet-ps") && names.contains(&"mosaic-agent-send"));
-        for p in &all {
-            let text = String::from_utf8(p.roff.clone()).unwrap();
-            assert!(text.contains(".SH \"EXIT STATUS\""), "{}", p.name);
-            assert!(!text.contains("EXTRA"), "{}", p.name);
-            for r in text.split(|c: char| c.is_whitespace() || c == ',') {
-                let r = r
-                    .trim_start_matches("\\fB")
-                    .replace("\\fR", "")
-                    .replace("\\-", "-");
-                if let Some(stem) = r.strip_suffix("(1)") {
-                    assert!(
-                        names.contains(&stem),
-                        "{} names {stem}(1), which is not generated",
-                        p.name
-                    );
-                }
-            }
-        }
-    }
-}
-
 fn section(roff: &mut Roff, title: &str, text: &str) {
     roff.control("SH", [title]);
     roff.text([roman(text)]);
@@ -285,4 +247,42 @@ fn write_all(dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(dest);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_789), (2026, 12, 2));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn every_see_also_names_a_generated_page() {
+        let all = pages();
+        let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+        assert!(names.contains(&"mosaic-fleet-ps") && names.contains(&"mosaic-agent-send"));
+        for p in &all {
+            let text = String::from_utf8(p.roff.clone()).unwrap();
+            assert!(text.contains(".SH \"EXIT STATUS\""), "{}", p.name);
+            assert!(!text.contains("EXTRA"), "{}", p.name);
+            for r in text.split(|c: char| c.is_whitespace() || c == ',') {
+                let r = r
+                    .trim_start_matches("\\fB")
+                    .replace("\\fR", "")
+                    .replace("\\-", "-");
+                if let Some(stem) = r.strip_suffix("(1)") {
+                    assert!(
+                        names.contains(&stem),
+                        "{} names {stem}(1), which is not generated",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
 }

@@ -79,7 +79,7 @@ fn rendered(page: &Path) -> String {
         }
         out.push(c);
     }
-    out.replace('\u{2010}', "-").replace('\u{2212}', "-")
+    out.replace(['\u{2010}', '\u{2212}'], "-")
 }
 
 #[test]
