@@ -1418,3 +1418,60 @@ fn archive_binary_is_static_and_runs_in_an_empty_chroot() {
         show(&o)
     );
 }
+
+/// The static binary names the user without NSS: in an empty chroot whose
+/// `/etc/nsswitch.conf` sends `passwd` to a module that is not there (as
+/// an sssd/LDAP host's would, for a static glibc), with no `USER` or
+/// `LOGNAME`, `doctor`'s linger fix names the `/etc/passwd` entry of the
+/// uid (getpwuid would have found nothing and left the bare uid).
+#[test]
+fn static_binary_reads_the_user_name_from_etc_passwd_not_nss() {
+    let t = target();
+    if !t.ends_with("-linux-gnu") {
+        common::skip(&format!(
+            "the static build is for *-linux-gnu targets, not {t}"
+        ));
+        return;
+    }
+    if !have_deb_tools(&["chroot"]) {
+        return;
+    }
+    if common::euid() != Some(0) && !have("unshare") {
+        common::skip("not root and unshare is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in ["etc", "h"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(static_mosaic(), root.join("mosaic")).unwrap();
+    // Inside the chroot the uid is 0 (root, or mapped by `unshare -r`).
+    std::fs::write(
+        root.join("etc/passwd"),
+        "chrootop:x:0:0:operator:/h:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/nsswitch.conf"), "passwd: ldap\n").unwrap();
+    let chroot = common::which("chroot").expect("chroot");
+    let mut c = if common::euid() == Some(0) {
+        Command::new(chroot)
+    } else {
+        let mut c = Command::new(common::which("unshare").expect("unshare"));
+        c.arg("-r").arg(chroot);
+        c
+    };
+    let o = c
+        .arg(root)
+        .args(["/mosaic", "--json", "--home", "/h/mosaic", "doctor"])
+        .env_clear()
+        .env("HOME", "/h")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("loginctl enable-linger chrootop"),
+        "{}",
+        show(&o)
+    );
+}
