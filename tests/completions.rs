@@ -112,9 +112,11 @@ fn shell(name: &str) -> Option<PathBuf> {
 
 /// The cases every shell must get right: (command line before the cursor,
 /// candidates that must be offered, candidates that must not).
-fn cases(site: &Site) -> Vec<(String, Vec<&'static str>, Vec<&'static str>)> {
+fn cases(site: &Site) -> Vec<(String, Vec<String>, Vec<String>)> {
     let other = site.path("other.yaml");
-    vec![
+    let roster = site.path("home/fleet/roster.yaml").display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(String, Vec<&str>, Vec<&str>)> = vec![
         (
             "mosaic fleet start ".into(),
             vec!["alpha-coder", "beta-review"],
@@ -151,10 +153,20 @@ fn cases(site: &Site) -> Vec<(String, Vec<&'static str>, Vec<&'static str>)> {
             vec!["fleet", "install-and-update"],
             vec![],
         ),
-    ]
+        // Roster files: the home's fleet/*.yaml (absolute), and files here.
+        (
+            "mosaic fleet ps --roster ".into(),
+            vec![roster.as_str(), "other.yaml"],
+            vec![],
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(line, want, not)| (line, s(&want), s(&not)))
+        .collect()
 }
 
-fn check(shell: &str, line: &str, got: &[String], want: &[&str], not: &[&str]) {
+fn check(shell: &str, line: &str, got: &[String], want: &[String], not: &[String]) {
     for w in want {
         assert!(
             got.iter().any(|g| g == w),
