@@ -12,7 +12,8 @@
 //! * [`presets`]: `fleet/examples/*.yaml` of the home and of the framework
 //!   built into this binary (`fleet init --preset`);
 //! * [`backups`]: generation numbers and backup ids of the home (`rollback`);
-//! * [`rosters`]: files, plus the home's `fleet/*.yaml` (`--roster`).
+//! * [`rosters`]: files, plus the home's `fleet/*.yaml` (`--roster`);
+//! * `crate::manpages::command_words`: the commands that have a page (`man`).
 //!
 //! Completion only reads; a roster or home that cannot be read offers
 //! nothing rather than an error.
@@ -64,8 +65,9 @@ pub fn script(shell: clap_complete::Shell) -> Vec<u8> {
     buf
 }
 
-/// The words of the command line being completed (after the `--`).
-fn words() -> Vec<OsString> {
+/// The words of the command line being completed (after the `--`; the
+/// last is the word at the cursor).
+pub(crate) fn words() -> Vec<OsString> {
     let args: Vec<OsString> = std::env::args_os().collect();
     match args.iter().position(|a| a == "--") {
         Some(i) => args[i + 1..].to_vec(),

@@ -19,11 +19,41 @@ use std::path::{Path, PathBuf};
 pub struct ManArgs {
     /// The command whose page to print, e.g. `fleet ps` for mosaic-fleet-ps(1)
     /// (default: mosaic(1)).
+    #[arg(add = command_words())]
     pub command: Vec<String>,
     /// Write every page (mosaic.1, mosaic-install.1, mosaic-fleet-ps.1, ...)
     /// into DIR, replacing older copies, and print their paths.
     #[arg(long, value_name = "DIR", conflicts_with = "command", value_hint = clap::ValueHint::DirPath)]
     pub out: Option<PathBuf>,
+}
+
+/// Completion of `mosaic man WORDS`: the commands below the words typed
+/// so far, each with its one-line description.
+pub fn command_words() -> clap_complete::engine::ArgValueCandidates {
+    clap_complete::engine::ArgValueCandidates::new(|| {
+        let words = crate::complete::words();
+        let before = &words[..words.len().saturating_sub(1)];
+        let typed: Vec<String> = before
+            .iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .skip_while(|w| w != "man")
+            .skip(1)
+            .filter(|w| !w.starts_with('-'))
+            .collect();
+        let mut cmd = Cli::command();
+        for w in &typed {
+            match cmd.find_subcommand(w) {
+                Some(sub) => cmd = sub.clone(),
+                None => return Vec::new(),
+            }
+        }
+        visible(&cmd)
+            .filter(|s| s.get_name() != "help")
+            .map(|s| {
+                clap_complete::CompletionCandidate::new(s.get_name()).help(s.get_about().cloned())
+            })
+            .collect::<Vec<_>>()
+    })
 }
 
 /// One man page.

@@ -2,7 +2,8 @@
 //! is sourced (bash, fish) or autoloaded from `$fpath` as `_mosaic` (zsh,
 //! as the .deb installs it) and TAB must offer what the throw-away home
 //! holds: the roster's agent names (and another roster's with `--roster`),
-//! the framework's presets, the home's generations. bash: the registered
+//! the framework's presets, the home's generations, roster files, docs
+//! topics and the commands `mosaic man` has pages for. bash: the registered
 //! function is called with `COMP_WORDS`/`COMP_CWORD` set and `COMPREPLY`
 //! read; zsh: an interactive zsh in a pty (`zsh/zpty`) with `compadd`
 //! wrapped to print its matches; fish: `complete -C`. A missing shell
@@ -152,6 +153,16 @@ fn cases(site: &Site) -> Vec<(String, Vec<String>, Vec<String>)> {
             "mosaic docs ".into(),
             vec!["fleet", "install-and-update"],
             vec![],
+        ),
+        (
+            "mosaic man fleet ".into(),
+            vec!["ps", "deploy"],
+            vec!["send"],
+        ),
+        (
+            "mosaic man ".into(),
+            vec!["fleet", "agent", "install"],
+            vec!["help"],
         ),
         // Roster files: the home's fleet/*.yaml (absolute), and files here.
         (
