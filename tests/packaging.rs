@@ -1300,6 +1300,12 @@ fn static_mosaic() -> PathBuf {
 /// Runs `/NAME --version` in `root` as an empty chroot (through `unshare
 /// -r` when not root).
 fn in_chroot(root: &Path, name: &str) -> Output {
+    in_chroot_run(root, &[&format!("/{name}"), "--version"], &[])
+}
+
+/// Runs `ARGV` in `root` as a chroot, with only `env` (through `unshare
+/// -r` when not root, so the uid inside is 0 either way).
+fn in_chroot_run(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> Output {
     let chroot = common::which("chroot").expect("chroot");
     let mut c = if common::euid() == Some(0) {
         Command::new(chroot)
@@ -1308,12 +1314,11 @@ fn in_chroot(root: &Path, name: &str) -> Output {
         c.arg("-r").arg(chroot);
         c
     };
-    c.arg(root)
-        .arg(format!("/{name}"))
-        .arg("--version")
-        .env_clear()
-        .output()
-        .unwrap()
+    c.arg(root).args(argv).env_clear();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
 }
 
 /// The archive's binary is statically linked (glibc with `+crt-static`)
@@ -1453,21 +1458,11 @@ fn static_binary_reads_the_user_name_from_etc_passwd_not_nss() {
     )
     .unwrap();
     std::fs::write(root.join("etc/nsswitch.conf"), "passwd: ldap\n").unwrap();
-    let chroot = common::which("chroot").expect("chroot");
-    let mut c = if common::euid() == Some(0) {
-        Command::new(chroot)
-    } else {
-        let mut c = Command::new(common::which("unshare").expect("unshare"));
-        c.arg("-r").arg(chroot);
-        c
-    };
-    let o = c
-        .arg(root)
-        .args(["/mosaic", "--json", "--home", "/h/mosaic", "doctor"])
-        .env_clear()
-        .env("HOME", "/h")
-        .output()
-        .unwrap();
+    let o = in_chroot_run(
+        root,
+        &["/mosaic", "--json", "--home", "/h/mosaic", "doctor"],
+        &[("HOME", "/h")],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("loginctl enable-linger chrootop"),
