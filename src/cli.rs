@@ -6,24 +6,67 @@ use clap::{Args, Parser, Subcommand};
 use mosaic_engine::plan::ConflictMode;
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Exit codes: 0 ok; 1 differences found (status, verify, fleet verify, send --verify not
-accepted); 2 bad input; 3 update blocked by a type clash (nothing changed); 4 update failed
-and was rolled back; 5 another mosaic run holds the lock (it is named; never delete the lock
-file); 6 the install is newer than this mosaic; 7 trouble: an I/O error, a damaged manifest or
-journal (refused, not acted on), a program past its deadline, or stdout not writable; 8 update
-refused a newer release that did not verify (the framework sync of this mosaic still ran).
+/// The process exit codes, one source of truth: `--help` (after_help) and
+/// every man page's EXIT STATUS section are made from this table. The codes
+/// themselves are decided in `crate::commands` (a unit test there checks
+/// that its constants agree with this table).
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (0, "ok"),
+    (
+        1,
+        "differences found (status, verify, fleet verify, send --verify not accepted)",
+    ),
+    (2, "bad input"),
+    (3, "update blocked by a type clash (nothing changed)"),
+    (4, "update failed and was rolled back"),
+    (
+        5,
+        "another mosaic run holds the lock (it is named: never delete the lock file)",
+    ),
+    (6, "the install is newer than this mosaic"),
+    (
+        7,
+        "trouble: an I/O error, a damaged manifest or journal (refused, not acted on), a program past its deadline, or stdout not writable",
+    ),
+    (
+        8,
+        "update refused a newer release that did not verify (the framework sync of this mosaic still ran)",
+    ),
+];
 
-Homes: --home, MOSAIC_HOME and MOSAIC_STATE_DIR must be absolute; /, system directories
-(/etc, /usr, /var, /tmp, ...) and your HOME itself are refused, as are paths with control
-characters or not in UTF-8. Only the home the active units point at (%E/mosaic) refreshes
-them; give install/update --units to refresh them from another home.
+/// Where the installed documentation is, as the help footer and the man
+/// pages say it.
+pub const DOCS_WHERE: &str = "`mosaic docs` lists the topics and `mosaic docs TOPIC` prints one \
+(the same pages are installed in /usr/share/doc/mosaic/ by the .deb, gzipped when large, and \
+are in docs/ of the release archive); `man mosaic`, `man mosaic-fleet-ps`, ... for each command";
 
-Environment: MOSAIC_HOME (framework home), MOSAIC_STATE_DIR (backups, journal),
-MOSAIC_FRAMEWORK_DIR + MOSAIC_FRAMEWORK_VERSION (install another framework tree),
-MOSAIC_TMUX, MOSAIC_SYSTEMCTL (programs), MOSAIC_EXEC_TIMEOUT_SECS (deadline of each
-program, default 10), MOSAIC_LOCK_TIMEOUT_SECS (lock wait, default 30), MOSAIC_RELEASE_URL
-(release source), NO_COLOR. Docs: docs/install-and-update.md, docs/fleet.md.";
+/// The text after `mosaic --help`: exit codes (from [`EXIT_CODES`]),
+/// homes, environment, where the docs are.
+pub fn after_help() -> String {
+    let codes: Vec<String> = EXIT_CODES
+        .iter()
+        .map(|(code, what)| format!("{code} {what}"))
+        .collect();
+    format!(
+        "Exit codes: {}.\n\n{HOMES}\n\n{ENVIRONMENT}\n\nDocs: {DOCS_WHERE}.",
+        codes.join("; ")
+    )
+}
+
+/// The homes paragraph of `--help` and mosaic(1).
+pub const HOMES: &str = "\
+Homes: --home, MOSAIC_HOME and MOSAIC_STATE_DIR must be absolute; /, system directories \
+(/etc, /usr, /var, /tmp, ...) and your HOME itself are refused, as are paths with control \
+characters or not in UTF-8. Only the home the active units point at (%E/mosaic) refreshes \
+them; give install/update --units to refresh them from another home.";
+
+/// The environment paragraph of `--help` and mosaic(1).
+pub const ENVIRONMENT: &str = "\
+Environment: MOSAIC_HOME (framework home), MOSAIC_STATE_DIR (backups, journal), \
+MOSAIC_FRAMEWORK_DIR + MOSAIC_FRAMEWORK_VERSION (install another framework tree), \
+MOSAIC_TMUX, MOSAIC_SYSTEMCTL (programs), MOSAIC_EXEC_TIMEOUT_SECS (deadline of each \
+program, default 10), MOSAIC_LOCK_TIMEOUT_SECS (lock wait, default 30), MOSAIC_RELEASE_URL \
+(release source), NO_COLOR, MOSAIC_COMPLETE (set by the shell completion scripts).";
 
 /// Installer, updater and fleet tool for long-lived coding agents.
 ///
@@ -36,7 +79,7 @@ program, default 10), MOSAIC_LOCK_TIMEOUT_SECS (lock wait, default 30), MOSAIC_R
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_long_help = AFTER_HELP
+    after_long_help = after_help()
 )]
 pub struct Cli {
     /// Options shared by every command.
@@ -51,7 +94,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// Framework home (default: $XDG_CONFIG_HOME/mosaic, else ~/.config/mosaic).
-    #[arg(long, global = true, value_name = "DIR", env = "MOSAIC_HOME")]
+    #[arg(long, global = true, value_name = "DIR", env = "MOSAIC_HOME", value_hint = clap::ValueHint::DirPath)]
     pub home: Option<PathBuf>,
     /// Print one JSON document instead of human lines.
     #[arg(long, global = true)]
@@ -146,6 +189,7 @@ pub enum Command {
     /// rollback is itself a generation, so it can be rolled back too.
     Rollback {
         /// Generation number (or backup id), as listed by `mosaic backups`.
+        #[arg(add = crate::complete::backups())]
         id: Option<String>,
         /// --dry-run.
         #[command(flatten)]
@@ -189,13 +233,29 @@ pub enum Command {
         #[command(flatten)]
         roster: crate::fleet::cli::RosterArg,
     },
-    /// Print a shell completion script.
+    /// Print the shell completion script (it asks this mosaic for agent
+    /// names, presets, generations and rosters as you type).
+    ///
+    /// bash: `source <(mosaic completions bash)` in ~/.bashrc; zsh: `source
+    /// <(mosaic completions zsh)` in ~/.zshrc (or the file as _mosaic in
+    /// $fpath); fish: `mosaic completions fish | source` in
+    /// ~/.config/fish/config.fish. The .deb installs them for all three.
     Completions {
         /// Shell to generate for.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print a man page (roff): mosaic(1), or the page of a command
+    /// (`mosaic man fleet ps` is mosaic-fleet-ps(1)); `--out DIR` writes them all.
+    Man(crate::manpages::ManArgs),
+    /// Print a documentation page (Markdown), or list them.
+    ///
+    /// The pages are the ones installed in /usr/share/doc/mosaic/ by the .deb
+    /// and shipped in docs/ of the release archive, built into this binary.
+    Docs {
+        /// Topic (without it: the list of topics).
+        #[arg(add = crate::help::topics())]
+        topic: Option<String>,
+    },
 }
 
 /// Options of `mosaic update`.
@@ -212,4 +272,27 @@ pub struct UpdateArgs {
     /// check each agent's session.
     #[arg(long)]
     pub relaunch: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_engine::error::Error;
+
+    /// The table `--help` and the man pages print agrees with the codes the
+    /// binary exits with.
+    #[test]
+    fn exit_code_table_matches_the_codes_used() {
+        let codes: Vec<i32> = EXIT_CODES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, (0..=8).collect::<Vec<_>>());
+        let what = |c: i32| EXIT_CODES[c as usize].1;
+        assert_eq!(crate::commands::exit_code(&Error::Input("x".into())), 2);
+        assert!(what(2).contains("bad input"));
+        assert!(what(crate::commands::EXIT_TROUBLE).starts_with("trouble"));
+        assert!(what(crate::commands::EXIT_REFUSED_RELEASE).contains("did not verify"));
+        let help = after_help();
+        for (c, w) in EXIT_CODES {
+            assert!(help.contains(&format!("{c} {w}")), "{c}");
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 use crate::cli::{Cli, Command, Global, SyncArgs};
 use crate::report::{Doc, Printer};
-use clap::CommandFactory;
 use mosaic_engine::error::{Error, Result};
 use mosaic_engine::paths::Paths;
 use mosaic_engine::session::Session;
@@ -317,20 +316,11 @@ fn run(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(0)
         }
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "mosaic", &mut script);
-            p.raw(&script);
+            p.raw(&crate::complete::script(*shell));
             Ok(0)
         }
-        Command::Man => {
-            let man = clap_mangen::Man::new(Cli::command());
-            let mut page = Vec::new();
-            man.render(&mut page)
-                .map_err(|e| Error::io("the man page", e))?;
-            p.raw(&page);
-            Ok(0)
-        }
+        Command::Man(args) => crate::manpages::run(args, p),
+        Command::Docs { topic } => crate::help::run(topic.as_deref(), p),
     }
 }
 

@@ -24,6 +24,8 @@ fn main() {
             msg.replace('\n', " ")
         );
     }));
+    // A shell asking for completions (MOSAIC_COMPLETE=SHELL) is answered and exits.
+    mosaic::complete::answer_if_asked();
     let cli = mosaic::cli::Cli::parse();
     std::process::exit(mosaic::commands::dispatch(cli));
 }

@@ -110,13 +110,19 @@ pub enum Doc {
     AgentTail,
     /// `agent logs`.
     AgentLogs,
+    /// `docs` (the topic list).
+    DocsTopics,
+    /// `docs TOPIC`.
+    DocsTopic,
+    /// `man --out DIR`.
+    ManPages,
     /// Any command that failed: the error and the exit code.
     Error,
 }
 
 impl Doc {
     /// Every shape.
-    pub const ALL: [Doc; 22] = [
+    pub const ALL: [Doc; 25] = [
         Doc::Sync,
         Doc::Status,
         Doc::Verify,
@@ -138,6 +144,9 @@ impl Doc {
         Doc::AgentReset,
         Doc::AgentTail,
         Doc::AgentLogs,
+        Doc::DocsTopics,
+        Doc::DocsTopic,
+        Doc::ManPages,
         Doc::Error,
     ];
 
@@ -165,6 +174,9 @@ impl Doc {
             Doc::AgentReset => "agent-reset",
             Doc::AgentTail => "agent-tail",
             Doc::AgentLogs => "agent-logs",
+            Doc::DocsTopics => "docs-topics",
+            Doc::DocsTopic => "docs-topic",
+            Doc::ManPages => "man-pages",
             Doc::Error => "error",
         }
     }

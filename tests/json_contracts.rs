@@ -354,3 +354,21 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn docs_and_man_print_documents_that_match_their_schemas() {
+    let h = Home::new();
+    let list = h.doc(&["docs"], 0, Doc::DocsTopics);
+    let topics = list["topics"].as_array().expect("topics");
+    assert!(topics.iter().any(|t| t["topic"] == "fleet"), "{list:#}");
+    let one = h.doc(&["docs", "fleet"], 0, Doc::DocsTopic);
+    assert_eq!(one["topic"], "fleet");
+    assert!(one["text"].as_str().unwrap().contains("fleet"));
+    let out = h.root.join("man");
+    let pages = h.doc(&["man", "--out", out.to_str().unwrap()], 0, Doc::ManPages);
+    let pages = pages["pages"].as_array().expect("pages");
+    assert!(pages.len() > 10, "{pages:?}");
+    for p in pages {
+        assert!(Path::new(p.as_str().unwrap()).is_file(), "{p} not written");
+    }
+}

@@ -88,7 +88,10 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "release.json",
         "SHA256SUMS",
         "SHA256SUMS.minisig",
-        "mosaic.1",
+        "man/mosaic.1",
+        "man/mosaic-install.1",
+        "man/mosaic-fleet-ps.1",
+        "man/mosaic-agent-send.1",
         "completions/mosaic.bash",
         "completions/_mosaic",
         "completions/mosaic.fish",
@@ -173,20 +176,41 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
     )
     .unwrap();
 
-    // Completions and man page come from clap.
+    // Completions (the dynamic registrations: they ask the binary) and the
+    // man pages come from clap; the archive carries every page and the docs
+    // `mosaic docs` lists, byte for byte what the binary prints.
     let bash = std::fs::read_to_string(d.out.join("completions/mosaic.bash")).unwrap();
-    assert!(bash.contains("_mosaic()") && bash.contains("update"));
+    assert!(bash.contains("_clap_complete_mosaic()") && bash.contains("MOSAIC_COMPLETE=\"bash\""));
     assert!(std::fs::read_to_string(d.out.join("completions/_mosaic"))
         .unwrap()
         .starts_with("#compdef mosaic"));
     assert!(
         std::fs::read_to_string(d.out.join("completions/mosaic.fish"))
             .unwrap()
-            .contains("complete -c mosaic")
+            .contains("--command mosaic")
     );
-    assert!(std::fs::read_to_string(d.out.join("mosaic.1"))
+    assert!(std::fs::read_to_string(d.out.join("man/mosaic.1"))
         .unwrap()
         .contains(".TH mosaic 1"));
+    let pages: Vec<String> = std::fs::read_dir(d.out.join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(pages.len() > 20, "{pages:?}");
+    for page in &pages {
+        let shipped = tar_member(&d.out.join(&archive), &format!("/man/{page}"));
+        assert!(
+            shipped == std::fs::read(d.out.join("man").join(page)).unwrap(),
+            "{page}"
+        );
+    }
+    for topic in ["install-and-update", "fleet", "runtimes", "self-update"] {
+        let shipped = tar_member(&d.out.join(&archive), &format!("/docs/{topic}.md"));
+        let repo =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/{topic}.md")))
+                .unwrap();
+        assert!(shipped == repo, "docs/{topic}.md differs in the archive");
+    }
 
     // The .deb: metadata and contents.
     let debp = d.out.join(&deb);
@@ -220,6 +244,10 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         "./usr/share/zsh/vendor-completions/_mosaic",
         "./usr/share/fish/vendor_completions.d/mosaic.fish",
         "./usr/share/man/man1/mosaic.1.gz",
+        "./usr/share/man/man1/mosaic-fleet-ps.1.gz",
+        "./usr/share/man/man1/mosaic-agent-send.1.gz",
+        "./usr/share/doc/mosaic/fleet.md.gz",
+        "./usr/share/doc/mosaic/install-and-update.md.gz",
         "./usr/share/doc/mosaic/copyright",
         "./usr/share/doc/mosaic/changelog.gz",
         "./usr/share/doc/mosaic/LICENSE-MIT",
@@ -276,6 +304,30 @@ fn dist_builds_verifiable_artefacts_a_deb_and_an_installer() {
         status.contains("Package: mosaic") && status.contains("Status: install ok installed"),
         "{status}"
     );
+    // The docs are where `--help` says they are, and are what `mosaic
+    // docs` prints; every page has its man page.
+    let help = Command::new(&installed).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("/usr/share/doc/mosaic/"));
+    for topic in ["fleet", "install-and-update"] {
+        let gz = std::fs::read(root.join(format!("usr/share/doc/mosaic/{topic}.md.gz"))).unwrap();
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
+        let printed = Command::new(&installed)
+            .args(["docs", topic])
+            .output()
+            .unwrap();
+        assert!(
+            text == printed.stdout,
+            "{topic}.md.gz is not what `mosaic docs {topic}` prints"
+        );
+    }
+    for page in std::fs::read_dir(d.out.join("man")).unwrap() {
+        let name = page.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            root.join(format!("usr/share/man/man1/{name}.gz")).is_file(),
+            "{name} not installed"
+        );
+    }
 
     // install.sh: from a loopback server serving the dist artefacts, into a
     // scratch HOME; it checks the sha256, installs to ~/.local/bin, runs
@@ -1255,6 +1307,12 @@ fn static_mosaic() -> PathBuf {
 /// Runs `/NAME --version` in `root` as an empty chroot (through `unshare
 /// -r` when not root).
 fn in_chroot(root: &Path, name: &str) -> Output {
+    in_chroot_run(root, &[&format!("/{name}"), "--version"], &[])
+}
+
+/// Runs `ARGV` in `root` as a chroot, with only `env` (through `unshare
+/// -r` when not root, so the uid inside is 0 either way).
+fn in_chroot_run(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> Output {
     let chroot = common::which("chroot").expect("chroot");
     let mut c = if common::euid() == Some(0) {
         Command::new(chroot)
@@ -1263,12 +1321,11 @@ fn in_chroot(root: &Path, name: &str) -> Output {
         c.arg("-r").arg(chroot);
         c
     };
-    c.arg(root)
-        .arg(format!("/{name}"))
-        .arg("--version")
-        .env_clear()
-        .output()
-        .unwrap()
+    c.arg(root).args(argv).env_clear();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
 }
 
 /// The archive's binary is statically linked (glibc with `+crt-static`)
@@ -1369,6 +1426,53 @@ fn archive_binary_is_static_and_runs_in_an_empty_chroot() {
     assert!(!o.status.success(), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("is dynamically linked"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// The static binary names the user without NSS: in an empty chroot whose
+/// `/etc/nsswitch.conf` sends `passwd` to a module that is not there (as
+/// an sssd/LDAP host's would, for a static glibc), with no `USER` or
+/// `LOGNAME`, `doctor`'s linger fix names the `/etc/passwd` entry of the
+/// uid (getpwuid would have found nothing and left the bare uid).
+#[test]
+fn static_binary_reads_the_user_name_from_etc_passwd_not_nss() {
+    let t = target();
+    if !t.ends_with("-linux-gnu") {
+        common::skip(&format!(
+            "the static build is for *-linux-gnu targets, not {t}"
+        ));
+        return;
+    }
+    if !have_deb_tools(&["chroot"]) {
+        return;
+    }
+    if common::euid() != Some(0) && !have("unshare") {
+        common::skip("not root and unshare is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in ["etc", "h"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(static_mosaic(), root.join("mosaic")).unwrap();
+    // Inside the chroot the uid is 0 (root, or mapped by `unshare -r`).
+    std::fs::write(
+        root.join("etc/passwd"),
+        "chrootop:x:0:0:operator:/h:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/nsswitch.conf"), "passwd: ldap\n").unwrap();
+    let o = in_chroot_run(
+        root,
+        &["/mosaic", "--json", "--home", "/h/mosaic", "doctor"],
+        &[("HOME", "/h")],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("loginctl enable-linger chrootop"),
         "{}",
         show(&o)
     );

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args, Default)]
 pub struct RosterArg {
     /// Roster file (default: HOME/fleet/roster.yaml).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", add = crate::complete::rosters())]
     pub roster: Option<PathBuf>,
 }
 
@@ -19,7 +19,7 @@ pub enum FleetCommand {
     /// Write fleet/roster.yaml from a shipped example (never overwrites).
     Init {
         /// Example to start from: fleet/examples/PRESET.yaml.
-        #[arg(long, default_value = "minimal")]
+        #[arg(long, default_value = "minimal", add = crate::complete::presets())]
         preset: String,
         /// Roster to write.
         #[command(flatten)]
@@ -58,6 +58,7 @@ pub enum FleetCommand {
     /// disable its unit (`mosaic-agent@NAME.service`).
     Remove {
         /// Agent name.
+        #[arg(add = crate::complete::agents())]
         name: String,
         /// Leave its unit running and enabled (only edit the roster).
         #[arg(long)]
@@ -73,7 +74,7 @@ pub enum FleetCommand {
     Install {
         /// This machine is HOST of the roster's `hosts:` (install only its
         /// agents); default: $MOSAIC_HOST_NAME, else the controller.
-        #[arg(long = "as", value_name = "HOST")]
+        #[arg(long = "as", value_name = "HOST", add = crate::complete::hosts())]
         as_host: Option<String>,
         /// Roster.
         #[command(flatten)]
@@ -85,6 +86,7 @@ pub enum FleetCommand {
     /// Start the holder and the agents (all, or the named ones).
     Start {
         /// Agents (default: every local agent).
+        #[arg(add = crate::complete::agents())]
         names: Vec<String>,
         /// Roster.
         #[command(flatten)]
@@ -97,6 +99,7 @@ pub enum FleetCommand {
     /// name no longer in the roster whose unit is still loaded stops that unit.
     Stop {
         /// Agents (default: every agent and the holder).
+        #[arg(add = crate::complete::agents())]
         names: Vec<String>,
         /// Roster.
         #[command(flatten)]
@@ -108,6 +111,7 @@ pub enum FleetCommand {
     /// Restart the agents (named ones), or the whole fleet with its holder.
     Restart {
         /// Agents (default: every agent and the holder).
+        #[arg(add = crate::complete::agents())]
         names: Vec<String>,
         /// Roster.
         #[command(flatten)]
@@ -154,6 +158,7 @@ pub enum FleetCommand {
     /// Put this mosaic binary on a host of the roster and run its `install` there.
     Deploy {
         /// Host (a name of the roster's `hosts:`).
+        #[arg(add = crate::complete::hosts())]
         host: String,
         /// Remote directory of the binary (absolute; default: $HOME/.local/bin there).
         #[arg(long, value_name = "DIR")]
@@ -173,6 +178,7 @@ pub enum AgentCommand {
     /// Deliver a message by bracketed paste, only when the agent is at its prompt.
     Send {
         /// Agent name.
+        #[arg(add = crate::complete::agents())]
         name: String,
         /// The message (newlines and tabs kept; other control characters become spaces).
         #[arg(short = 'm', long = "message", allow_hyphen_values = true)]
@@ -203,6 +209,7 @@ pub enum AgentCommand {
     /// Watch an agent read-only (a grouped viewer session, removed on exit).
     Watch {
         /// Agent name.
+        #[arg(add = crate::complete::agents())]
         name: String,
         /// Roster.
         #[command(flatten)]
@@ -211,6 +218,7 @@ pub enum AgentCommand {
     /// Print the last lines of an agent's pane.
     Tail {
         /// Agent name.
+        #[arg(add = crate::complete::agents())]
         name: String,
         /// Number of lines.
         #[arg(short = 'n', long = "lines", default_value_t = 40)]
@@ -222,6 +230,7 @@ pub enum AgentCommand {
     /// Deliver the runtime's reset command to that one agent and confirm it took.
     Reset {
         /// Agent name.
+        #[arg(add = crate::complete::agents())]
         name: String,
         /// Wait (up to --timeout) for the prompt, and retry once a busy runtime refused.
         #[arg(long)]
@@ -241,6 +250,7 @@ pub enum AgentCommand {
     /// pipe-pane, rotated 1 MiB x 3): what a runtime printed before it died.
     Logs {
         /// Agent name.
+        #[arg(add = crate::complete::agents())]
         name: String,
         /// Keep printing what is appended (until interrupted).
         #[arg(short = 'f', long)]

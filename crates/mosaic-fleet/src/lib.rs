@@ -22,5 +22,6 @@ pub mod runner;
 pub mod ssh;
 pub mod systemd;
 pub mod tmux;
+pub mod whoami;
 
 pub use mosaic_engine::{error, Error, Result};

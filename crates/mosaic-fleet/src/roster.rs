@@ -678,26 +678,7 @@ impl Roster {
     }
 }
 
-/// The user name: `$USER`, `$LOGNAME`, else the passwd entry, else the uid.
-pub fn user_name() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
-            return v;
-        }
-    }
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
-    // the name out at once and never keep the pointer.
-    unsafe {
-        let uid = libc::geteuid();
-        let pw = libc::getpwuid(uid);
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-        uid.to_string()
-    }
-}
+pub use crate::whoami::user_name;
 
 /// This machine's host name (from `/proc/sys/kernel/hostname`).
 pub fn local_hostname() -> String {

@@ -3,12 +3,12 @@
 //! (`lintian -I -E --pedantic`, see docs/releasing.md for what remains):
 //!
 //! * `/usr/bin/mosaic` (stripped by dist), bash/zsh/fish completions,
-//!   `/usr/share/man/man1/mosaic.1.gz` (`gzip -9n`);
+//!   `/usr/share/man/man1/NAME.1.gz` for every page (`gzip -9n`);
 //! * `/usr/share/doc/mosaic/`: `copyright` (DEP-5, from
 //!   `packaging/deb/copyright.in`), `changelog.gz` (a Debian-format changelog
 //!   generated from CHANGELOG.md, as a native package has), `LICENSE-MIT`,
-//!   `LICENSE-APACHE.gz` and `THIRD-PARTY-LICENSES.gz` (compressed above
-//!   4 KiB, as dh_compress does);
+//!   `LICENSE-APACHE.gz`, `THIRD-PARTY-LICENSES.gz` and the operator docs
+//!   `TOPIC.md` (each compressed above 4 KiB, as dh_compress does);
 //! * `DEBIAN/control` from `packaging/deb/control.in`, with `Depends:` from
 //!   `dpkg-shlibdeps` run on the binary, and `DEBIAN/md5sums`.
 //!
@@ -109,11 +109,6 @@ pub fn build(spec: &Spec) -> Result<()> {
     let mut files: Vec<(String, Vec<u8>, u32)> = vec![
         ("usr/bin/mosaic".into(), p.binary.clone(), 0o755),
         (
-            "usr/share/man/man1/mosaic.1.gz".into(),
-            gzip9n(&p.man)?,
-            0o644,
-        ),
-        (
             format!("{doc}/copyright"),
             copyright(root, &p.license_mit, spec.epoch)?.into_bytes(),
             0o644,
@@ -126,11 +121,26 @@ pub fn build(spec: &Spec) -> Result<()> {
             0o644,
         ),
     ];
+    for (name, roff) in &p.man {
+        files.push((
+            format!("usr/share/man/man1/{name}.1.gz"),
+            gzip9n(roff)?,
+            0o644,
+        ));
+    }
+    let docs: Vec<(String, &Vec<u8>)> = p
+        .docs
+        .iter()
+        .map(|(topic, text)| (format!("{topic}.md"), text))
+        .collect();
     for (name, bytes) in [
-        ("LICENSE-MIT", &p.license_mit),
-        ("LICENSE-APACHE", &p.license_apache),
-        ("THIRD-PARTY-LICENSES", &p.third_party),
-    ] {
+        ("LICENSE-MIT".to_string(), &p.license_mit),
+        ("LICENSE-APACHE".to_string(), &p.license_apache),
+        ("THIRD-PARTY-LICENSES".to_string(), &p.third_party),
+    ]
+    .into_iter()
+    .chain(docs)
+    {
         if bytes.len() > COMPRESS_ABOVE {
             files.push((format!("{doc}/{name}.gz"), gzip9n(bytes)?, 0o644));
         } else {
