@@ -172,11 +172,22 @@ impl Builder<'_> {
                 start += word + gap;
             }
         }
+        let mut end = end.max(start);
+        if matches!(
+            kind,
+            Kind::Scalar {
+                style: Style::Plain | Style::Single | Style::Double,
+                ..
+            }
+        ) {
+            // A quoted scalar's span may run on over the blanks after it.
+            end = start + self.text[start..end].trim_end().len();
+        }
         let id = self.nodes.len();
         self.nodes.push(Node {
             kind,
             start,
-            end: end.max(start),
+            end,
             line,
             flow,
         });
@@ -220,7 +231,10 @@ impl Builder<'_> {
                     "a mapping key without a value",
                 ));
             }
-            let pairs = kids.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1]));
+            let pairs = kids
+                .chunks(2)
+                .filter(|c| c.len() == 2)
+                .map(|c| (c[0], c[1]));
             self.nodes[id].kind = Kind::Map(pairs.collect());
         } else {
             self.nodes[id].kind = Kind::Seq(kids);
@@ -512,12 +526,16 @@ impl<'t> Doc<'t> {
     fn json(&self, id: NodeId, budget: &mut usize) -> Result<serde_json::Value, YamlError> {
         use serde_json::Value;
         let n = &self.nodes[id];
-        *budget = budget.checked_sub(1).ok_or_else(|| {
-            YamlError::at(n.line, "aliases expand to too many nodes")
-        })?;
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| YamlError::at(n.line, "aliases expand to too many nodes"))?;
         Ok(match &n.kind {
             Kind::Alias(t) => self.json(*t, budget)?,
-            Kind::Scalar { value, style, tagged } => match style {
+            Kind::Scalar {
+                value,
+                style,
+                tagged,
+            } => match style {
                 Style::Plain if !tagged => resolve_plain(value),
                 _ => Value::String(value.clone()),
             },
@@ -714,7 +732,9 @@ mod tests {
         let d = Doc::parse(t).unwrap();
         let n = d.node(d.get(&[Seg::Key("x")]).unwrap());
         assert_eq!(&t[n.start..n.end], "ü");
-        let s = d.set_scalar(d.get(&[Seg::Key("name")]).unwrap(), "a").unwrap();
+        let s = d
+            .set_scalar(d.get(&[Seg::Key("name")]).unwrap(), "a")
+            .unwrap();
         assert_eq!(apply(t, vec![s]), "\u{feff}# é\nname: \"a\"\nx: ü\n");
     }
 
@@ -734,7 +754,10 @@ mod tests {
     fn errors_carry_lines() {
         let e = Doc::parse("a: 1\nb: [\n").unwrap_err();
         assert!(e.line.is_some(), "{e:?}");
-        let e = Doc::parse("a: 1\nb: 2\na: 3\n").unwrap().to_json().unwrap_err();
+        let e = Doc::parse("a: 1\nb: 2\na: 3\n")
+            .unwrap()
+            .to_json()
+            .unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(Doc::parse("a: 1\n---\nb: 2\n").is_err());
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
