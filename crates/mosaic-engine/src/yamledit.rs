@@ -219,7 +219,13 @@ impl Builder<'_> {
         let last_end = kids.iter().map(|&k| self.nodes[k].end).max();
         let node_flow = self.nodes[id].flow;
         let end = if node_flow {
-            self.byte(span.end.index())
+            // Just past the closing bracket.
+            let at = self.byte(span.start.index());
+            if self.text[at..].starts_with([']', '}']) {
+                at + 1
+            } else {
+                self.byte(span.end.index())
+            }
         } else {
             last_end.unwrap_or(self.nodes[id].start)
         };
@@ -812,8 +818,12 @@ mod tests {
             .unwrap();
         assert_eq!(apply(t, vec![s]), "l:\n- x\n- y\n");
         // Flow sequences are not edited line-wise.
-        let d = Doc::parse("l: [a, b]\n").unwrap();
+        let t = "l: [a, b]  # c\nm: {x: 1}\n";
+        let d = Doc::parse(t).unwrap();
         let seq = d.get(&[Seg::Key("l")]).unwrap();
+        assert_eq!(&t[d.node(seq).start..d.node(seq).end], "[a, b]");
+        let m = d.node(d.get(&[Seg::Key("m")]).unwrap());
+        assert_eq!(&t[m.start..m.end], "{x: 1}");
         assert!(d.append_item(seq, &["c".to_string()]).is_none());
         assert!(d.remove_item(seq, 0).is_none());
     }
