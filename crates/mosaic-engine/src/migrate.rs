@@ -294,6 +294,24 @@ mod tests {
         }
     }
 
+    /// The rosters of the migration matrix (M11), byte for byte.
+    #[test]
+    fn the_matrix_rosters_are_migrated_byte_for_byte() {
+        let src = "# my fleet (it ran on mosaic-factory until the rename; keep this comment)\nversion: 1\ntransport: tmux\ntmux:\n  socket_name: mosaic-factory   # the old name\n  holder_session: _holder\nagents:\n  - name: coder0\n    runtime: codex\n    socket: mosaic-factory\n  - name: rev1\n    runtime: claude\n    socket: \"mosaic-factory\"  # quoted\n";
+        let want = "# my fleet (it ran on mosaic-factory until the rename; keep this comment)\nversion: 1\ntransport: tmux\ntmux:\n  socket_name: mosaic-fleet   # the old name\n  holder_session: _holder\nagents:\n  - name: coder0\n    runtime: codex\n    socket: mosaic-fleet\n  - name: rev1\n    runtime: claude\n    socket: \"mosaic-fleet\"  # quoted\n";
+        assert_eq!(rewrite_roster(src).text.as_deref(), Some(want));
+        let src = "version: 1\ntmux:\n  holder_session: _holder\n  socket_name: 'mosaic-factory'\nagents:\n  - { name: flow0, runtime: pi, socket: mosaic-factory }\n";
+        let want = "version: 1\ntmux:\n  holder_session: _holder\n  socket_name: 'mosaic-fleet'\nagents:\n  - { name: flow0, runtime: pi, socket: mosaic-fleet }\n";
+        assert_eq!(rewrite_roster(src).text.as_deref(), Some(want));
+        for untouched in [
+            "# no socket_name: the default tmux server, never rewritten\nversion: 1\ntmux:\n  holder_session: _holder\nagents:\n  - name: solo\n    runtime: pi\n",
+            "version: 1\ntmux:\n  socket_name: mosaic-fleet\nagents: []\n",
+            "version: 1\ntmux:\n  socket_name: mosaic-factory-2\n  my_socket: mosaic-factory\nagents: []\n",
+        ] {
+            assert_eq!(rewrite_roster(untouched), RosterRewrite::default());
+        }
+    }
+
     #[test]
     fn a_socket_it_cannot_rewrite_is_reported_with_its_line() {
         let src = "version: 1\ntmux:\n  socket_name: >-\n    mosaic-factory\nagents:\n  - name: a\n    runtime: pi\n    socket: mosaic-factory\n";

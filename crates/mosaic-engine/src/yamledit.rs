@@ -173,15 +173,10 @@ impl Builder<'_> {
             }
         }
         let mut end = end.max(start);
-        if matches!(
-            kind,
-            Kind::Scalar {
-                style: Style::Plain | Style::Single | Style::Double,
-                ..
-            }
-        ) {
-            // A quoted scalar's span may run on over the blanks after it.
-            end = start + self.text[start..end].trim_end().len();
+        if let Kind::Scalar { style, .. } = &kind {
+            // A scalar's span may run on to the next token, over blanks and
+            // a comment: end it where the scalar ends.
+            end = start + scalar_len(&self.text[start..end], *style);
         }
         let id = self.nodes.len();
         self.nodes.push(Node {
@@ -310,6 +305,48 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
             Event::MappingEnd | Event::SequenceEnd => self.close(&span),
             _ => {}
         }
+    }
+}
+
+/// The length of the scalar written at the start of `s` (which may run on
+/// over blanks and a comment).
+fn scalar_len(s: &str, style: Style) -> usize {
+    let b = s.as_bytes();
+    match style {
+        Style::Double => {
+            let mut i = 1;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' => i += 2,
+                    b'"' => return i + 1,
+                    _ => i += 1,
+                }
+            }
+            s.len()
+        }
+        Style::Single => {
+            let mut i = 1;
+            while i < b.len() {
+                if b[i] == b'\'' {
+                    if b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    return i + 1;
+                }
+                i += 1;
+            }
+            s.len()
+        }
+        Style::Plain => {
+            let cut = [" #", "\t#"]
+                .iter()
+                .filter_map(|p| s.find(p))
+                .min()
+                .unwrap_or(s.len());
+            s[..cut].trim_end().len()
+        }
+        Style::Block => s.trim_end().len(),
     }
 }
 
@@ -772,7 +809,7 @@ mod tests {
 
     #[test]
     fn set_scalar_keeps_the_style_and_every_other_byte() {
-        let t = "# top\r\nk1: old   # c\r\nk2: 'old'\r\nk3: \"old\"\r\nf: {k4: old, z: 1}\r\n";
+        let t = "# top\r\nk1: old   # c\r\nk2: 'old' # 'c'\r\nk3: \"old\"  # \"c\"\r\nf: {k4: old, z: 1}\r\n";
         let d = Doc::parse(t).unwrap();
         let s: Vec<_> = ["k1", "k2", "k3"]
             .iter()
@@ -783,7 +820,7 @@ mod tests {
             .collect();
         assert_eq!(
             apply(t, s),
-            "# top\r\nk1: new   # c\r\nk2: 'new'\r\nk3: \"new\"\r\nf: {k4: new, z: 1}\r\n"
+            "# top\r\nk1: new   # c\r\nk2: 'new' # 'c'\r\nk3: \"new\"  # \"c\"\r\nf: {k4: new, z: 1}\r\n"
         );
         let d = Doc::parse("k: |\n  old\n").unwrap();
         assert!(d.set_scalar(d.get(&[Seg::Key("k")]).unwrap(), "x").is_err());
