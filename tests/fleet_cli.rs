@@ -583,6 +583,11 @@ fn add_writes_host_ssh_and_command_and_add_remove_keep_crlf() {
         "/opt/wrap.sh --fast \"x y\"",
     ]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("set MOSAIC_AGENT_COMMAND in "),
+        "{}",
+        text(&out)
+    );
     let after_add = std::fs::read_to_string(&roster).unwrap();
     assert_eq!(
         after_add,

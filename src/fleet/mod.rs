@@ -366,7 +366,8 @@ fn add(
     let verb = if dry { "would add" } else { "added" };
     if p.json {
         p.json_out(
-            &serde_json::json!({"roster": ctx.roster_path, "added": new.name, "dry_run": dry}),
+            &serde_json::json!({"roster": ctx.roster_path, "added": new.name, "dry_run": dry,
+                "command_env_file": command.map(|_| &env)}),
         );
     } else {
         p.line(&format!(
@@ -374,6 +375,10 @@ fn add(
             new.name,
             ctx.roster_path.display()
         ));
+        if command.is_some() {
+            let set = if dry { "would set" } else { "set" };
+            p.line(&format!("{set} MOSAIC_AGENT_COMMAND in {}", env.display()));
+        }
         if !dry {
             p.line(&format!(
                 "next: mosaic fleet install && mosaic fleet start {}",
