@@ -1599,6 +1599,25 @@ mod tests {
     }
 
     #[test]
+    fn add_under_an_empty_key_or_without_one() {
+        let out = add_agent("version: 1\nagents: # none\n# end\n", &p(), &agent("a"));
+        // `agents:` with nothing under it is null, which the roster refuses.
+        assert!(out.is_err());
+        let out = add_agent("version: 1\nagents: []", &p(), &agent("a")).unwrap();
+        assert_eq!(out, "version: 1\nagents:\n  - name: a\n    runtime: pi\n");
+        let out = add_agent(
+            "# only\r\nversion: 1\r\nagents: [ ]\r\ntmux: {}\r\n",
+            &p(),
+            &agent("a"),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# only\r\nversion: 1\r\nagents:\r\n  - name: a\r\n    runtime: pi\r\ntmux: {}\r\n"
+        );
+    }
+
+    #[test]
     fn removing_the_last_agent_leaves_an_empty_list() {
         let out = remove_agent(
             "version: 1\nagents: # mine\n  - name: a\n    runtime: pi\n# end\n",
