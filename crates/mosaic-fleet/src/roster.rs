@@ -728,7 +728,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
                 _ => None,
             })
             .collect();
+        let mut segs = segs;
         let msg = e.into_inner().to_string().replace('\n', " ");
+        // An unknown field is reported at its mapping (`agents[0]: unknown
+        // field `runtme``), as the schema's validators say it.
+        if let Some(OwnedSeg::Key(k)) = segs.last() {
+            if msg.starts_with(&format!("unknown field `{k}`")) {
+                segs.pop();
+            }
+        }
         let line = line_of(&doc, &segs, &msg);
         let at = render_path(&segs);
         if at.is_empty() {
@@ -1268,7 +1276,10 @@ mod tests {
         let text = "version: 1\nagents:\n  - name: coder0\n    runtme: codex\n";
         let e = parse(text, &p()).unwrap_err().to_string();
         assert!(e.starts_with("/h/fleet/roster.yaml:4: "), "{e}");
-        assert!(e.contains("agents[0]") && e.contains("runtme"), "{e}");
+        assert!(
+            e.contains("roster.yaml:4: agents[0]: unknown field `runtme`"),
+            "{e}"
+        );
 
         let text = "version: 1\nagents:\n  - name: ok\n    runtime: codex\n  - name: Bad/Name\n    runtime: codex\n";
         let e = parse(text, &p()).unwrap_err().to_string();
