@@ -556,8 +556,9 @@ impl<'t> Doc<'t> {
     }
 
     /// The whole document as a JSON value (aliases expanded, merges applied,
-    /// plain scalars resolved by the core schema). A duplicate key is an
-    /// error naming its line.
+    /// untagged plain scalars resolved by the core schema; quoted, block and
+    /// tagged scalars are strings). A duplicate key is an error naming its
+    /// line.
     pub fn to_json(&self) -> Result<serde_json::Value, YamlError> {
         let mut budget = EXPANSION_LIMIT;
         match self.root {
