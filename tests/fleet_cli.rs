@@ -1,5 +1,6 @@
 //! Fleet commands without a systemd user manager: roster init/add/remove,
-//! validation, `fleet install`'s env-file merge and unit copies (systemctl
+//! validation, `fleet add --host/--ssh/--command`, CRLF rosters, one holder
+//! for a second roster, `fleet install`'s env-file merge and unit copies (systemctl
 //! replaced by a logging stand-in), one-line errors, and the constant
 //! subprocess count of `fleet ps` (real tmux, private socket dir).
 
@@ -534,7 +535,9 @@ fn every_shipped_example_satisfies_schema_and_validator_alike() {
         cases.push(("bad".into(), bad.into()));
     }
     for (i, (label, yaml)) in cases.iter().enumerate() {
-        let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
+        let value: serde_json::Value = mosaic_engine::yamledit::Doc::parse(yaml)
+            .and_then(|d| d.to_json())
+            .unwrap();
         let schema_ok = validator.is_valid(&value);
         let roster = home.root().join(format!("r{i}.yaml"));
         std::fs::write(&roster, yaml).unwrap();
@@ -556,4 +559,129 @@ fn every_shipped_example_satisfies_schema_and_validator_alike() {
         );
         assert_eq!(label != "bad", schema_ok, "{label}");
     }
+}
+
+/// `fleet add` had no `--host`, `--ssh` or `--command`, and joined the
+/// roster's lines with `\n`, turning a CRLF roster into LF.
+#[test]
+fn add_writes_host_ssh_and_command_and_add_remove_keep_crlf() {
+    let home = Home::new();
+    let roster = home.h().join("fleet/roster.yaml");
+    std::fs::create_dir_all(roster.parent().unwrap()).unwrap();
+    let crlf = "# mine\r\nversion: 1\r\ntmux:\r\n  socket_name: mosaic-fleet # ours\r\nagents:\r\n  - name: lead\r\n    runtime: claude\r\n";
+    std::fs::write(&roster, crlf).unwrap();
+    let out = home.run(&[
+        "fleet",
+        "add",
+        "far0",
+        "--runtime",
+        "codex",
+        "--host",
+        "build1",
+        "--ssh",
+        "ops@build1.example.org",
+        "--command",
+        "/opt/wrap.sh --fast \"x y\"",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("set MOSAIC_AGENT_COMMAND in "),
+        "{}",
+        text(&out)
+    );
+    let after_add = std::fs::read_to_string(&roster).unwrap();
+    assert_eq!(
+        after_add,
+        format!("{crlf}  - name: far0\r\n    runtime: codex\r\n    host: build1\r\n    ssh: ops@build1.example.org\r\n")
+    );
+    let env = std::fs::read_to_string(home.h().join("fleet/agents/far0.env")).unwrap();
+    assert!(
+        env.ends_with("\nMOSAIC_AGENT_COMMAND=\"/opt/wrap.sh --fast \\\"x y\\\"\"\n"),
+        "{env}"
+    );
+    let mode = std::fs::metadata(home.h().join("fleet/agents/far0.env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = home.run(&["fleet", "add", "x1", "--runtime", "pi", "--ssh", "h1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("--host"), "{}", text(&out));
+    let out = home.run(&["fleet", "add", "x1", "--runtime", "pi", "--command", ""]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("--command"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&roster).unwrap(), after_add);
+
+    let out = home.run(&["fleet", "remove", "far0", "--keep-running"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&roster).unwrap(), crlf);
+    // Undo puts the CRLF text with the agent back, byte for byte.
+    let out = home.run(&["fleet", "undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&roster).unwrap(), after_add);
+}
+
+/// A second roster without a socket rewrote `_holder.env` onto the
+/// operator's default tmux server, moving the only holder.
+#[test]
+fn a_second_roster_does_not_move_the_holder() {
+    let home = Home::new();
+    home.install_framework();
+    let h = home.h();
+    let out = home.run(&["fleet", "init", "--preset", "pair"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = home.run(&["fleet", "install"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let holder = h.join("fleet/agents/_holder.env");
+    let before = std::fs::read_to_string(&holder).unwrap();
+    assert!(
+        before.contains("MOSAIC_TMUX_SOCKET=mosaic-fleet\n"),
+        "{before}"
+    );
+
+    let extra = home.root().join("extra.yaml");
+    std::fs::write(
+        &extra,
+        "version: 1\nagents:\n  - name: side0\n    runtime: pi\n",
+    )
+    .unwrap();
+    let out = home.run(&["fleet", "install", "--roster", extra.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("_holder.env")
+            && err.contains("tmux socket mosaic-fleet")
+            && err.contains("the default tmux server")
+            && err.contains("set `tmux.socket_name: mosaic-fleet`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&holder).unwrap(), before);
+    assert!(!h.join("fleet/agents/side0.env").exists());
+
+    // Sharing the holder's socket works, and leaves the holder as it was.
+    std::fs::write(
+        &extra,
+        "version: 1\ntmux: {socket_name: mosaic-fleet}\nagents:\n  - name: side0\n    runtime: pi\n",
+    )
+    .unwrap();
+    let out = home.run(&["fleet", "install", "--roster", extra.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&holder).unwrap(), before);
+    assert!(h.join("fleet/agents/side0.env").exists());
+
+    // The home's own roster still moves it (the operator changed its socket).
+    let roster = h.join("fleet/roster.yaml");
+    let text0 = std::fs::read_to_string(&roster).unwrap();
+    std::fs::write(
+        &roster,
+        text0.replace("socket_name: mosaic-fleet", "socket_name: other1"),
+    )
+    .unwrap();
+    let out = home.run(&["fleet", "install"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(std::fs::read_to_string(&holder)
+        .unwrap()
+        .contains("MOSAIC_TMUX_SOCKET=other1\n"));
 }

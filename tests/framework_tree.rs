@@ -24,7 +24,9 @@ fn schema() -> Value {
 }
 
 fn yaml_to_json(text: &str) -> Value {
-    serde_yaml_ng::from_str::<Value>(text).expect("valid YAML")
+    mosaic_engine::yamledit::Doc::parse(text)
+        .and_then(|d| d.to_json())
+        .expect("valid YAML")
 }
 
 /// Validate; on failure return one line per error naming the field path.

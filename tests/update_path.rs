@@ -114,6 +114,64 @@ fn legacy_socket_is_migrated_in_rosters_and_env_files_keeping_every_other_byte()
     assert_same(&snap, &snapshot(&w.home()), "second update");
 }
 
+/// Valid YAML the old line regex missed: it reported nothing and the fleet
+/// stayed on `mosaic-factory`. Now each is migrated, and a socket that
+/// cannot be rewritten in place is a warning naming file and line.
+#[test]
+fn anchors_quoted_keys_and_flow_mappings_are_migrated_and_leftovers_warned() {
+    let Some(tmux) = common::TmuxEnv::new() else {
+        return;
+    };
+    let w = World::new();
+    let r = v1();
+    w.mosaic(Some(&r))
+        .arg("install")
+        .env("TMUX_TMPDIR", tmux.tmpdir())
+        .assert()
+        .success();
+    let files = [
+        (
+            "fleet/roster.yaml",
+            "version: 1\r\ntmux:\r\n  socket_name: &sock mosaic-factory # c\r\nagents:\r\n  - name: a\r\n    runtime: pi\r\n    socket: *sock\r\n",
+        ),
+        (
+            "fleet/quoted.yaml",
+            "version: 1\n\"tmux\":\n  \"socket_name\": mosaic-factory\nagents: []\n",
+        ),
+        (
+            "fleet/flow.yaml",
+            "version: 1\ntmux: {holder_session: _h,\n       socket_name: mosaic-factory}\nagents: []\n",
+        ),
+    ];
+    for (rel, text) in files {
+        w.write(rel, text);
+    }
+    w.write(
+        "fleet/folded.yaml",
+        "version: 1\ntmux:\n  socket_name: >-\n    mosaic-factory\nagents: []\n",
+    );
+    let out = w
+        .mosaic(Some(&r))
+        .args(["update", "--offline"])
+        .env("TMUX_TMPDIR", tmux.tmpdir())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for (rel, text) in files {
+        assert!(stdout.contains(&format!("migrated {rel}")), "{stdout}");
+        assert_eq!(w.read(rel), migrated(text), "{rel}");
+    }
+    assert!(
+        stderr.contains("fleet/folded.yaml:4: tmux.socket_name still resolves to mosaic-factory"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("migrated fleet/folded.yaml"), "{stdout}");
+}
+
 #[test]
 fn live_sessions_on_the_legacy_socket_defer_the_migration() {
     let Some(tmux) = common::TmuxEnv::new() else {

@@ -47,6 +47,18 @@ pub enum FleetCommand {
         /// Per-agent tmux socket.
         #[arg(long)]
         socket: Option<String>,
+        /// The host the agent lives on: a `hosts:` name (or, with --ssh, a
+        /// host of its own).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        /// How to reach --host when `hosts:` does not name it (USER@HOST or
+        /// HOST; written as the agent's `ssh:`).
+        #[arg(long, value_name = "TARGET", requires = "host")]
+        ssh: Option<String>,
+        /// A full command line that replaces the runtime's (written to
+        /// fleet/agents/NAME.env as MOSAIC_AGENT_COMMAND, kept by `fleet install`).
+        #[arg(long, value_name = "CMD")]
+        command: Option<String>,
         /// Roster to edit.
         #[command(flatten)]
         roster: RosterArg,

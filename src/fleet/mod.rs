@@ -89,6 +89,9 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
             model,
             workdir,
             socket,
+            host,
+            ssh,
+            command,
             roster,
             dry,
         } => {
@@ -99,8 +102,16 @@ pub fn run_fleet(cmd: &FleetCommand, g: &Global, p: &Printer) -> Result<i32> {
                 model: model.clone(),
                 workdir: workdir.clone(),
                 socket: socket.clone(),
+                host: host.clone(),
+                ssh: ssh.clone(),
             };
-            add(&Ctx::new(g, roster)?, &new, dry.dry_run, p)
+            add(
+                &Ctx::new(g, roster)?,
+                &new,
+                command.as_deref(),
+                dry.dry_run,
+                p,
+            )
         }
         FleetCommand::Remove {
             name,
@@ -293,15 +304,71 @@ fn edit_roster(
     Ok(())
 }
 
-fn add(ctx: &Ctx, new: &roster::NewAgent, dry: bool, p: &Printer) -> Result<i32> {
-    edit_roster(ctx, "fleet add", dry, p, |text| {
-        roster::add_agent(text, &ctx.roster_path, new)
+fn add(
+    ctx: &Ctx,
+    new: &roster::NewAgent,
+    command: Option<&str>,
+    dry: bool,
+    p: &Printer,
+) -> Result<i32> {
+    if new.ssh.is_some() && new.host.is_none() {
+        return Err(Error::Input(
+            "--ssh says how to reach the agent's host: give --host NAME with it".to_string(),
+        ));
+    }
+    if let Some(c) = command {
+        if c.trim().is_empty() || c.contains(['\n', '\r']) {
+            return Err(Error::Input(format!(
+                "--command {c:?}: must be one non-empty line (it becomes MOSAIC_AGENT_COMMAND)"
+            )));
+        }
+    }
+    let env = ctx.env_file(&new.name);
+    edit(ctx, "fleet add", dry, p, |_| {
+        let path = &ctx.roster_path;
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Input(format!(
+                "{} is a symlink; mosaic never writes through links: make the change in the file it points to",
+                path.display()
+            )));
+        }
+        let text = roster::add_agent(&roster::read(path)?, path, new)?;
+        let mut writes = vec![PendingWrite::new(
+            path,
+            text.into_bytes(),
+            mode_of(path, 0o644),
+        )];
+        // The command is the operator's key of the agent's env file, kept by
+        // every `fleet install`.
+        if let Some(c) = command {
+            let existing = match std::fs::read_to_string(&env) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(&env, e)),
+            };
+            let key = envfile::Gen {
+                key: "MOSAIC_AGENT_COMMAND",
+                value: c.to_string(),
+                overwrite: true,
+            };
+            let text = envfile::merge(
+                existing.as_deref(),
+                &[key],
+                &envfile::agent_header(&new.name),
+            );
+            if !dry {
+                ensure_dir(&ctx.agents_dir(), 0o700)?;
+            }
+            writes.push(PendingWrite::new(&env, text.into_bytes(), 0o600));
+        }
+        Ok(writes)
     })?;
     let verb = if dry { "would add" } else { "added" };
     if p.json {
         p.doc(
             crate::report::Doc::FleetAdd,
-            &serde_json::json!({"roster": ctx.roster_path, "added": new.name, "dry_run": dry}),
+            &serde_json::json!({"roster": ctx.roster_path, "added": new.name, "dry_run": dry,
+                "command_env_file": command.map(|_| &env)}),
         );
     } else {
         p.line(&format!(
@@ -309,6 +376,10 @@ fn add(ctx: &Ctx, new: &roster::NewAgent, dry: bool, p: &Printer) -> Result<i32>
             new.name,
             ctx.roster_path.display()
         ));
+        if command.is_some() {
+            let set = if dry { "would set" } else { "set" };
+            p.line(&format!("{set} MOSAIC_AGENT_COMMAND in {}", env.display()));
+        }
         if !dry {
             p.line(&format!(
                 "next: mosaic fleet install && mosaic fleet start {}",
@@ -748,6 +819,7 @@ fn plan_install(
     }
     let holder_path = agents_dir.join("_holder.env");
     let existing = std::fs::read_to_string(&holder_path).ok();
+    check_holder_owner(ctx, &roster, existing.as_deref(), &holder_path)?;
     let text = envfile::merge(
         existing.as_deref(),
         &envfile::holder_keys(&roster),
@@ -776,6 +848,66 @@ fn plan_install(
     }
     *roster_out = Some(roster);
     Ok(pending)
+}
+
+/// One holder serves one tmux server, and it follows the home's own roster
+/// (`H/fleet/roster.yaml`). Another roster (`--roster extra.yaml`) may share
+/// it, but must not move it: when `_holder.env` already keeps a socket or
+/// session that roster does not use, installing it is refused.
+fn check_holder_owner(
+    ctx: &Ctx,
+    roster: &Roster,
+    existing: Option<&str>,
+    holder_path: &Path,
+) -> Result<()> {
+    let default = roster::default_path(&ctx.paths.home);
+    let Some(text) = existing else { return Ok(()) };
+    if same_path(&ctx.roster_path, &default) {
+        return Ok(());
+    }
+    let kept = envfile::parse(text);
+    let socket = kept
+        .get("MOSAIC_TMUX_SOCKET")
+        .map(String::as_str)
+        .unwrap_or("");
+    let session = kept
+        .get("MOSAIC_HOLDER_SESSION")
+        .map(String::as_str)
+        .unwrap_or(roster::DEFAULT_HOLDER);
+    let want = roster.socket().unwrap_or("");
+    if socket == want && session == roster.holder_session() {
+        return Ok(());
+    }
+    let name = |s: &str| {
+        if s.is_empty() {
+            "the default tmux server".to_string()
+        } else {
+            format!("tmux socket {s}")
+        }
+    };
+    let mut fix = Vec::new();
+    if socket != want {
+        fix.push(if socket.is_empty() {
+            "leave out `tmux.socket_name`".to_string()
+        } else {
+            format!("set `tmux.socket_name: {socket}`")
+        });
+    }
+    if session != roster.holder_session() {
+        fix.push(format!("set `tmux.holder_session: {session}`"));
+    }
+    Err(Error::Input(format!(
+        "{} keeps the holder on {} (session {session}) for {}, but {} uses {} (session {}); a second roster shares the one holder: {} in {}, or remove {} to move the holder",
+        holder_path.display(),
+        name(socket),
+        default.display(),
+        ctx.roster_path.display(),
+        name(want),
+        roster.holder_session(),
+        fix.join(" and "),
+        ctx.roster_path.display(),
+        holder_path.display()
+    )))
 }
 
 // ---- start / stop / restart / status ----

@@ -31,5 +31,6 @@ pub mod source;
 pub mod sync;
 pub mod txn;
 pub mod units;
+pub mod yamledit;
 
 pub use error::{Error, Result};

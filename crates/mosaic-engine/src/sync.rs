@@ -559,7 +559,9 @@ pub fn plan_sync<'s, A>(
     let mut rewrites = if opts.rollback {
         Vec::new()
     } else {
-        crate::migrate::socket_rewrites(&inputs.paths.home)?
+        let m = crate::migrate::socket_rewrites(&inputs.paths.home)?;
+        report.warnings.extend(m.warnings);
+        m.rewrites
     };
     let legacy_live = if rewrites.is_empty() {
         Vec::new()

@@ -1,10 +1,11 @@
 //! The roster (SPEC §7): the serde model of `H/fleet/roster.yaml`, its
 //! validation (the same rules as the shipped `fleet/roster.schema.json`, with
-//! errors naming file, line and field), and comment-keeping text edits
-//! (`fleet add` / `fleet remove`). A roster that does not validate is never
+//! errors naming file, line and field), and byte-keeping text edits
+//! (`fleet add` / `fleet remove`) through `mosaic_engine::yamledit`. A roster that does not validate is never
 //! returned, so nothing can act on it.
 
 use crate::error::{Error, Result};
+use mosaic_engine::yamledit::{self, scalar_text, Doc, Seg, Splice};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -696,27 +697,39 @@ pub fn default_path(home: &Path) -> PathBuf {
 
 /// Parses and validates roster text; errors name `path`, the line and the field.
 pub fn parse(text: &str, path: &Path) -> Result<Roster> {
-    let roster: Roster = serde_yaml_ng::from_str(text).map_err(|e| {
-        // A value's own check (a name pattern, say) is reported by serde at
-        // the enclosing mapping; find the field and its line ourselves.
-        if let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
-            if let Some((segs, msg)) = first_invalid(&v) {
-                let line = locate(text, &segs).map(|l| l + 1);
-                return bad(path, line, &format!("{}: {msg}", render_path(&segs)));
+    let doc = Doc::parse(text).map_err(|e| bad(path, e.line, &e.msg))?;
+    let value = doc.to_json().map_err(|e| bad(path, e.line, &e.msg))?;
+    let roster: Roster = serde_path_to_error::deserialize(value).map_err(|e| {
+        let segs: Vec<OwnedSeg> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => Some(OwnedSeg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => Some(OwnedSeg::Key(key.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut segs = segs;
+        let msg = e.into_inner().to_string().replace('\n', " ");
+        // An unknown field is reported at its mapping (`agents[0]: unknown
+        // field `runtme``), as the schema's validators say it.
+        if let Some(OwnedSeg::Key(k)) = segs.last() {
+            if msg.starts_with(&format!("unknown field `{k}`")) {
+                segs.pop();
             }
         }
-        let line = e.location().map(|l| l.line());
-        let mut msg = e.to_string();
-        // serde_yaml_ng appends " at line L column C"; we put the line first.
-        if let Some(i) = msg.find(" at line ") {
-            msg.truncate(i);
+        let line = line_of(&doc, &segs, &msg);
+        let at = render_path(&segs);
+        if at.is_empty() {
+            bad(path, line, &msg)
+        } else {
+            bad(path, line, &format!("{at}: {msg}"))
         }
-        bad(path, line, &msg.replace('\n', " "))
     })?;
     let mut seen: Vec<&str> = Vec::new();
     for (i, a) in roster.agents.iter().enumerate() {
         if seen.contains(&a.name.as_str()) {
-            let line = find_agent_line(text, i).map(|(l, _)| l + 1);
+            let line = find_agent_line(text, i);
             return Err(bad(
                 path,
                 line,
@@ -728,7 +741,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
         }
         seen.push(a.name.as_str());
         if a.name.as_str() == roster.holder_session() {
-            let line = find_agent_line(text, i).map(|(l, _)| l + 1);
+            let line = find_agent_line(text, i);
             return Err(bad(
                 path,
                 line,
@@ -739,7 +752,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
             ));
         }
         if a.ssh.is_some() && a.host.is_none() {
-            let line = find_agent_line(text, i).map(|(l, _)| l + 1);
+            let line = find_agent_line(text, i);
             return Err(bad(
                 path,
                 line,
@@ -759,20 +772,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Roster> {
 
 /// The line of `hosts:` key `name`, for error messages.
 fn find_host_line(text: &str, name: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let top = lines
-        .iter()
-        .position(|l| l.starts_with("hosts:") || l.starts_with("\"hosts\":"))?;
-    if lines[top].contains('{') {
-        return Some(top + 1);
-    }
-    (top + 1..lines.len())
-        .take_while(|&i| !is_content(lines[i]) || indent_of(lines[i]) > 0)
-        .find(|&i| {
-            let t = lines[i].trim_start();
-            t.starts_with(&format!("{name}:")) || t.starts_with(&format!("\"{name}\":"))
-        })
-        .map(|i| i + 1)
+    let doc = Doc::parse(text).ok()?;
+    let hosts = doc.get(&[Seg::Key("hosts")])?;
+    doc.get_key(hosts, name).map(|(k, _)| doc.node(k).line)
 }
 
 /// Builds [`Roster::resolved`] and each agent's `host_key`: explicit
@@ -817,7 +819,7 @@ fn resolve_hosts(roster: &mut Roster, text: &str, path: &Path) -> Result<()> {
             continue;
         };
         let key = h.to_ascii_lowercase();
-        let line = || find_agent_line(text, i).map(|(l, _)| l + 1);
+        let line = || find_agent_line(text, i);
         if let Some(entry) = resolved.get(&key).filter(|e| !e.implicit) {
             if let Some(s) = &a.ssh {
                 if s.as_str() != entry.target {
@@ -888,199 +890,56 @@ fn resolve_hosts(roster: &mut Roster, text: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One step of a path into the roster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seg<'a> {
-    Key(&'a str),
+/// One step of a path into the roster, as serde reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnedSeg {
+    Key(String),
     Index(usize),
 }
 
-fn render_path(segs: &[Seg]) -> String {
+fn render_path(segs: &[OwnedSeg]) -> String {
     let mut s = String::new();
     for seg in segs {
         match seg {
-            Seg::Key(k) if s.is_empty() => s.push_str(k),
-            Seg::Key(k) => {
+            OwnedSeg::Key(k) if s.is_empty() => s.push_str(k),
+            OwnedSeg::Key(k) => {
                 s.push('.');
                 s.push_str(k)
             }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            OwnedSeg::Index(i) => s.push_str(&format!("[{i}]")),
         }
     }
     s
 }
 
-type Check = fn(&str) -> std::result::Result<(), String>;
-
-/// The first string value that fails its own check, with its path.
-fn first_invalid(v: &serde_yaml_ng::Value) -> Option<(Vec<Seg<'_>>, String)> {
-    use serde_yaml_ng::Value;
-    let get = |v: &Value, k: &str| {
-        v.as_mapping()
-            .and_then(|m| m.get(Value::String(k.to_string())))
-            .cloned()
-    };
-    let check = |v: Option<Value>, f: Check| match v {
-        Some(Value::String(s)) => f(&s).err(),
-        _ => None,
-    };
-    if let Some(Value::Number(n)) = get(v, "version") {
-        if n.as_u64() != Some(1) {
-            return Some((
-                vec![Seg::Key("version")],
-                format!("unsupported version {n}: must be 1"),
-            ));
-        }
-    }
-    let top: [(&'static str, Option<&'static str>, Check); 4] = [
-        ("tenant_id", None, check_tenant),
-        ("tmux", Some("socket_name"), check_socket),
-        ("tmux", Some("holder_session"), check_session),
-        ("defaults", Some("working_directory"), check_line),
-    ];
-    for (k, sub, f) in top {
-        let val = match sub {
-            None => get(v, k),
-            Some(s) => get(v, k).and_then(|m| get(&m, s)),
-        };
-        if let Some(msg) = check(val, f) {
-            let mut segs = vec![Seg::Key(k)];
-            segs.extend(sub.map(Seg::Key));
-            return Some((segs, msg));
-        }
-    }
-    for rt in ["claude", "codex", "pi", "opencode"] {
-        let val = get(v, "runtimes")
-            .and_then(|m| get(&m, rt))
-            .and_then(|m| get(&m, "reset_command"));
-        if let Some(msg) = check(val, check_line) {
-            return Some((
-                vec![
-                    Seg::Key("runtimes"),
-                    Seg::Key(rt),
-                    Seg::Key("reset_command"),
-                ],
-                msg,
-            ));
-        }
-    }
-    let hosts = v
-        .as_mapping()
-        .and_then(|m| m.get(Value::String("hosts".to_string())))
-        .and_then(Value::as_mapping);
-    if let Some(hosts) = hosts {
-        for (k, e) in hosts {
-            let Some(name) = k.as_str() else { continue };
-            if let Err(msg) = check_host_name(name) {
-                return Some((vec![Seg::Key("hosts"), Seg::Key(name)], msg));
-            }
-            if let Some(msg) = check(get(e, "ssh"), check_host_target) {
-                return Some((
-                    vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key("ssh")],
-                    msg,
-                ));
-            }
-            if let Some(msg) = check(get(e, "tenant"), check_tenant) {
-                return Some((
-                    vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key("tenant")],
-                    msg,
-                ));
-            }
-        }
-    }
-    let fields: [(&'static str, Check); 6] = [
-        ("name", check_agent_name),
-        ("model_hint", check_model),
-        ("working_directory", check_line),
-        ("host", check_host),
-        ("ssh", check_ssh),
-        ("socket", check_socket),
-    ];
-    if let Some(Value::Sequence(agents)) = get(v, "agents") {
-        for (i, a) in agents.iter().enumerate() {
-            for (k, f) in fields {
-                if let Some(msg) = check(get(a, k), f) {
-                    return Some((vec![Seg::Key("agents"), Seg::Index(i), Seg::Key(k)], msg));
-                }
-            }
-        }
-    }
-    None
-}
-
-/// The column where a line's key starts (after indentation and `- `).
-fn key_col(line: &str) -> (usize, &str) {
-    let ind = indent_of(line);
-    let mut rest = &line[ind..];
-    let mut col = ind;
-    while let Some(r) = rest.strip_prefix("- ") {
-        let r2 = r.trim_start_matches(' ');
-        col += 2 + (r.len() - r2.len());
-        rest = r2;
-    }
-    (col, rest)
-}
-
-/// The 0-based line of the value at `segs`, for block-style YAML (inside a
-/// flow-style mapping, the line that opens it).
-fn locate(text: &str, segs: &[Seg]) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let (mut lo, mut hi) = (0usize, lines.len());
-    let mut parent: isize = -1;
-    let mut found: Option<usize> = None;
+/// The line of the node at `segs` (the deepest one found); for an unknown
+/// field, the line of that key.
+fn line_of(doc: &Doc<'_>, segs: &[OwnedSeg], msg: &str) -> Option<usize> {
+    let mut at = doc.root()?;
+    let mut line = doc.node(at).line;
     for seg in segs {
-        if let Some(l) = found {
-            if lines[l].contains('{') || lines[l].contains('[') {
-                return found;
+        let next = match seg {
+            OwnedSeg::Key(k) => doc.get_key(at, k).map(|(_, v)| v),
+            OwnedSeg::Index(i) => doc.items(at).get(*i).copied(),
+        };
+        match next {
+            Some(n) => {
+                at = n;
+                line = doc.node(n).line;
             }
-        }
-        match *seg {
-            Seg::Key(k) => {
-                let plain = format!("{k}:");
-                let quoted = format!("\"{k}\":");
-                let i = (lo..hi).find(|&i| {
-                    let (col, rest) = key_col(lines[i]);
-                    is_content(lines[i])
-                        && col as isize > parent
-                        && (rest.starts_with(&plain) || rest.starts_with(&quoted))
-                })?;
-                let col = key_col(lines[i]).0;
-                // The key's block ends at the next content line indented no deeper
-                // (a `- ` item at the key's own indent still belongs to it).
-                let end = (i + 1..hi)
-                    .find(|&j| {
-                        let ind = indent_of(lines[j]);
-                        is_content(lines[j])
-                            && (ind < col || (ind == col && !lines[j][ind..].starts_with('-')))
-                    })
-                    .unwrap_or(hi);
-                found = Some(i);
-                parent = col as isize;
-                lo = i + 1;
-                hi = end;
-            }
-            Seg::Index(n) => {
-                let dashes: Vec<usize> = (lo..hi)
-                    .filter(|&i| {
-                        let t = lines[i].trim_start();
-                        is_content(lines[i]) && (t.starts_with("- ") || t == "-")
-                    })
-                    .collect();
-                let ind = indent_of(lines[*dashes.first()?]);
-                let items: Vec<usize> = dashes
-                    .into_iter()
-                    .filter(|&d| indent_of(lines[d]) == ind)
-                    .collect();
-                let start = *items.get(n)?;
-                let end = items.get(n + 1).copied().unwrap_or(hi);
-                found = Some(start);
-                parent = ind as isize;
-                lo = start;
-                hi = end;
-            }
+            None => break,
         }
     }
-    found
+    if let Some(field) = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(f, _)| f)
+    {
+        if let Some((k, _)) = doc.get_key(at, field) {
+            return Some(doc.node(k).line);
+        }
+    }
+    Some(line)
 }
 
 fn bad(path: &Path, line: Option<usize>, msg: &str) -> Error {
@@ -1111,71 +970,13 @@ pub fn read(path: &Path) -> Result<String> {
     }
 }
 
-// ---- text edits that keep comments and ordering ----
+// ---- text edits that keep comments, line ends and ordering ----
 
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-fn is_content(line: &str) -> bool {
-    let t = line.trim();
-    !t.is_empty() && !t.starts_with('#')
-}
-
-/// The line index of the top-level `agents:` key.
-fn agents_key_line(lines: &[&str]) -> Option<usize> {
-    lines.iter().position(|l| {
-        indent_of(l) == 0 && (l.starts_with("agents:") || l.starts_with("\"agents\":"))
-    })
-}
-
-/// The items of the block sequence under `agents:`: (first line, end line
-/// exclusive, indent of the dash). The end excludes trailing comment and
-/// blank lines.
-fn agent_items(lines: &[&str]) -> Vec<(usize, usize, usize)> {
-    let Some(key) = agents_key_line(lines) else {
-        return Vec::new();
-    };
-    let mut items: Vec<(usize, usize, usize)> = Vec::new();
-    let mut dash_indent: Option<usize> = None;
-    let mut last_content = key;
-    let mut i = key + 1;
-    while i < lines.len() {
-        let l = lines[i];
-        if !is_content(l) {
-            i += 1;
-            continue;
-        }
-        let ind = indent_of(l);
-        let t = l.trim_start();
-        if ind == 0 && !t.starts_with('-') {
-            break; // next top-level key
-        }
-        let is_dash = t.starts_with("- ") || t == "-";
-        if is_dash && dash_indent.is_none_or(|d| d == ind) {
-            dash_indent = Some(ind);
-            if let Some(last) = items.last_mut() {
-                last.1 = last_content + 1;
-            }
-            items.push((i, i + 1, ind));
-        } else if dash_indent.is_none_or(|d| ind <= d && !is_dash) {
-            break;
-        }
-        last_content = i;
-        i += 1;
-    }
-    if let Some(last) = items.last_mut() {
-        last.1 = last_content + 1;
-    }
-    items
-}
-
-/// The (line index, indent) of agent item `i`, for error messages.
-fn find_agent_line(text: &str, i: usize) -> Option<(usize, usize)> {
-    let lines: Vec<&str> = text.lines().collect();
-    agent_items(&lines)
-        .get(i)
-        .map(|&(start, _, ind)| (start, ind))
+/// The 1-based line of agent item `i`, for error messages.
+fn find_agent_line(text: &str, i: usize) -> Option<usize> {
+    let doc = Doc::parse(text).ok()?;
+    let agents = doc.get(&[Seg::Key("agents")])?;
+    doc.items(agents).get(i).map(|&n| doc.node(n).line)
 }
 
 /// A new agent entry for `fleet add`.
@@ -1193,25 +994,55 @@ pub struct NewAgent {
     pub workdir: Option<String>,
     /// Per-agent socket.
     pub socket: Option<String>,
+    /// The host it lives on (a `hosts:` name, or a legacy agent-level host).
+    pub host: Option<String>,
+    /// The agent-level ssh target of that host (only with `host`).
+    pub ssh: Option<String>,
 }
 
-fn yaml_scalar(s: &str) -> String {
-    // Plain when YAML reads it back as the same string; else double-quoted.
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._/@+-~".contains(c))
-        && !s.starts_with(['-', '~', '@'])
-        && serde_yaml_ng::from_str::<serde_yaml_ng::Value>(s)
-            .is_ok_and(|v| v == serde_yaml_ng::Value::String(s.to_string()));
-    if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).expect("string")
+impl NewAgent {
+    /// The entry's `key: value` lines, in roster order.
+    fn fields(&self) -> Vec<String> {
+        let mut out = vec![format!("name: {}", scalar_text(&self.name))];
+        let mut field = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                out.push(format!("{k}: {}", scalar_text(v)));
+            }
+        };
+        field("runtime", Some(self.runtime.program()));
+        field("class", self.class.map(Class::as_str));
+        field("model_hint", self.model.as_deref());
+        field("working_directory", self.workdir.as_deref());
+        field("host", self.host.as_deref());
+        field("ssh", self.ssh.as_deref());
+        field("socket", self.socket.as_deref());
+        out
+    }
+
+    /// Whether `a` is the agent this entry describes.
+    fn is(&self, a: &Agent) -> bool {
+        a.name.as_str() == self.name
+            && a.runtime == self.runtime
+            && a.class == self.class
+            && a.model_hint.as_ref().map(ModelHint::as_str) == self.model.as_deref()
+            && a.working_directory.as_ref().map(Line::as_str) == self.workdir.as_deref()
+            && a.host.as_ref().map(Host::as_str) == self.host.as_deref()
+            && a.ssh.as_ref().map(SshTarget::as_str) == self.ssh.as_deref()
+            && a.socket.as_ref().map(SocketName::as_str) == self.socket.as_deref()
     }
 }
 
-/// Adds an agent at the end of `agents:`, keeping every other line (comments
-/// included) as it was. The result is validated before it is returned.
+fn hand_edit(path: &Path, what: &str) -> Error {
+    Error::Input(format!(
+        "{}: {what} without disturbing the file's layout (the agents list is not a block list of mappings); make the change by hand",
+        path.display()
+    ))
+}
+
+/// Adds an agent at the end of `agents:`, keeping every other byte
+/// (comments, line ends, indentation) as it was; the entry is indented like
+/// the last one. The result is parsed again and must hold exactly the old
+/// agents plus this one.
 pub fn add_agent(text: &str, path: &Path, new: &NewAgent) -> Result<String> {
     let roster = parse(text, path)?;
     check_agent_name(&new.name).map_err(|m| Error::Input(format!("{m}; pick another name")))?;
@@ -1223,74 +1054,96 @@ pub fn add_agent(text: &str, path: &Path, new: &NewAgent) -> Result<String> {
             new.name
         )));
     }
-    let lines: Vec<&str> = text.lines().collect();
-    let items = agent_items(&lines);
-    let (dash_indent, insert_at) = match items.last() {
-        Some(&(_, end, ind)) => (ind, end),
-        None => (2, 0),
+    let doc = Doc::parse(text).map_err(|e| bad(path, e.line, &e.msg))?;
+    let what = format!("could not add {:?}", new.name);
+    let fields = new.fields();
+    let eol = doc.eol();
+    let root = doc.root().ok_or_else(|| hand_edit(path, &what))?;
+    if doc.node(root).flow {
+        return Err(hand_edit(path, &what));
+    }
+    let block = |pad: &str| {
+        let mut s = String::new();
+        for (i, f) in fields.iter().enumerate() {
+            s.push_str(pad);
+            s.push_str(if i == 0 { "- " } else { "  " });
+            s.push_str(f);
+            s.push_str(eol);
+        }
+        s
     };
-    let pad = " ".repeat(dash_indent);
-    let mut entry = vec![format!("{pad}- name: {}", yaml_scalar(&new.name))];
-    let field = |k: &str, v: &str| format!("{pad}  {k}: {}", yaml_scalar(v));
-    entry.push(field("runtime", new.runtime.program()));
-    if let Some(c) = new.class {
-        entry.push(field("class", c.as_str()));
-    }
-    if let Some(m) = &new.model {
-        entry.push(field("model_hint", m));
-    }
-    if let Some(w) = &new.workdir {
-        entry.push(field("working_directory", w));
-    }
-    if let Some(s) = &new.socket {
-        entry.push(field("socket", s));
-    }
-    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    if items.is_empty() {
-        // `agents: []`, `agents:` with nothing under it, or no key at all.
-        match agents_key_line(&lines) {
-            Some(k) => {
-                let (_, comment) = split_comment(lines[k]);
-                out[k] = format!(
-                    "agents:{}",
-                    comment.map(|c| format!(" {c}")).unwrap_or_default()
-                );
-                for (j, e) in entry.into_iter().enumerate() {
-                    out.insert(k + 1 + j, e);
-                }
-            }
-            None => {
-                out.push("agents:".to_string());
-                out.extend(entry);
-            }
+    let splices = match doc.get_key(root, "agents") {
+        Some((_, seq)) if !doc.items(seq).is_empty() => {
+            vec![doc
+                .append_item(seq, &fields)
+                .ok_or_else(|| hand_edit(path, &what))?]
         }
-    } else {
-        for (j, e) in entry.into_iter().enumerate() {
-            out.insert(insert_at + j, e);
+        // `agents: []` (or `agents:` with nothing under it): the new list
+        // goes under the key, written as a block.
+        Some((key, v)) => {
+            let n = doc.node(v);
+            let key_end = doc.line_end(doc.node(key).end);
+            let mut out = Vec::new();
+            if n.flow {
+                // Drop the `[]` and the blanks up to a comment, if any.
+                let rest = &text[n.end..key_end];
+                let blanks = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+                let (from, upto) = if rest[blanks..].starts_with('#') {
+                    (n.start, n.end + blanks)
+                } else {
+                    let before = &text[..n.start];
+                    (before.trim_end_matches([' ', '\t']).len(), n.end + blanks)
+                };
+                out.push(Splice {
+                    start: from,
+                    end: upto,
+                    with: String::new(),
+                });
+            } else if doc.scalar(v).is_some_and(|s| !s.is_empty())
+                || n.start < key_end && n.end > key_end
+            {
+                return Err(hand_edit(path, &what));
+            }
+            let mut with = String::new();
+            if !text[..key_end].ends_with('\n') {
+                with.push_str(eol);
+            }
+            with.push_str(&block("  "));
+            out.push(Splice {
+                start: key_end,
+                end: key_end,
+                with,
+            });
+            out
         }
-    }
-    let mut result = out.join("\n");
-    result.push('\n');
+        None => {
+            let end = text.len();
+            let mut with = String::new();
+            if !text.is_empty() && !text.ends_with('\n') {
+                with.push_str(eol);
+            }
+            with.push_str("agents:");
+            with.push_str(eol);
+            with.push_str(&block("  "));
+            vec![Splice {
+                start: end,
+                end,
+                with,
+            }]
+        }
+    };
+    let result = yamledit::apply(text, splices);
     let check = parse(&result, path)?;
-    if check.agents.len() != roster.agents.len() + 1 {
-        return Err(Error::Input(format!(
-            "{}: could not add {:?} without disturbing the file's layout (flow-style agents list?); add it by hand",
-            path.display(),
-            new.name
-        )));
+    let (old, last) = check.agents.split_at(check.agents.len().saturating_sub(1));
+    if old != roster.agents.as_slice() || !last.first().is_some_and(|a| new.is(a)) {
+        return Err(hand_edit(path, &what));
     }
     Ok(result)
 }
 
-fn split_comment(line: &str) -> (&str, Option<&str>) {
-    match line.find(" #") {
-        Some(i) => (&line[..i], Some(line[i + 1..].trim())),
-        None => (line, None),
-    }
-}
-
-/// Removes agent `name` (its lines only) from the roster text, keeping every
-/// other line. The result is validated before it is returned.
+/// Removes agent `name` (the lines of its entry only) from the roster text,
+/// keeping every other byte; the last agent leaves `agents: []`. The result
+/// is parsed again and must hold the other agents, unchanged.
 pub fn remove_agent(text: &str, path: &Path, name: &str) -> Result<String> {
     let roster = parse(text, path)?;
     roster.agent(name, path)?;
@@ -1299,28 +1152,33 @@ pub fn remove_agent(text: &str, path: &Path, name: &str) -> Result<String> {
         .iter()
         .position(|a| a.name.as_str() == name)
         .expect("found above");
-    let lines: Vec<&str> = text.lines().collect();
-    let items = agent_items(&lines);
-    if items.len() != roster.agents.len() {
-        return Err(Error::Input(format!(
-            "{}: the agents list is not a plain block list; remove {name:?} by hand",
-            path.display()
-        )));
+    let doc = Doc::parse(text).map_err(|e| bad(path, e.line, &e.msg))?;
+    let what = format!("could not remove {name:?}");
+    let (key, seq) = doc
+        .root()
+        .and_then(|r| doc.get_key(r, "agents"))
+        .ok_or_else(|| hand_edit(path, &what))?;
+    let mut splices = vec![doc
+        .remove_item(seq, idx)
+        .ok_or_else(|| hand_edit(path, &what))?];
+    if roster.agents.len() == 1 {
+        let k = doc.node(key).end;
+        let colon = text[k..]
+            .find(':')
+            .map(|i| k + i + 1)
+            .ok_or_else(|| hand_edit(path, &what))?;
+        splices.push(Splice {
+            start: colon,
+            end: colon,
+            with: " []".to_string(),
+        });
     }
-    let (start, end, _) = items[idx];
-    let mut out: Vec<&str> = Vec::with_capacity(lines.len());
-    out.extend(&lines[..start]);
-    out.extend(&lines[end..]);
-    let mut result = out.join("\n");
-    result.push('\n');
+    let result = yamledit::apply(text, splices);
     let check = parse(&result, path)?;
-    if check.agents.len() + 1 != roster.agents.len()
-        || check.agents.iter().any(|a| a.name.as_str() == name)
-    {
-        return Err(Error::Input(format!(
-            "{}: could not remove {name:?} cleanly; remove it by hand",
-            path.display()
-        )));
+    let mut want = roster.agents.clone();
+    want.remove(idx);
+    if check.agents != want {
+        return Err(hand_edit(path, &what));
     }
     Ok(result)
 }
@@ -1399,7 +1257,10 @@ mod tests {
         let text = "version: 1\nagents:\n  - name: coder0\n    runtme: codex\n";
         let e = parse(text, &p()).unwrap_err().to_string();
         assert!(e.starts_with("/h/fleet/roster.yaml:4: "), "{e}");
-        assert!(e.contains("agents[0]") && e.contains("runtme"), "{e}");
+        assert!(
+            e.contains("roster.yaml:4: agents[0]: unknown field `runtme`"),
+            "{e}"
+        );
 
         let text = "version: 1\nagents:\n  - name: ok\n    runtime: codex\n  - name: Bad/Name\n    runtime: codex\n";
         let e = parse(text, &p()).unwrap_err().to_string();
@@ -1610,6 +1471,8 @@ mod tests {
             model: Some("gpt-5".into()),
             workdir: None,
             socket: None,
+            host: None,
+            ssh: None,
         };
         let out = add_agent(GOOD, &p(), &new).unwrap();
         let expected = GOOD.replace(
@@ -1638,6 +1501,8 @@ mod tests {
                 model: None,
                 workdir: None,
                 socket: None,
+                host: None,
+                ssh: None,
             },
         )
         .unwrap();
@@ -1663,6 +1528,112 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown agent"));
+    }
+
+    fn agent(name: &str) -> NewAgent {
+        NewAgent {
+            name: name.into(),
+            runtime: Runtime::Pi,
+            class: None,
+            model: None,
+            workdir: None,
+            socket: None,
+            host: None,
+            ssh: None,
+        }
+    }
+
+    /// `fleet add` used to join the lines with `\n`, turning a CRLF roster
+    /// into LF.
+    #[test]
+    fn add_and_remove_keep_crlf_and_every_other_byte() {
+        let crlf = GOOD.replace('\n', "\r\n");
+        let out = add_agent(&crlf, &p(), &agent("c2")).unwrap();
+        assert_eq!(
+            out,
+            crlf.replace(
+                "    runtime: claude\r\n",
+                "    runtime: claude\r\n  - name: c2\r\n    runtime: pi\r\n"
+            )
+        );
+        let back = remove_agent(&out, &p(), "c2").unwrap();
+        assert_eq!(back, crlf);
+        // No line end after the last line, a BOM, tabs in comments.
+        let t = "\u{feff}version: 1\r\nagents:\r\n- name: a\t# \tx\r\n  runtime: pi";
+        let out = add_agent(t, &p(), &agent("b")).unwrap();
+        assert_eq!(out, format!("{t}\r\n- name: b\r\n  runtime: pi\r\n"));
+    }
+
+    #[test]
+    fn add_writes_host_and_ssh_and_checks_them() {
+        let mut new = agent("r1");
+        new.host = Some("build1".into());
+        new.ssh = Some("ops@build1".into());
+        let out = add_agent("version: 1\nagents: []\n", &p(), &new).unwrap();
+        assert_eq!(
+            out,
+            "version: 1\nagents:\n  - name: r1\n    runtime: pi\n    host: build1\n    ssh: ops@build1\n"
+        );
+        let r = parse(&out, &p()).unwrap();
+        assert_eq!(r.host_of(&r.agents[0]).unwrap().target, "ops@build1");
+        // A host the `hosts:` map does not name, without --ssh: refused,
+        // with the roster's own error.
+        let mut new = agent("r2");
+        new.host = Some("b9".into());
+        let e = add_agent(SHARED, &p(), &new).unwrap_err().to_string();
+        assert!(e.contains("unknown host \"b9\""), "{e}");
+        new.host = Some("build2".into());
+        let out = add_agent(SHARED, &p(), &new).unwrap();
+        assert!(
+            out.ends_with("    host: BUILD2\n  - name: r2\n    runtime: pi\n    host: build2\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn add_under_an_empty_key_or_without_one() {
+        let out = add_agent("version: 1\nagents: # none\n# end\n", &p(), &agent("a"));
+        // `agents:` with nothing under it is null, which the roster refuses.
+        assert!(out.is_err());
+        let out = add_agent("version: 1\nagents: []", &p(), &agent("a")).unwrap();
+        assert_eq!(out, "version: 1\nagents:\n  - name: a\n    runtime: pi\n");
+        let out = add_agent(
+            "# only\r\nversion: 1\r\nagents: [ ]\r\ntmux: {}\r\n",
+            &p(),
+            &agent("a"),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# only\r\nversion: 1\r\nagents:\r\n  - name: a\r\n    runtime: pi\r\ntmux: {}\r\n"
+        );
+    }
+
+    #[test]
+    fn removing_the_last_agent_leaves_an_empty_list() {
+        let out = remove_agent(
+            "version: 1\nagents: # mine\n  - name: a\n    runtime: pi\n# end\n",
+            &p(),
+            "a",
+        )
+        .unwrap();
+        assert_eq!(out, "version: 1\nagents: [] # mine\n# end\n");
+        assert!(parse(&out, &p()).unwrap().agents.is_empty());
+    }
+
+    #[test]
+    fn flow_lists_anchors_and_quoted_keys_are_read_and_flow_lists_left_alone() {
+        let t = "version: 1\n\"tmux\": {socket_name: &s s1}\nagents: [{name: a, runtime: pi, socket: *s}]\n";
+        let r = parse(t, &p()).unwrap();
+        assert_eq!(r.agent_socket(&r.agents[0]), Some("s1"));
+        let e = add_agent(t, &p(), &agent("b")).unwrap_err().to_string();
+        assert!(e.contains("by hand"), "{e}");
+        let e = remove_agent(t, &p(), "a").unwrap_err().to_string();
+        assert!(e.contains("by hand"), "{e}");
+        let e = parse("version: 1\nagents: []\nagents: []\n", &p())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("roster.yaml:3: duplicate key"), "{e}");
     }
 
     #[test]
