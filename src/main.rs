@@ -24,6 +24,8 @@ fn main() {
             msg.replace('\n', " ")
         );
     }));
+    // A self-update's note to this (new) binary is read once and not passed on.
+    mosaic::selfupdate::take_updated_mark();
     // A shell asking for completions (MOSAIC_COMPLETE=SHELL) is answered and exits.
     mosaic::complete::answer_if_asked();
     let cli = mosaic::cli::Cli::parse();

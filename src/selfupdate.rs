@@ -313,7 +313,8 @@ struct Candidate {
 
 /// The newest stable release above `current` that ships an archive for
 /// `target` under its conventional name, or a release manifest (which may
-/// name it otherwise; read in [`install`]).
+/// name it otherwise; read in [`install`]) beside an asset whose name
+/// carries `target`.
 fn newest(
     releases: &[self_update::update::Release],
     current: &semver::Version,
@@ -330,7 +331,11 @@ fn newest(
         let name = archive_name(&v, target);
         let find = |n: &str| r.assets().iter().find(|a| a.name() == n).cloned();
         let archive = find(&name);
-        let manifest = find(MANIFEST_ASSET);
+        // A manifest may name the archive otherwise, but a release with no
+        // asset naming this target builds nothing for it: an older one
+        // that does is the candidate (not a refusal).
+        let for_target = r.assets().iter().any(|a| a.name().contains(target));
+        let manifest = find(MANIFEST_ASSET).filter(|_| for_target);
         if archive.is_none() && manifest.is_none() {
             continue;
         }
@@ -463,11 +468,33 @@ pub fn reexec_args(args: &UpdateArgs, g: &Global) -> Vec<std::ffi::OsString> {
 /// (`FROM TO`), so the new binary's `update --json` reports the self-update.
 pub const UPDATED_ENV: &str = "MOSAIC_SELF_UPDATED";
 
+/// The mark [`UPDATED_ENV`] carried when this process started. It is
+/// taken out of the environment at start ([`take_updated_mark`]), so
+/// nothing this binary runs (tmux, systemctl, a relaunched agent) inherits
+/// a claim meant for this one report.
+static UPDATED_MARK: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Takes [`UPDATED_ENV`] out of the environment; called first thing in
+/// `main`, while the process has one thread.
+pub fn take_updated_mark() {
+    let v = std::env::var(UPDATED_ENV).ok();
+    if v.is_some() {
+        std::env::remove_var(UPDATED_ENV);
+    }
+    let _ = UPDATED_MARK.set(v);
+}
+
+fn updated_mark() -> Option<String> {
+    UPDATED_MARK
+        .get_or_init(|| std::env::var(UPDATED_ENV).ok())
+        .clone()
+}
+
 /// What the re-executed binary reports: `updated FROM → TO` when the binary
 /// that ran it set [`UPDATED_ENV`], else `skipped-offline`.
 pub fn offline_outcome() -> SelfUpdate {
     let current = current_version().to_string();
-    if let Ok(v) = std::env::var(UPDATED_ENV) {
+    if let Some(v) = updated_mark() {
         let mut it = v.split_whitespace();
         if let (Some(from), Some(to), manifest) = (it.next(), it.next(), it.next()) {
             return SelfUpdate {
@@ -830,5 +857,36 @@ mod tests {
             semver::Version::new(0, 2, 0)
         );
         assert!(newest(&list, &semver::Version::new(0, 2, 0), t).is_none());
+        // A newer release with a manifest but built for another target only
+        // is passed over for the older one that has this target's archive
+        // (it used to be picked, then refused: exit 8 on every update).
+        let other = {
+            let mut b = Release::builder();
+            b.version("0.5.0").name("0.5.0").date("2024-01-01");
+            b.asset(ReleaseAsset::new(MANIFEST_ASSET.to_string(), "u"));
+            b.asset(ReleaseAsset::new(
+                "mosaic-aarch64-unknown-linux-gnu.tar.gz".to_string(),
+                "u",
+            ));
+            b.build().unwrap()
+        };
+        let mut list = list;
+        list.push(other);
+        assert_eq!(
+            newest(&list, &cur, t).unwrap().version,
+            semver::Version::new(0, 2, 0)
+        );
+        // With an asset for this target under another name it is the one.
+        let renamed = {
+            let mut b = Release::builder();
+            b.version("0.6.0").name("0.6.0").date("2024-01-01");
+            b.asset(ReleaseAsset::new(MANIFEST_ASSET.to_string(), "u"));
+            b.asset(ReleaseAsset::new(format!("mosaic-{t}.tar.gz"), "u"));
+            b.build().unwrap()
+        };
+        list.push(renamed);
+        let c = newest(&list, &cur, t).unwrap();
+        assert_eq!(c.version, semver::Version::new(0, 6, 0));
+        assert!(c.manifest.is_some());
     }
 }

@@ -100,7 +100,16 @@ pub fn rewrite_roster(text: &str) -> RosterRewrite {
         .into_iter()
         .filter_map(|(id, _)| doc.set_scalar(id, FLEET_SOCKET).ok())
         .collect();
-    let new = (!splices.is_empty()).then(|| yamledit::apply(text, splices));
+    let mut new = (!splices.is_empty()).then(|| yamledit::apply(text, splices));
+    // Only the sockets may change: a value shared through an anchor with
+    // another field (`tenant_id: &t mosaic-factory` … `socket_name: *t`)
+    // would change that field too. Then the file is left alone and the
+    // sockets are reported below as not migrated.
+    if let Some(t) = &new {
+        if !only_sockets_changed(&doc, t) {
+            new = None;
+        }
+    }
     let check = new.as_deref().unwrap_or(text);
     let left = match Doc::parse(check) {
         Ok(d) => legacy_sockets(&d)
@@ -121,6 +130,36 @@ pub fn rewrite_roster(text: &str) -> RosterRewrite {
         left,
         unreadable: None,
     }
+}
+
+/// Whether `new` reads as `doc` but for socket values gone from the legacy
+/// name to the new one (compared as data, aliases and merges resolved): any
+/// other value that changed was shared with a socket through an anchor.
+fn only_sockets_changed(doc: &Doc<'_>, new: &str) -> bool {
+    fn blank_sockets(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    let is_socket = (k == "socket" || k == "socket_name")
+                        && (v == LEGACY_SOCKET || v == FLEET_SOCKET);
+                    if is_socket {
+                        *v = serde_json::Value::Null;
+                    } else {
+                        blank_sockets(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(blank_sockets),
+            _ => {}
+        }
+    }
+    let (Ok(mut old), Ok(mut got)) = (doc.to_json(), Doc::parse(new).and_then(|d| d.to_json()))
+    else {
+        return false;
+    };
+    blank_sockets(&mut old);
+    blank_sockets(&mut got);
+    old == got
 }
 
 /// Rewrites `MOSAIC_TMUX_SOCKET=mosaic-factory` in an env file's text;
@@ -208,7 +247,7 @@ pub fn socket_rewrites(home: &Path) -> Result<SocketMigration> {
                 }
                 for (line, field) in &r.left {
                     out.warnings.push(format!(
-                        "{rel}:{line}: {field} still resolves to {LEGACY_SOCKET} after the socket migration (a value it cannot rewrite in place); write `{FLEET_SOCKET}` there by hand"
+                        "{rel}:{line}: {field} still resolves to {LEGACY_SOCKET} after the socket migration (a value it cannot rewrite in place, or one an anchor shares with another field); write `{FLEET_SOCKET}` there by hand"
                     ));
                 }
                 r.text
@@ -228,6 +267,32 @@ pub fn socket_rewrites(home: &Path) -> Result<SocketMigration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An anchor shared with another field: rewriting it would change that
+    /// field too (`tenant_id` became `mosaic-fleet`), so the file is left
+    /// alone and the socket reported as not migrated.
+    #[test]
+    fn a_value_an_anchor_shares_with_another_field_is_not_rewritten() {
+        for src in [
+            "version: 1\ntenant_id: &t mosaic-factory\ntmux: {socket_name: *t}\n",
+            "version: 1\nx-sock: &t mosaic-factory\ntmux: {socket_name: *t}\n",
+        ] {
+            let r = rewrite_roster(src);
+            assert_eq!(r.text, None, "{r:?}");
+            assert_eq!(r.left, vec![(2, "tmux.socket_name".to_string())]);
+        }
+    }
+
+    /// A comment between an anchor and its scalar stays (the splice covered
+    /// it and the line break).
+    #[test]
+    fn a_comment_between_anchor_and_value_is_kept() {
+        let src = "tmux:\n  socket_name: &s # keep me\n    mosaic-factory\n";
+        assert_eq!(
+            rewrite_roster(src).text.as_deref(),
+            Some("tmux:\n  socket_name: &s # keep me\n    mosaic-fleet\n")
+        );
+    }
 
     #[test]
     fn roster_socket_name_and_agent_socket_are_rewritten_keeping_everything_else() {
@@ -275,8 +340,8 @@ mod tests {
                 "tmux: {holder_session: _h,\n  socket_name:\n    mosaic-fleet}\n",
             ),
             (
-                "x-sock: &sock 'mosaic-factory'\ntmux:\n  socket_name: *sock\n",
-                "x-sock: &sock 'mosaic-fleet'\ntmux:\n  socket_name: *sock\n",
+                "agents:\n  - name: a\n    socket: &sock 'mosaic-factory'\ntmux:\n  socket_name: *sock\n",
+                "agents:\n  - name: a\n    socket: &sock 'mosaic-fleet'\ntmux:\n  socket_name: *sock\n",
             ),
             (
                 "base: &base\n  socket_name: mosaic-factory\ntmux:\n  <<: *base\n  holder_session: _h\n",

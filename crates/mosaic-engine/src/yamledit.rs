@@ -165,11 +165,19 @@ impl Builder<'_> {
         if !matches!(kind, Kind::Alias(_)) {
             while start < end && self.text[start..].starts_with(['&', '!']) {
                 let rest = &self.text[start..end];
-                let word = rest.find([' ', '\t', '\r', '\n']).unwrap_or(rest.len());
-                let after = &rest[word..];
-                let gap = after.len() - after.trim_start().len();
-                line += rest[..word + gap].matches('\n').count();
-                start += word + gap;
+                let mut k = rest.find([' ', '\t', '\r', '\n']).unwrap_or(rest.len());
+                // Blanks, line ends and comments between the anchor or tag
+                // and the node belong to neither.
+                loop {
+                    let after = &rest[k..];
+                    k += after.len() - after.trim_start().len();
+                    if !rest[k..].starts_with('#') {
+                        break;
+                    }
+                    k += rest[k..].find('\n').unwrap_or(rest.len() - k);
+                }
+                line += rest[..k].matches('\n').count();
+                start += k;
             }
         }
         let mut end = end.max(start);
@@ -738,8 +746,19 @@ impl<'t> Doc<'t> {
         let item = *items.get(idx)?;
         let (ls, _, _) = self.dash_of(item)?;
         let end = self.line_end(self.nodes[item].end);
-        // Whatever follows the item on its last line must be a comment.
-        let tail = self.text[self.nodes[item].end..end].trim();
+        // Whatever follows the item on its last line must be a comment
+        // (after the `:` of a last key whose value is empty: an empty
+        // scalar's span sits before its key's colon).
+        let mut tail = self.text[self.nodes[item].end..end].trim();
+        let last_empty = match &self.nodes[item].kind {
+            Kind::Map(pairs) => pairs.last().is_some_and(|(_, v)| {
+                matches!(&self.nodes[*v].kind, Kind::Scalar { value, style: Style::Plain, .. } if value.is_empty())
+            }),
+            _ => false,
+        };
+        if last_empty {
+            tail = tail.strip_prefix(':').map_or(tail, str::trim_start);
+        }
         if !(tail.is_empty() || tail.starts_with('#')) {
             return None;
         }

@@ -958,10 +958,42 @@ pub fn load(path: &Path) -> Result<Roster> {
     parse(&text, path)
 }
 
-/// Reads the roster text, with a clear error when it is missing.
+/// The largest roster read (a few hundred agents take a few KiB).
+pub const MAX_ROSTER_BYTES: u64 = 4 << 20;
+
+/// Reads the roster text, with a clear error when it is missing, not a
+/// regular file or too large.
 pub fn read(path: &Path) -> Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(t),
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A FIFO or a device (`--roster /dev/zero`) would block or never end: a
+    // roster is a regular file of at most MAX_ROSTER_BYTES. Opened
+    // non-blocking so opening a FIFO does not wait for a writer.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|f| f.metadata().map(|m| (f, m)));
+    let read = opened.and_then(|(f, m)| {
+        if !m.is_file() {
+            return Ok(Err(Error::Input(format!(
+                "{} is not a regular file; a roster is a YAML file (pass --roster FILE)",
+                path.display()
+            ))));
+        }
+        let mut text = String::new();
+        f.take(MAX_ROSTER_BYTES + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_ROSTER_BYTES {
+            return Ok(Err(Error::Input(format!(
+                "{} is larger than {} MiB, too large for a roster; pass the right --roster FILE",
+                path.display(),
+                MAX_ROSTER_BYTES >> 20
+            ))));
+        }
+        Ok(Ok(text))
+    });
+    match read {
+        Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Input(format!(
             "no roster at {}; create one with `mosaic fleet init --preset minimal` (or pass --roster FILE)",
             path.display()
@@ -1084,6 +1116,11 @@ pub fn add_agent(text: &str, path: &Path, new: &NewAgent) -> Result<String> {
             let n = doc.node(v);
             let key_end = doc.line_end(doc.node(key).end);
             let mut out = Vec::new();
+            if n.flow && (n.start >= key_end || n.end > key_end) {
+                // `agents:` with `[]` on a later line, or a `[` … `]`
+                // spread over lines: no layout to extend.
+                return Err(hand_edit(path, &what));
+            }
             if n.flow {
                 // Drop the `[]` and the blanks up to a comment, if any.
                 let rest = &text[n.end..key_end];
@@ -1541,6 +1578,45 @@ mod tests {
             host: None,
             ssh: None,
         }
+    }
+
+    /// A FIFO or device as the roster used to block (completion hung the
+    /// shell) or grow without bound: now a one-line refusal.
+    #[test]
+    fn a_roster_that_is_not_a_regular_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for p in [fifo.as_path(), Path::new("/dev/zero")] {
+            let e = read(p).unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; (MAX_ROSTER_BYTES + 1) as usize]).unwrap();
+        assert!(read(&big).unwrap_err().to_string().contains("too large"));
+    }
+
+    /// `agents:` with its `[]` on a later line (or a `[` … `]` over lines)
+    /// used to panic slicing the text; now a one-line refusal.
+    #[test]
+    fn add_to_an_empty_flow_list_on_its_own_line_refuses_without_a_panic() {
+        for text in [
+            "version: 1\nagents:\n  []\n",
+            "version: 1\nagents: [\n  ]\n",
+        ] {
+            let e = add_agent(text, &p(), &agent("b")).unwrap_err().to_string();
+            assert!(e.contains("make the change by hand"), "{e}");
+        }
+    }
+
+    /// An agent whose last field is empty (`class:`) used to be refused:
+    /// the empty value's span sits before the colon.
+    #[test]
+    fn remove_an_agent_whose_last_field_is_empty() {
+        let text = "version: 1\nagents:\n  - name: a\n    runtime: pi\n  - name: b\n    runtime: pi\n    class:\n";
+        let out = remove_agent(text, &p(), "b").unwrap();
+        assert_eq!(out, "version: 1\nagents:\n  - name: a\n    runtime: pi\n");
     }
 
     /// `fleet add` used to join the lines with `\n`, turning a CRLF roster
