@@ -178,6 +178,81 @@ pub fn runs(p: &Proc, program: &str) -> bool {
             .is_some_and(|a| crate::command::basename(a) == program)
 }
 
+/// What an agent's processes use, read from `/proc` (no subprocess): the
+/// processes of its unit's cgroup (`cgroup.procs` of systemd's
+/// `ControlGroup`), or the pane's process tree where that cannot be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Seconds since the pane's process (the runtime) started: since the
+    /// last restart.
+    pub uptime_seconds: Option<u64>,
+    /// CPU time (user + system) of those processes, milliseconds.
+    pub cpu_ms: u64,
+    /// Resident memory of those processes, bytes.
+    pub rss_bytes: u64,
+}
+
+fn proc_stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name, from 3 (state) on; numbers parse, the state not.
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// The pids of the cgroup `control_group` (systemd's `ControlGroup=`), from
+/// the unified hierarchy (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a
+/// hybrid host); `None` when it cannot be read.
+pub fn cgroup_pids(control_group: &str) -> Option<Vec<u32>> {
+    if control_group.is_empty() || control_group.contains("..") {
+        return None;
+    }
+    let rel = control_group.trim_start_matches('/');
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let Ok(text) = std::fs::read_to_string(format!("{root}/{rel}/cgroup.procs")) else {
+            continue;
+        };
+        return Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect());
+    }
+    None
+}
+
+/// Sums CPU time and resident memory of `pids` and the uptime of `main`.
+pub fn usage_of(main: u32, pids: &[u32]) -> Usage {
+    // SAFETY: sysconf only reads a configuration value.
+    let (tick, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let tick = u64::try_from(tick).unwrap_or(100).max(1);
+    let page = u64::try_from(page).unwrap_or(4096);
+    let boot_ticks = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|up| (up * tick as f64) as u64);
+    let mut u = Usage::default();
+    for &pid in pids {
+        // After the name: [0]=state [11]=utime [12]=stime [19]=starttime.
+        let Some(f) = proc_stat_fields(pid) else {
+            continue;
+        };
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        u.cpu_ms += ticks * 1000 / tick;
+        if let Some(rss) = std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        {
+            u.rss_bytes += rss * page;
+        }
+        if pid == main {
+            if let (Some(now), Some(&start)) = (boot_ticks, f.get(19)) {
+                u.uptime_seconds = Some(now.saturating_sub(start) / tick);
+            }
+        }
+    }
+    u
+}
+
 /// Everything `fleet ps` reads, gathered once.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -200,6 +275,10 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
     /// The pane logs that exist, by agent (`H/fleet/run/NAME.log`).
     pub logs: BTreeMap<String, String>,
+    /// Agent → runtime restarts by its supervisor (`H/fleet/run/NAME.restarts`).
+    pub restarts: BTreeMap<String, u64>,
+    /// Agent → what its processes use (live agents only).
+    pub usage: BTreeMap<String, Usage>,
 }
 
 /// The heartbeat as shown in a record.
@@ -275,6 +354,14 @@ pub struct Record {
     pub healthy: bool,
     /// `DRIFT`, `BOOT-ENABLE`, `STALE`, `DEAD`, `UNMANAGED`.
     pub flags: Vec<String>,
+    /// Seconds since the runtime (the pane's process) last started.
+    pub uptime_seconds: Option<u64>,
+    /// Times the supervisor restarted the runtime since the unit started.
+    pub restarts: Option<u64>,
+    /// CPU time used by the agent's processes (its unit's cgroup), ms.
+    pub cpu_ms: Option<u64>,
+    /// Resident memory of the agent's processes (its unit's cgroup), bytes.
+    pub rss_bytes: Option<u64>,
     /// The pane log (`H/fleet/run/NAME.log`) of a DEAD agent: its last words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -416,6 +503,10 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             state: "remote".into(),
             healthy: false,
             flags: Vec::new(),
+            uptime_seconds: None,
+            restarts: None,
+            cpu_ms: None,
+            rss_bytes: None,
             log: None,
         };
         if base.remote {
@@ -443,6 +534,14 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                     .iter()
                     .filter_map(|pid| s.procs.get(pid).cloned())
                     .collect();
+            }
+        }
+        r.restarts = s.restarts.get(&name).copied();
+        if r.pane_alive {
+            if let Some(u) = s.usage.get(&name) {
+                r.uptime_seconds = u.uptime_seconds;
+                r.cpu_ms = Some(u.cpu_ms);
+                r.rss_bytes = Some(u.rss_bytes);
             }
         }
         match s.heartbeats.get(&name) {
@@ -546,6 +645,10 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 state: "unmanaged".into(),
                 healthy: false,
                 flags: vec!["UNMANAGED".into()],
+                uptime_seconds: None,
+                restarts: None,
+                cpu_ms: None,
+                rss_bytes: None,
                 log: None,
             });
         }
@@ -824,6 +927,14 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
             s.logs
                 .insert(name.to_string(), log.to_string_lossy().into_owned());
         }
+        if let Some(n) = std::fs::read_to_string(
+            home.join("fleet/run").join(format!("{name}.restarts")),
+        )
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        {
+            s.restarts.insert(name.to_string(), n);
+        }
         let hb = home.join("fleet/run").join(format!("{name}.hb"));
         match std::fs::read_to_string(&hb) {
             Ok(text) => {
@@ -845,6 +956,25 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
             wanted.extend(tree(&s.procs, r));
         }
         fill_args(&mut s.procs, &wanted);
+        for a in roster.agents.iter().filter(|a| a.is_local()) {
+            let name = a.name.as_str();
+            let Some(p) = find_pane(&s, roster.agent_socket(a), name) else {
+                continue;
+            };
+            if p.dead || !s.procs.contains_key(&p.pid) {
+                continue;
+            }
+            let unit = systemd::agent_unit(name);
+            let cg = s
+                .units
+                .as_ref()
+                .and_then(|u| u.get(&unit))
+                .and_then(|u| cgroup_pids(&u.control_group))
+                .filter(|pids| pids.contains(&p.pid));
+            let pids = cg.unwrap_or_else(|| tree(&s.procs, p.pid));
+            let usage = usage_of(p.pid, &pids);
+            s.usage.insert(name.to_string(), usage);
+        }
     }
     Ok(s)
 }
@@ -868,12 +998,36 @@ fn secs(v: Option<u64>) -> String {
     }
 }
 
+/// CPU time: `850ms`, `12.3s`, `4m`, `2h`.
+fn cpu(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 100_000 {
+        format!("{}.{}s", ms / 1000, ms % 1000 / 100)
+    } else {
+        secs(Some(ms / 1000))
+    }
+}
+
+/// Memory: `812K`, `45M`, `1.2G` (binary units).
+fn bytes(b: u64) -> String {
+    const K: u64 = 1024;
+    if b < K * K {
+        format!("{}K", b / K)
+    } else if b < K * K * K {
+        format!("{}M", b / (K * K))
+    } else {
+        format!("{}.{}G", b / (K * K * K), b % (K * K * K) * 10 / (K * K * K))
+    }
+}
+
 /// The human table: aligned columns; `paint` colours flags (a no-op off a TTY).
 pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
     let header = [
-        "NAME", "RUNTIME", "UNIT", "SESSION", "PID", "COMMAND", "IDLE", "BEAT", "FLAGS",
+        "NAME", "RUNTIME", "UNIT", "SESSION", "PID", "COMMAND", "IDLE", "BEAT", "UPTIME",
+        "RESTARTS", "CPU", "RSS", "FLAGS",
     ];
-    let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut rows: Vec<[String; 13]> = Vec::new();
     for a in &r.agents {
         let unit = match (a.unit_active, a.unit_enabled) {
             _ if a.unit.is_none() => "-".to_string(),
@@ -912,6 +1066,12 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
                 Some(h) => format!("{} {}", secs(Some(h.age_seconds)), h.state),
                 None => "-".into(),
             },
+            secs(a.uptime_seconds),
+            a.restarts
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            a.cpu_ms.map(cpu).unwrap_or_else(|| "-".into()),
+            a.rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             if a.flags.is_empty() {
                 if a.healthy {
                     "ok".into()
@@ -956,8 +1116,8 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
         } else {
             "33"
         };
-        let flags = pad(&cells[8], 0);
-        cells[8] = if code == "0" {
+        let flags = pad(&cells[12], 0);
+        cells[12] = if code == "0" {
             flags
         } else {
             paint(code, &flags)
