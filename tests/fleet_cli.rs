@@ -250,7 +250,9 @@ fn install_merges_env_files_and_installs_units() {
     assert!(coder.starts_with(&expect_prefix), "{coder}");
     if let Some(t) = &tenant {
         assert!(
-            coder.ends_with(&format!("MOSAIC_TENANT_ID={t}\nMOSAIC_AGENT_RESTART=on-failure\n")),
+            coder.ends_with(&format!(
+                "MOSAIC_TENANT_ID={t}\nMOSAIC_AGENT_RESTART=on-failure\n"
+            )),
             "{coder}"
         );
     }

@@ -223,7 +223,12 @@ pub fn cgroup_pids(control_group: &str) -> Option<Vec<u32>> {
 /// Sums CPU time and resident memory of `pids` and the uptime of `main`.
 pub fn usage_of(main: u32, pids: &[u32]) -> Usage {
     // SAFETY: sysconf only reads a configuration value.
-    let (tick, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let (tick, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
     let tick = u64::try_from(tick).unwrap_or(100).max(1);
     let page = u64::try_from(page).unwrap_or(4096);
     let boot_ticks = std::fs::read_to_string("/proc/uptime")
@@ -927,11 +932,10 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
             s.logs
                 .insert(name.to_string(), log.to_string_lossy().into_owned());
         }
-        if let Some(n) = std::fs::read_to_string(
-            home.join("fleet/run").join(format!("{name}.restarts")),
-        )
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
+        if let Some(n) =
+            std::fs::read_to_string(home.join("fleet/run").join(format!("{name}.restarts")))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
         {
             s.restarts.insert(name.to_string(), n);
         }
@@ -1017,7 +1021,11 @@ fn bytes(b: u64) -> String {
     } else if b < K * K * K {
         format!("{}M", b / (K * K))
     } else {
-        format!("{}.{}G", b / (K * K * K), b % (K * K * K) * 10 / (K * K * K))
+        format!(
+            "{}.{}G",
+            b / (K * K * K),
+            b % (K * K * K) * 10 / (K * K * K)
+        )
     }
 }
 
