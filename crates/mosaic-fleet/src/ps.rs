@@ -1219,6 +1219,7 @@ mod tests {
                 active_state: active.into(),
                 sub_state: "exited".into(),
                 unit_file_state: file.into(),
+                control_group: String::new(),
             },
         )
     }
@@ -1525,5 +1526,107 @@ mod tests {
         let col = lines[0].find("RUNTIME").unwrap();
         assert_eq!(&lines[1][col..col + 5], "codex");
         assert!(!t.contains('\x1b'));
+    }
+
+    #[test]
+    fn supervision_figures_are_joined_and_shown() {
+        let mut s = Snapshot {
+            now: 1000,
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        s.panes.insert(
+            Some("mosaic-fleet".into()),
+            vec![pane("a", 10, "codex", ""), {
+                let mut p = pane("b", 20, "pi", "");
+                p.dead = true;
+                p
+            }],
+        );
+        s.procs = [
+            proc_(10, 1, "codex", &["codex"]),
+            proc_(20, 1, "pi", &["pi"]),
+        ]
+        .into_iter()
+        .collect();
+        s.restarts.insert("a".into(), 3);
+        s.restarts.insert("b".into(), 0);
+        let usage = Usage {
+            uptime_seconds: Some(125),
+            cpu_ms: 12_345,
+            rss_bytes: 300 * 1024 * 1024,
+        };
+        s.usage.insert("a".into(), usage.clone());
+        s.usage.insert("b".into(), usage);
+        let r = join(&roster(), Path::new("/r"), &s, 60);
+        let by = |n: &str| r.agents.iter().find(|x| x.name == n).unwrap();
+        let a = by("a");
+        assert_eq!(
+            (a.restarts, a.uptime_seconds, a.cpu_ms, a.rss_bytes),
+            (Some(3), Some(125), Some(12_345), Some(300 * 1024 * 1024))
+        );
+        // A dead pane has no live figures, but keeps its count.
+        let b = by("b");
+        assert_eq!(
+            (b.restarts, b.uptime_seconds, b.cpu_ms, b.rss_bytes),
+            (Some(0), None, None, None)
+        );
+        assert_eq!(by("c").restarts, None);
+        let t = table(&r, &|_, s| s.to_string());
+        let head = t.lines().next().unwrap();
+        let line = t.lines().find(|l| l.starts_with("a ")).unwrap();
+        for (col, want) in [
+            ("UPTIME", "2m"),
+            ("RESTARTS", "3"),
+            ("CPU", "12.3s"),
+            ("RSS", "300M"),
+        ] {
+            let at = head.find(col).unwrap();
+            assert_eq!(
+                line[at..].split_whitespace().next(),
+                Some(want),
+                "{col}\n{t}"
+            );
+        }
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(json["restarts"], 3);
+        assert_eq!(json["rss_bytes"], 300 * 1024 * 1024);
+        assert_eq!(cpu(850), "850ms");
+        assert_eq!(bytes(1536 * 1024 * 1024), "1.5G");
+    }
+
+    #[test]
+    fn usage_of_this_process_is_read_from_proc() {
+        let me = std::process::id();
+        let u = usage_of(me, &[me, u32::MAX]);
+        assert!(u.rss_bytes > 0, "{u:?}");
+        assert!(u.uptime_seconds.is_some(), "{u:?}");
+        assert_eq!(cgroup_pids(""), None);
+        assert_eq!(cgroup_pids("/../etc"), None);
+    }
+
+    #[test]
+    fn restart_policy_is_an_enum_in_the_roster() {
+        let r = roster::parse(
+            "version: 1\nagents:\n  - name: a\n    runtime: codex\n    restart: always\n  - name: b\n    runtime: pi\n",
+            Path::new("/r.yaml"),
+        )
+        .unwrap();
+        assert_eq!(r.agents[0].restart, Some(roster::RestartPolicy::Always));
+        assert_eq!(
+            r.agents[1].restart.unwrap_or_default().as_str(),
+            "on-failure"
+        );
+        let err = roster::parse(
+            "version: 1\nagents:\n  - name: a\n    runtime: codex\n    restart: sometimes\n",
+            Path::new("/r.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("restart") || err.contains("sometimes"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 }
