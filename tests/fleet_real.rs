@@ -208,6 +208,13 @@ fn fleet_end_to_end_with_the_stub_agent() {
         );
     }
 
+    // A per-agent drop-in: it must reach coder0's runtime, and only it.
+    let dropin = um.unit_dir().join("mosaic-agent@coder0.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("limit.conf"), "[Service]\nMemoryMax=64M\n").unwrap();
+    let out = um.systemctl(&["daemon-reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+
     // Start, verify, ps: all healthy.
     f.ok(&["fleet", "start"]);
     f.ok(&["fleet", "verify"]);
@@ -242,6 +249,33 @@ fn fleet_end_to_end_with_the_stub_agent() {
         assert!(r["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{r:#}");
         assert!(r["cpu_ms"].as_u64().is_some(), "{r:#}");
     }
+    // The drop-in's limit is on the cgroup coder0's runtime lives in.
+    let limit_of = |a: &str| -> Option<u64> {
+        let pid = row(&doc, a)["pane_pid"].as_u64().unwrap();
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        cg.lines().find_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            let (ctl, path) = rest.split_once(':')?;
+            let file = match ctl {
+                "memory" => format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+                "" if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() => {
+                    format!("/sys/fs/cgroup{path}/memory.max")
+                }
+                _ => return None,
+            };
+            std::fs::read_to_string(file).ok()?.trim().parse().ok()
+        })
+    };
+    assert_eq!(
+        limit_of("coder0"),
+        Some(64 * 1024 * 1024),
+        "coder0's MemoryMax"
+    );
+    assert_ne!(
+        limit_of("lead"),
+        Some(64 * 1024 * 1024),
+        "lead has no limit"
+    );
     // lead's daemon left the pane's process tree but not lead's unit.
     let daemons = pids_running(&format!("sleep {DAEMON_SECS}"));
     assert_eq!(daemons.len(), 1, "{daemons:?}");
