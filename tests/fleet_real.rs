@@ -245,6 +245,8 @@ fn fleet_end_to_end_with_the_stub_agent() {
             cgroup_of(pid)
         );
         assert_eq!(r["restarts"], 0, "{r:#}");
+        // The stub adapter reads its screen: at its prompt.
+        assert_eq!(r["screen"], "idle", "{r:#}");
         assert!(r["uptime_seconds"].as_u64().is_some(), "{r:#}");
         assert!(r["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{r:#}");
         assert!(r["cpu_ms"].as_u64().is_some(), "{r:#}");

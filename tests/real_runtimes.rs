@@ -622,6 +622,8 @@ fn supervised_case(runtime: Runtime, bin: &Path, server: &ModelServer) {
     let r = &doc["agents"][0];
     assert_eq!(r["state"], "running", "{r:#}");
     assert_eq!(r["restarts"], 0, "{r:#}");
+    // fleet ps reads the screen with the runtime's adapter: at its prompt.
+    assert_eq!(r["screen"], "idle", "{runtime}: {r:#}\n{}", capture());
     let rss = r["rss_bytes"].as_u64().unwrap_or(0);
     // Every process of the runtime is in its unit's cgroup.
     let cg_out = um.systemctl(&[

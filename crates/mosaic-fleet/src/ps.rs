@@ -284,6 +284,8 @@ pub struct Snapshot {
     pub restarts: BTreeMap<String, u64>,
     /// Agent → what its processes use (live agents only).
     pub usage: BTreeMap<String, Usage>,
+    /// Agent → its pane's visible screen (live local agents, full snapshots).
+    pub screens: BTreeMap<String, String>,
 }
 
 /// The heartbeat as shown in a record.
@@ -359,6 +361,10 @@ pub struct Record {
     pub healthy: bool,
     /// `DRIFT`, `BOOT-ENABLE`, `STALE`, `DEAD`, `UNMANAGED`.
     pub flags: Vec<String>,
+    /// What the runtime's screen shows, classified by its adapter: `idle`
+    /// (at its prompt), `busy`, `input` (text in the box), `prompt` (a
+    /// permission prompt), `dialog` or `unknown`; null when not read.
+    pub screen: Option<String>,
     /// Seconds since the runtime (the pane's process) last started.
     pub uptime_seconds: Option<u64>,
     /// Times the supervisor restarted the runtime since the unit started.
@@ -468,6 +474,19 @@ fn find_pane<'a>(s: &'a Snapshot, socket: Option<&str>, session: &str) -> Option
         .copied()
 }
 
+/// The word `fleet ps` shows for a screen state.
+pub fn screen_word(s: &crate::adapters::ScreenState) -> &'static str {
+    use crate::adapters::ScreenState as S;
+    match s {
+        S::Ready => "idle",
+        S::Busy => "busy",
+        S::InputPending { .. } => "input",
+        S::PermissionPrompt { .. } => "prompt",
+        S::Dialog { .. } => "dialog",
+        S::Unknown => "unknown",
+    }
+}
+
 /// Joins the roster with a snapshot (pure).
 pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64) -> Report {
     let tenant = roster.tenant();
@@ -508,6 +527,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             state: "remote".into(),
             healthy: false,
             flags: Vec::new(),
+            screen: None,
             uptime_seconds: None,
             restarts: None,
             cpu_ms: None,
@@ -542,6 +562,14 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             }
         }
         r.restarts = s.restarts.get(&name).copied();
+        if let (true, Some(screen)) = (r.pane_alive, s.screens.get(&name)) {
+            let rt = s
+                .commands
+                .get(&name)
+                .and_then(|c| crate::adapters::Runtime::for_command(c))
+                .or_else(|| crate::adapters::Runtime::from_name(a.runtime.program()));
+            r.screen = rt.map(|rt| screen_word(&rt.screen_state(screen)).to_string());
+        }
         if r.pane_alive {
             if let Some(u) = s.usage.get(&name) {
                 r.uptime_seconds = u.uptime_seconds;
@@ -650,6 +678,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 state: "unmanaged".into(),
                 healthy: false,
                 flags: vec!["UNMANAGED".into()],
+                screen: None,
                 uptime_seconds: None,
                 restarts: None,
                 cpu_ms: None,
@@ -888,8 +917,30 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Gathers a snapshot: one tmux call per socket, one systemctl call (when
-/// `with_units`), the rest from files.
+/// One `capture-pane` list per socket for the live local agents' panes
+/// ([`tmux::capture_screens`]); a socket whose call fails (a pane went away
+/// in between) keeps the screens read before the failure.
+fn read_screens(s: &mut Snapshot, roster: &Roster) {
+    let mut by_socket: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for a in roster.agents.iter().filter(|a| a.is_local()) {
+        let sock = roster.agent_socket(a);
+        if find_pane(s, sock, a.name.as_str()).is_some_and(|p| !p.dead) {
+            by_socket.entry(sock).or_default().push(a.name.as_str());
+        }
+    }
+    for (sock, names) in by_socket {
+        let Ok(out) = runner::output(&tmux::capture_screens(sock, &names)) else {
+            continue;
+        };
+        for (n, screen) in tmux::parse_screens(&names, &String::from_utf8_lossy(&out.stdout)) {
+            s.screens.insert(n.to_string(), screen);
+        }
+    }
+}
+
+/// Gathers a snapshot: one tmux call per socket, one systemctl call and one
+/// screen capture per socket with live agents (when `with_units`), the rest
+/// from files.
 pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapshot> {
     let mut s = Snapshot {
         now: now(),
@@ -960,6 +1011,9 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
             wanted.extend(tree(&s.procs, r));
         }
         fill_args(&mut s.procs, &wanted);
+        if with_units {
+            read_screens(&mut s, roster);
+        }
         for a in roster.agents.iter().filter(|a| a.is_local()) {
             let name = a.name.as_str();
             let Some(p) = find_pane(&s, roster.agent_socket(a), name) else {
@@ -1071,7 +1125,12 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
             a.current_command.clone().unwrap_or_else(|| "-".into()),
             secs(a.idle_seconds),
             match &a.heartbeat {
-                Some(h) => format!("{} {}", secs(Some(h.age_seconds)), h.state),
+                // The screen, when read, says more than a wrapper's beat.
+                Some(h) => format!(
+                    "{} {}",
+                    secs(Some(h.age_seconds)),
+                    a.screen.as_deref().unwrap_or(&h.state)
+                ),
                 None => "-".into(),
             },
             secs(a.uptime_seconds),
