@@ -661,7 +661,8 @@ fn supervised_case(runtime: Runtime, bin: &Path, server: &ModelServer) {
             let r = &doc["agents"][0];
             r["restarts"] == 1 && r["state"] == "running" && r["pane_pid"].as_u64() != Some(pid)
         }),
-        "{runtime}: not restarted: {doc:#}"
+        "{runtime}: not restarted: {doc:#}\n{}",
+        um.status("mosaic-agent@agent.service")
     );
     assert!(
         ready(startup_timeout(runtime)),
