@@ -252,7 +252,9 @@ fn install_merges_env_files_and_installs_units() {
     assert!(coder.starts_with(&expect_prefix), "{coder}");
     if let Some(t) = &tenant {
         assert!(
-            coder.ends_with(&format!("MOSAIC_TENANT_ID={t}\n")),
+            coder.ends_with(&format!(
+                "MOSAIC_TENANT_ID={t}\nMOSAIC_AGENT_RESTART=on-failure\n"
+            )),
             "{coder}"
         );
     }
@@ -477,8 +479,15 @@ fn fleet_ps_spawns_the_same_processes_for_3_and_30_agents() {
         big.len(),
         "3 agents: {small:#?}\n30 agents: {big:#?}"
     );
-    assert_eq!(small.len(), 2, "{small:#?}");
+    // list-panes, systemctl show, and one capture-pane list for the screens.
+    assert_eq!(small.len(), 3, "{small:#?}");
     assert!(big.iter().any(|l| l.contains("list-panes -a")), "{big:#?}");
+    assert!(
+        big.iter()
+            .any(|l| l
+                .contains("capture-pane -p -t =a0:0.0 ; display-message -p @@mosaic-screen-end@@")),
+        "{big:#?}"
+    );
     assert!(big.iter().any(|l| l.contains("--user show")), "{big:#?}");
     let rows30 = doc30["agents"].as_array().unwrap();
     assert_eq!(rows30.len(), 30);

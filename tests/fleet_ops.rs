@@ -141,6 +141,8 @@ fn fleet_ops_without_a_locale() {
         let mut body = std::fs::read_to_string(&env).unwrap();
         // A shell prefix before the program: `cd DIR && exec PROGRAM`.
         body.push_str(&format!("MOSAIC_AGENT_COMMAND=cd /tmp && exec {stub}\n"));
+        // The pane-log checks below need a runtime that stays dead once killed.
+        body.push_str("MOSAIC_AGENT_RESTART=never\n");
         std::fs::write(&env, body).unwrap();
     }
 
@@ -265,7 +267,8 @@ fn fleet_ops_without_a_locale() {
     let out = f.run(&["fleet", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("MISSING lead"),
+        // The dead pane stays (remain-on-exit) until the agent is restarted.
+        String::from_utf8_lossy(&out.stdout).contains("DEAD lead"),
         "{}",
         text(&out)
     );

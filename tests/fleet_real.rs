@@ -19,6 +19,35 @@ use std::time::{Duration, Instant};
 
 const SOCKET: &str = "mosaic-fleet";
 
+/// How long lead's daemon sleeps: a number no other process uses.
+const DAEMON_SECS: u32 = 987_654;
+
+/// The cgroup path of `pid` in the unified hierarchy (`0::` line).
+fn cgroup_of(pid: u64) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// pids whose command line starts with `needle`.
+fn pids_running(needle: &str) -> Vec<u64> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.starts_with(needle) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
 fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -130,7 +159,20 @@ fn fleet_end_to_end_with_the_stub_agent() {
     for a in ["lead", "coder0", "reviewer0"] {
         let env = f.env_file(a);
         let mut body = std::fs::read_to_string(&env).unwrap();
-        body.push_str(&format!("MOSAIC_AGENT_COMMAND={}\n", f.stub()));
+        assert!(
+            body.contains("MOSAIC_AGENT_RESTART=on-failure\n"),
+            "the default policy: {body}"
+        );
+        if a == "lead" {
+            // A runtime that leaves a daemon behind (as codex does): it must
+            // still belong to lead's unit, and `fleet stop` must end it.
+            body.push_str(&format!(
+                "MOSAIC_AGENT_COMMAND=\"setsid -f sleep {DAEMON_SECS} </dev/null >/dev/null 2>&1 && exec {}\"\n",
+                f.stub()
+            ));
+        } else {
+            body.push_str(&format!("MOSAIC_AGENT_COMMAND={}\n", f.stub()));
+        }
         if a == "reviewer0" {
             // This one must not refresh its beat during the test (STALE below).
             body = body.replace(
@@ -147,7 +189,8 @@ fn fleet_end_to_end_with_the_stub_agent() {
     for a in ["lead", "coder0", "reviewer0"] {
         let body = std::fs::read_to_string(f.env_file(a)).unwrap();
         assert!(
-            body.contains(&format!("MOSAIC_AGENT_COMMAND={}\n", f.stub())),
+            body.contains(&format!("MOSAIC_AGENT_COMMAND={}", f.stub()))
+                || body.contains(&format!("&& exec {}", f.stub())),
             "{body}"
         );
     }
@@ -167,6 +210,13 @@ fn fleet_end_to_end_with_the_stub_agent() {
             text(&out)
         );
     }
+
+    // A per-agent drop-in: it must reach coder0's runtime, and only it.
+    let dropin = um.unit_dir().join("mosaic-agent@coder0.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("limit.conf"), "[Service]\nMemoryMax=64M\n").unwrap();
+    let out = um.systemctl(&["daemon-reload"]);
+    assert!(out.status.success(), "{}", text(&out));
 
     // Start, verify, ps: all healthy.
     let started = json_contract::parse(&f.ok(&["fleet", "start", "--json"]).stdout).unwrap();
@@ -201,11 +251,62 @@ fn fleet_end_to_end_with_the_stub_agent() {
         assert!(r["tenant_id"].as_str().is_some_and(|t| !t.is_empty()));
         assert!(r["host"].as_str().is_some_and(|t| !t.is_empty()));
         assert!(!r["processes"].as_array().unwrap().is_empty());
+        // Supervision: the runtime lives in its own unit's cgroup.
+        let pid = r["pane_pid"].as_u64().unwrap();
+        assert!(
+            cgroup_of(pid).ends_with(&format!("/mosaic-agent@{a}.service")),
+            "{a}: pane {pid} in {:?}",
+            cgroup_of(pid)
+        );
+        assert_eq!(r["restarts"], 0, "{r:#}");
+        // The stub adapter reads its screen: at its prompt.
+        assert_eq!(r["screen"], "idle", "{r:#}");
+        assert!(r["uptime_seconds"].as_u64().is_some(), "{r:#}");
+        assert!(r["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{r:#}");
+        assert!(r["cpu_ms"].as_u64().is_some(), "{r:#}");
     }
+    // The drop-in's limit is on the cgroup coder0's runtime lives in.
+    let limit_of = |a: &str| -> Option<u64> {
+        let pid = row(&doc, a)["pane_pid"].as_u64().unwrap();
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        cg.lines().find_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            let (ctl, path) = rest.split_once(':')?;
+            let file = match ctl {
+                "memory" => format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+                "" if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() => {
+                    format!("/sys/fs/cgroup{path}/memory.max")
+                }
+                _ => return None,
+            };
+            std::fs::read_to_string(file).ok()?.trim().parse().ok()
+        })
+    };
+    assert_eq!(
+        limit_of("coder0"),
+        Some(64 * 1024 * 1024),
+        "coder0's MemoryMax"
+    );
+    assert_ne!(
+        limit_of("lead"),
+        Some(64 * 1024 * 1024),
+        "lead has no limit"
+    );
+    // lead's daemon left the pane's process tree but not lead's unit.
+    let daemons = pids_running(&format!("sleep {DAEMON_SECS}"));
+    assert_eq!(daemons.len(), 1, "{daemons:?}");
+    assert!(
+        cgroup_of(daemons[0]).ends_with("/mosaic-agent@lead.service"),
+        "{:?}",
+        cgroup_of(daemons[0])
+    );
     assert_eq!(doc["holder"]["session_present"], true, "{doc:#}");
     assert_eq!(doc["agents"].as_array().unwrap().len(), 3, "{doc:#}");
     let table = String::from_utf8_lossy(&f.ok(&["fleet", "ps"]).stdout).into_owned();
     assert!(table.starts_with("NAME "), "{table}");
+    for col in ["UPTIME", "RESTARTS", "CPU", "RSS"] {
+        assert!(table.lines().next().unwrap().contains(col), "{table}");
+    }
     assert!(!table.contains('\x1b'), "no colour off a TTY: {table}");
 
     // agent send --verify: the stub acknowledges.
@@ -316,19 +417,66 @@ fn fleet_end_to_end_with_the_stub_agent() {
         .args(["kill-session", "-t", "=pi0"])
         .output();
 
-    // DEAD: kill one pane's process; the next ps shows it.
+    // A killed runtime is restarted (restart: on-failure) in the same pane,
+    // in the same unit, and counted.
     let pid = row(&doc, "coder0")["pane_pid"].as_u64().unwrap();
     assert!(Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
         .unwrap()
         .success());
-    assert!(common::wait_until(Duration::from_secs(10), || !f
-        .sessions(Some(SOCKET))
-        .contains(&"coder0".to_string())));
+    let mut doc = Value::Null;
+    assert!(
+        common::wait_until(Duration::from_secs(20), || {
+            doc = f.ps(&[]);
+            let r = row(&doc, "coder0");
+            r["restarts"] == 1 && r["state"] == "running" && r["pane_pid"].as_u64() != Some(pid)
+        }),
+        "not restarted: {doc:#}"
+    );
+    let new_pid = row(&doc, "coder0")["pane_pid"].as_u64().unwrap();
+    assert!(cgroup_of(new_pid).ends_with("/mosaic-agent@coder0.service"));
+    f.ok(&["agent", "send", "coder0", "-m", "back again", "--verify"]);
+    let table = String::from_utf8_lossy(&f.ok(&["fleet", "ps"]).stdout).into_owned();
+    let line = table.lines().find(|l| l.starts_with("coder0 ")).unwrap();
+    let header = table.lines().next().unwrap();
+    let at = header.find("RESTARTS").unwrap();
+    assert_eq!(line[at..].split_whitespace().next(), Some("1"), "{table}");
+
+    // DEAD: with restart: never the killed runtime stays dead.
+    let env = f.env_file("coder0");
+    let body = std::fs::read_to_string(&env).unwrap();
+    std::fs::write(
+        &env,
+        body.replace(
+            "MOSAIC_AGENT_RESTART=on-failure",
+            "MOSAIC_AGENT_RESTART=never",
+        ),
+    )
+    .unwrap();
+    f.ok(&["fleet", "restart", "coder0"]);
     let doc = f.ps(&[]);
+    assert_eq!(
+        row(&doc, "coder0")["restarts"],
+        0,
+        "a unit start counts from 0: {doc:#}"
+    );
+    let pid = row(&doc, "coder0")["pane_pid"].as_u64().unwrap();
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut doc = Value::Null;
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            doc = f.ps(&[]);
+            row(&doc, "coder0")["state"] == "dead"
+        }),
+        "{doc:#}"
+    );
     assert_eq!(flags(&doc, "coder0"), ["DEAD"], "{doc:#}");
-    assert_eq!(row(&doc, "coder0")["state"], "dead");
+    assert_eq!(row(&doc, "coder0")["restarts"], 0, "{doc:#}");
     let out = f.run(&[
         "agent",
         "send",
@@ -341,14 +489,15 @@ fn fleet_end_to_end_with_the_stub_agent() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no session"),
+        // The dead pane stays (remain-on-exit) with the runtime's last screen.
+        String::from_utf8_lossy(&out.stderr).contains("the pane of agent coder0 is dead"),
         "{}",
         text(&out)
     );
     let out = f.run(&["fleet", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("MISSING coder0"),
+        String::from_utf8_lossy(&out.stdout).contains("DEAD coder0"),
         "{}",
         text(&out)
     );
@@ -372,8 +521,22 @@ fn fleet_end_to_end_with_the_stub_agent() {
     assert_eq!(row(&doc, "coder0")["state"], "running", "{doc:#}");
     assert_eq!(row(&doc, "lead")["pane_pid"].as_u64(), Some(lead_pid));
 
-    // Stop: the fleet's server goes, the operator's default server stays.
+    // Stop: the fleet's server goes, the operator's default server stays,
+    // and no process of any runtime is left (lead's daemon included).
+    let doc = f.ps(&[]);
+    let runtimes: Vec<u64> = ["lead", "coder0", "reviewer0"]
+        .iter()
+        .map(|a| row(&doc, a)["pane_pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids_running(&format!("sleep {DAEMON_SECS}")).len(), 1);
     f.ok(&["fleet", "stop"]);
+    let left: Vec<u64> = runtimes
+        .iter()
+        .copied()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .chain(pids_running(&format!("sleep {DAEMON_SECS}")))
+        .collect();
+    assert!(left.is_empty(), "left after fleet stop: {left:?}");
     assert!(
         f.sessions(Some(SOCKET)).is_empty(),
         "{:?}",

@@ -391,7 +391,13 @@ fn units_follow_the_contract() {
     }
     for line in [
         "EnvironmentFile=%E/mosaic/fleet/agents/%i.env",
-        "ExecStart=%E/mosaic/tools/fleet/start-agent-session.sh %i",
+        // Supervision: the agent's processes are this unit's (docs/fleet.md).
+        "Type=forking",
+        "PIDFile=%E/mosaic/fleet/run/%i.supervisor.pid",
+        "Delegate=yes",
+        "KillMode=control-group",
+        "ExecStart=%E/mosaic/tools/fleet/agent-supervisor %i",
+        "ExecStop=%E/mosaic/tools/fleet/stop-agent-session.sh %i",
         "After=mosaic-tmux-holder.service",
         "BindsTo=mosaic-tmux-holder.service",
         "PartOf=mosaic-tmux-holder.service",

@@ -532,6 +532,158 @@ fn real_case(runtime: Runtime, bin: &Path) {
         }),
         "{runtime}: processes left behind after teardown"
     );
+    supervised_case(runtime, bin, &server);
+}
+
+/// pids whose environment holds `kv` exactly (`HOME=/…`).
+fn pids_with_env(kv: &str) -> Vec<u32> {
+    rs::all_procs()
+        .keys()
+        .copied()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|e| e.split(|b| *b == 0).any(|x| x == kv.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The runtime as a fleet agent under a private systemd user manager:
+/// `mosaic-agent@agent.service` owns every process of the runtime (codex's
+/// daemon included), a killed runtime is restarted by the supervisor and
+/// counted in `fleet ps`, and `fleet stop` leaves no process of it.
+fn supervised_case(runtime: Runtime, bin: &Path, server: &ModelServer) {
+    let Some(um) = common::UserManager::start() else {
+        panic!("{runtime}: no private systemd user manager in the namespace");
+    };
+    let sb = Sandbox::new(runtime, bin, server.port());
+    let h = um.config_home().join("mosaic");
+    let run = |args: &[&str]| {
+        let mut c = um.command(assert_cmd::cargo::cargo_bin("mosaic"));
+        c.env("NO_COLOR", "1").args(args);
+        let out = rs::run_with_timeout(&mut c, Duration::from_secs(120)).expect("mosaic");
+        assert!(
+            out.status.success(),
+            "{runtime}: mosaic {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let ps = || -> serde_json::Value {
+        serde_json::from_slice(&run(&["fleet", "ps", "--json"]).stdout).expect("ps json")
+    };
+    let capture = || {
+        let out = um
+            .tmux(Some(rs::SOCKET))
+            .args(["capture-pane", "-p", "-t", "=agent:0.0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["--home", h.to_str().unwrap(), "install"]);
+    std::fs::create_dir_all(h.join("fleet")).unwrap();
+    std::fs::write(
+        h.join("fleet/roster.yaml"),
+        format!(
+            "version: 1\ntmux:\n  socket_name: {}\ndefaults:\n  working_directory: {}\nagents:\n  - name: agent\n    runtime: {}\n",
+            rs::SOCKET,
+            sb.workdir().display(),
+            runtime.name()
+        ),
+    )
+    .unwrap();
+    run(&["fleet", "install"]);
+    // The runtime's own environment (HOME with its configuration, PATH with
+    // the pinned install, its keys): the agent's env file passes it on.
+    let env_file = h.join("fleet/agents/agent.env");
+    let mut body = std::fs::read_to_string(&env_file).unwrap();
+    for (k, v) in sb.env() {
+        if k != "TMUX_TMPDIR" {
+            body.push_str(&format!("{k}=\"{v}\"\n"));
+        }
+    }
+    std::fs::write(&env_file, body).unwrap();
+    let home_kv = format!("HOME={}", sb.home().display());
+
+    let started = Instant::now();
+    run(&["fleet", "start"]);
+    let ready = |timeout: Duration| {
+        common::wait_until(timeout, || runtime.screen_state(&capture()).is_ready())
+    };
+    assert!(
+        ready(startup_timeout(runtime)),
+        "{runtime}: not ready under its unit:\n{}\n{}",
+        capture(),
+        um.status("mosaic-agent@agent.service")
+    );
+    let ready_secs = started.elapsed().as_secs_f64();
+    let doc = ps();
+    let r = &doc["agents"][0];
+    assert_eq!(r["state"], "running", "{r:#}");
+    assert_eq!(r["restarts"], 0, "{r:#}");
+    // fleet ps reads the screen with the runtime's adapter: at its prompt.
+    assert_eq!(r["screen"], "idle", "{runtime}: {r:#}\n{}", capture());
+    let rss = r["rss_bytes"].as_u64().unwrap_or(0);
+    // Every process of the runtime is in its unit's cgroup.
+    let cg_out = um.systemctl(&[
+        "show",
+        "-p",
+        "ControlGroup",
+        "--value",
+        "mosaic-agent@agent.service",
+    ]);
+    let cg = String::from_utf8_lossy(&cg_out.stdout).trim().to_string();
+    assert!(cg.ends_with("/mosaic-agent@agent.service"), "{cg}");
+    let outside: Vec<u32> = pids_with_env(&home_kv)
+        .into_iter()
+        .filter(|pid| {
+            let c = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            !c.lines().any(|l| l == format!("0::{cg}"))
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "{runtime}: processes outside the unit: {outside:?}"
+    );
+
+    // Kill the runtime: restarted in the same pane and counted.
+    let pid = r["pane_pid"].as_u64().unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut doc = serde_json::Value::Null;
+    assert!(
+        common::wait_until(Duration::from_secs(30), || {
+            doc = ps();
+            let r = &doc["agents"][0];
+            r["restarts"] == 1 && r["state"] == "running" && r["pane_pid"].as_u64() != Some(pid)
+        }),
+        "{runtime}: not restarted: {doc:#}\n{}",
+        um.status("mosaic-agent@agent.service")
+    );
+    assert!(
+        ready(startup_timeout(runtime)),
+        "{runtime}: not ready after the restart:\n{}",
+        capture()
+    );
+    let restarts = doc["agents"][0]["restarts"].as_u64().unwrap();
+
+    // Stop: nothing of the runtime is left, daemons included.
+    let before = pids_with_env(&home_kv).len();
+    run(&["fleet", "stop"]);
+    let left = pids_with_env(&home_kv);
+    assert!(
+        left.is_empty(),
+        "{runtime}: left after fleet stop: {left:?}"
+    );
+    println!(
+        "MEASURE supervised runtime={runtime} ready_secs={ready_secs:.1} rss_mib={:.0} restarts_seen={restarts} processes_before_stop={before} left_after_stop={}",
+        rss as f64 / 1048576.0,
+        left.len()
+    );
 }
 
 /// `mosaic ARGS --roster R` against the sandbox's agent: a roster naming its

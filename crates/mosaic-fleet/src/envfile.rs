@@ -46,6 +46,10 @@ pub fn agent_keys(home: &Path, roster: &Roster, a: &Agent) -> Vec<Gen> {
         gen("MOSAIC_AGENT_WORKDIR", roster.agent_workdir(a)),
         gen("MOSAIC_TMUX_SOCKET", roster.agent_socket(a).unwrap_or("")),
         gen("MOSAIC_TENANT_ID", roster.agent_tenant(a)),
+        gen(
+            "MOSAIC_AGENT_RESTART",
+            a.restart.unwrap_or_default().as_str(),
+        ),
         Gen {
             key: "MOSAIC_HEARTBEAT_INTERVAL",
             value: DEFAULT_HEARTBEAT_INTERVAL.to_string(),

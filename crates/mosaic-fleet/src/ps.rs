@@ -178,6 +178,86 @@ pub fn runs(p: &Proc, program: &str) -> bool {
             .is_some_and(|a| crate::command::basename(a) == program)
 }
 
+/// What an agent's processes use, read from `/proc` (no subprocess): the
+/// processes of its unit's cgroup (`cgroup.procs` of systemd's
+/// `ControlGroup`), or the pane's process tree where that cannot be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Seconds since the pane's process (the runtime) started: since the
+    /// last restart.
+    pub uptime_seconds: Option<u64>,
+    /// CPU time (user + system) of those processes, milliseconds.
+    pub cpu_ms: u64,
+    /// Resident memory of those processes, bytes.
+    pub rss_bytes: u64,
+}
+
+fn proc_stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name, from 3 (state) on; numbers parse, the state not.
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// The pids of the cgroup `control_group` (systemd's `ControlGroup=`), from
+/// the unified hierarchy (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a
+/// hybrid host); `None` when it cannot be read.
+pub fn cgroup_pids(control_group: &str) -> Option<Vec<u32>> {
+    if control_group.is_empty() || control_group.contains("..") {
+        return None;
+    }
+    let rel = control_group.trim_start_matches('/');
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let Ok(text) = std::fs::read_to_string(format!("{root}/{rel}/cgroup.procs")) else {
+            continue;
+        };
+        return Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect());
+    }
+    None
+}
+
+/// Sums CPU time and resident memory of `pids` and the uptime of `main`.
+pub fn usage_of(main: u32, pids: &[u32]) -> Usage {
+    // SAFETY: sysconf only reads a configuration value.
+    let (tick, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let tick = u64::try_from(tick).unwrap_or(100).max(1);
+    let page = u64::try_from(page).unwrap_or(4096);
+    let boot_ticks = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|up| (up * tick as f64) as u64);
+    let mut u = Usage::default();
+    for &pid in pids {
+        // After the name: [0]=state [11]=utime [12]=stime [19]=starttime.
+        let Some(f) = proc_stat_fields(pid) else {
+            continue;
+        };
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        u.cpu_ms += ticks * 1000 / tick;
+        if let Some(rss) = std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        {
+            u.rss_bytes += rss * page;
+        }
+        if pid == main {
+            if let (Some(now), Some(&start)) = (boot_ticks, f.get(19)) {
+                u.uptime_seconds = Some(now.saturating_sub(start) / tick);
+            }
+        }
+    }
+    u
+}
+
 /// Everything `fleet ps` reads, gathered once.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -200,6 +280,12 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
     /// The pane logs that exist, by agent (`H/fleet/run/NAME.log`).
     pub logs: BTreeMap<String, String>,
+    /// Agent → runtime restarts by its supervisor (`H/fleet/run/NAME.restarts`).
+    pub restarts: BTreeMap<String, u64>,
+    /// Agent → what its processes use (live agents only).
+    pub usage: BTreeMap<String, Usage>,
+    /// Agent → its pane's visible screen (live local agents, full snapshots).
+    pub screens: BTreeMap<String, String>,
 }
 
 /// The heartbeat as shown in a record.
@@ -275,6 +361,18 @@ pub struct Record {
     pub healthy: bool,
     /// `DRIFT`, `BOOT-ENABLE`, `STALE`, `DEAD`, `UNMANAGED`.
     pub flags: Vec<String>,
+    /// What the runtime's screen shows, classified by its adapter: `idle`
+    /// (at its prompt), `busy`, `input` (text in the box), `prompt` (a
+    /// permission prompt), `dialog` or `unknown`; null when not read.
+    pub screen: Option<String>,
+    /// Seconds since the runtime (the pane's process) last started.
+    pub uptime_seconds: Option<u64>,
+    /// Times the supervisor restarted the runtime since the unit started.
+    pub restarts: Option<u64>,
+    /// CPU time used by the agent's processes (its unit's cgroup), ms.
+    pub cpu_ms: Option<u64>,
+    /// Resident memory of the agent's processes (its unit's cgroup), bytes.
+    pub rss_bytes: Option<u64>,
     /// The pane log (`H/fleet/run/NAME.log`) of a DEAD agent: its last words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -376,6 +474,19 @@ fn find_pane<'a>(s: &'a Snapshot, socket: Option<&str>, session: &str) -> Option
         .copied()
 }
 
+/// The word `fleet ps` shows for a screen state.
+pub fn screen_word(s: &crate::adapters::ScreenState) -> &'static str {
+    use crate::adapters::ScreenState as S;
+    match s {
+        S::Ready => "idle",
+        S::Busy => "busy",
+        S::InputPending { .. } => "input",
+        S::PermissionPrompt { .. } => "prompt",
+        S::Dialog { .. } => "dialog",
+        S::Unknown => "unknown",
+    }
+}
+
 /// Joins the roster with a snapshot (pure).
 pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64) -> Report {
     let tenant = roster.tenant();
@@ -416,6 +527,11 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
             state: "remote".into(),
             healthy: false,
             flags: Vec::new(),
+            screen: None,
+            uptime_seconds: None,
+            restarts: None,
+            cpu_ms: None,
+            rss_bytes: None,
             log: None,
         };
         if base.remote {
@@ -443,6 +559,22 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                     .iter()
                     .filter_map(|pid| s.procs.get(pid).cloned())
                     .collect();
+            }
+        }
+        r.restarts = s.restarts.get(&name).copied();
+        if let (true, Some(screen)) = (r.pane_alive, s.screens.get(&name)) {
+            let rt = s
+                .commands
+                .get(&name)
+                .and_then(|c| crate::adapters::Runtime::for_command(c))
+                .or_else(|| crate::adapters::Runtime::from_name(a.runtime.program()));
+            r.screen = rt.map(|rt| screen_word(&rt.screen_state(screen)).to_string());
+        }
+        if r.pane_alive {
+            if let Some(u) = s.usage.get(&name) {
+                r.uptime_seconds = u.uptime_seconds;
+                r.cpu_ms = Some(u.cpu_ms);
+                r.rss_bytes = Some(u.rss_bytes);
             }
         }
         match s.heartbeats.get(&name) {
@@ -546,6 +678,11 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 state: "unmanaged".into(),
                 healthy: false,
                 flags: vec!["UNMANAGED".into()],
+                screen: None,
+                uptime_seconds: None,
+                restarts: None,
+                cpu_ms: None,
+                rss_bytes: None,
                 log: None,
             });
         }
@@ -780,8 +917,30 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Gathers a snapshot: one tmux call per socket, one systemctl call (when
-/// `with_units`), the rest from files.
+/// One `capture-pane` list per socket for the live local agents' panes
+/// ([`tmux::capture_screens`]); a socket whose call fails (a pane went away
+/// in between) keeps the screens read before the failure.
+fn read_screens(s: &mut Snapshot, roster: &Roster) {
+    let mut by_socket: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for a in roster.agents.iter().filter(|a| a.is_local()) {
+        let sock = roster.agent_socket(a);
+        if find_pane(s, sock, a.name.as_str()).is_some_and(|p| !p.dead) {
+            by_socket.entry(sock).or_default().push(a.name.as_str());
+        }
+    }
+    for (sock, names) in by_socket {
+        let Ok(out) = runner::output(&tmux::capture_screens(sock, &names)) else {
+            continue;
+        };
+        for (n, screen) in tmux::parse_screens(&names, &String::from_utf8_lossy(&out.stdout)) {
+            s.screens.insert(n.to_string(), screen);
+        }
+    }
+}
+
+/// Gathers a snapshot: one tmux call per socket, one systemctl call and one
+/// screen capture per socket with live agents (when `with_units`), the rest
+/// from files.
 pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapshot> {
     let mut s = Snapshot {
         now: now(),
@@ -824,6 +983,13 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
             s.logs
                 .insert(name.to_string(), log.to_string_lossy().into_owned());
         }
+        if let Some(n) =
+            std::fs::read_to_string(home.join("fleet/run").join(format!("{name}.restarts")))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+        {
+            s.restarts.insert(name.to_string(), n);
+        }
         let hb = home.join("fleet/run").join(format!("{name}.hb"));
         match std::fs::read_to_string(&hb) {
             Ok(text) => {
@@ -845,6 +1011,28 @@ pub fn snapshot(home: &Path, roster: &Roster, with_units: bool) -> Result<Snapsh
             wanted.extend(tree(&s.procs, r));
         }
         fill_args(&mut s.procs, &wanted);
+        if with_units {
+            read_screens(&mut s, roster);
+        }
+        for a in roster.agents.iter().filter(|a| a.is_local()) {
+            let name = a.name.as_str();
+            let Some(p) = find_pane(&s, roster.agent_socket(a), name) else {
+                continue;
+            };
+            if p.dead || !s.procs.contains_key(&p.pid) {
+                continue;
+            }
+            let unit = systemd::agent_unit(name);
+            let cg = s
+                .units
+                .as_ref()
+                .and_then(|u| u.get(&unit))
+                .and_then(|u| cgroup_pids(&u.control_group))
+                .filter(|pids| pids.contains(&p.pid));
+            let pids = cg.unwrap_or_else(|| tree(&s.procs, p.pid));
+            let usage = usage_of(p.pid, &pids);
+            s.usage.insert(name.to_string(), usage);
+        }
     }
     Ok(s)
 }
@@ -868,12 +1056,40 @@ fn secs(v: Option<u64>) -> String {
     }
 }
 
+/// CPU time: `850ms`, `12.3s`, `4m`, `2h`.
+fn cpu(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 100_000 {
+        format!("{}.{}s", ms / 1000, ms % 1000 / 100)
+    } else {
+        secs(Some(ms / 1000))
+    }
+}
+
+/// Memory: `812K`, `45M`, `1.2G` (binary units).
+fn bytes(b: u64) -> String {
+    const K: u64 = 1024;
+    if b < K * K {
+        format!("{}K", b / K)
+    } else if b < K * K * K {
+        format!("{}M", b / (K * K))
+    } else {
+        format!(
+            "{}.{}G",
+            b / (K * K * K),
+            b % (K * K * K) * 10 / (K * K * K)
+        )
+    }
+}
+
 /// The human table: aligned columns; `paint` colours flags (a no-op off a TTY).
 pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
     let header = [
-        "NAME", "RUNTIME", "UNIT", "SESSION", "PID", "COMMAND", "IDLE", "BEAT", "FLAGS",
+        "NAME", "RUNTIME", "UNIT", "SESSION", "PID", "COMMAND", "IDLE", "BEAT", "UPTIME",
+        "RESTARTS", "CPU", "RSS", "FLAGS",
     ];
-    let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut rows: Vec<[String; 13]> = Vec::new();
     for a in &r.agents {
         let unit = match (a.unit_active, a.unit_enabled) {
             _ if a.unit.is_none() => "-".to_string(),
@@ -909,9 +1125,20 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
             a.current_command.clone().unwrap_or_else(|| "-".into()),
             secs(a.idle_seconds),
             match &a.heartbeat {
-                Some(h) => format!("{} {}", secs(Some(h.age_seconds)), h.state),
+                // The screen, when read, says more than a wrapper's beat.
+                Some(h) => format!(
+                    "{} {}",
+                    secs(Some(h.age_seconds)),
+                    a.screen.as_deref().unwrap_or(&h.state)
+                ),
                 None => "-".into(),
             },
+            secs(a.uptime_seconds),
+            a.restarts
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            a.cpu_ms.map(cpu).unwrap_or_else(|| "-".into()),
+            a.rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             if a.flags.is_empty() {
                 if a.healthy {
                     "ok".into()
@@ -956,8 +1183,8 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
         } else {
             "33"
         };
-        let flags = pad(&cells[8], 0);
-        cells[8] = if code == "0" {
+        let flags = pad(&cells[12], 0);
+        cells[12] = if code == "0" {
             flags
         } else {
             paint(code, &flags)
@@ -1051,6 +1278,7 @@ mod tests {
                 active_state: active.into(),
                 sub_state: "exited".into(),
                 unit_file_state: file.into(),
+                control_group: String::new(),
             },
         )
     }
@@ -1357,5 +1585,107 @@ mod tests {
         let col = lines[0].find("RUNTIME").unwrap();
         assert_eq!(&lines[1][col..col + 5], "codex");
         assert!(!t.contains('\x1b'));
+    }
+
+    #[test]
+    fn supervision_figures_are_joined_and_shown() {
+        let mut s = Snapshot {
+            now: 1000,
+            hostname: "box".into(),
+            ..Default::default()
+        };
+        s.panes.insert(
+            Some("mosaic-fleet".into()),
+            vec![pane("a", 10, "codex", ""), {
+                let mut p = pane("b", 20, "pi", "");
+                p.dead = true;
+                p
+            }],
+        );
+        s.procs = [
+            proc_(10, 1, "codex", &["codex"]),
+            proc_(20, 1, "pi", &["pi"]),
+        ]
+        .into_iter()
+        .collect();
+        s.restarts.insert("a".into(), 3);
+        s.restarts.insert("b".into(), 0);
+        let usage = Usage {
+            uptime_seconds: Some(125),
+            cpu_ms: 12_345,
+            rss_bytes: 300 * 1024 * 1024,
+        };
+        s.usage.insert("a".into(), usage.clone());
+        s.usage.insert("b".into(), usage);
+        let r = join(&roster(), Path::new("/r"), &s, 60);
+        let by = |n: &str| r.agents.iter().find(|x| x.name == n).unwrap();
+        let a = by("a");
+        assert_eq!(
+            (a.restarts, a.uptime_seconds, a.cpu_ms, a.rss_bytes),
+            (Some(3), Some(125), Some(12_345), Some(300 * 1024 * 1024))
+        );
+        // A dead pane has no live figures, but keeps its count.
+        let b = by("b");
+        assert_eq!(
+            (b.restarts, b.uptime_seconds, b.cpu_ms, b.rss_bytes),
+            (Some(0), None, None, None)
+        );
+        assert_eq!(by("c").restarts, None);
+        let t = table(&r, &|_, s| s.to_string());
+        let head = t.lines().next().unwrap();
+        let line = t.lines().find(|l| l.starts_with("a ")).unwrap();
+        for (col, want) in [
+            ("UPTIME", "2m"),
+            ("RESTARTS", "3"),
+            ("CPU", "12.3s"),
+            ("RSS", "300M"),
+        ] {
+            let at = head.find(col).unwrap();
+            assert_eq!(
+                line[at..].split_whitespace().next(),
+                Some(want),
+                "{col}\n{t}"
+            );
+        }
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(json["restarts"], 3);
+        assert_eq!(json["rss_bytes"], 300 * 1024 * 1024);
+        assert_eq!(cpu(850), "850ms");
+        assert_eq!(bytes(1536 * 1024 * 1024), "1.5G");
+    }
+
+    #[test]
+    fn usage_of_this_process_is_read_from_proc() {
+        let me = std::process::id();
+        let u = usage_of(me, &[me, u32::MAX]);
+        assert!(u.rss_bytes > 0, "{u:?}");
+        assert!(u.uptime_seconds.is_some(), "{u:?}");
+        assert_eq!(cgroup_pids(""), None);
+        assert_eq!(cgroup_pids("/../etc"), None);
+    }
+
+    #[test]
+    fn restart_policy_is_an_enum_in_the_roster() {
+        let r = roster::parse(
+            "version: 1\nagents:\n  - name: a\n    runtime: codex\n    restart: always\n  - name: b\n    runtime: pi\n",
+            Path::new("/r.yaml"),
+        )
+        .unwrap();
+        assert_eq!(r.agents[0].restart, Some(roster::RestartPolicy::Always));
+        assert_eq!(
+            r.agents[1].restart.unwrap_or_default().as_str(),
+            "on-failure"
+        );
+        let err = roster::parse(
+            "version: 1\nagents:\n  - name: a\n    runtime: codex\n    restart: sometimes\n",
+            Path::new("/r.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("restart") || err.contains("sometimes"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 }

@@ -414,6 +414,31 @@ impl Runtimes {
     }
 }
 
+/// When the agent's supervisor restarts its runtime (`restart:`, written
+/// to the env file as `MOSAIC_AGENT_RESTART`); see tools/fleet/agent-supervisor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// After a crash (a signal or a non-zero exit); the default.
+    #[default]
+    OnFailure,
+    /// After any exit.
+    Always,
+    /// Never: the pane stays dead (`fleet ps` says DEAD).
+    Never,
+}
+
+impl RestartPolicy {
+    /// The word in the roster and the env file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::Never => "never",
+        }
+    }
+}
+
 /// One agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -440,6 +465,9 @@ pub struct Agent {
     /// Per-agent socket.
     #[serde(default)]
     pub socket: Option<SocketName>,
+    /// Restart policy of the runtime (default on-failure).
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
     /// The lower-cased name of the agent's host in [`Roster::resolved`];
     /// `None` = the controller.
     #[serde(skip)]

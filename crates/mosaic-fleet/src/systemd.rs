@@ -20,7 +20,7 @@ pub fn agent_unit(name: &str) -> String {
 }
 
 /// The properties [`show`] asks for.
-pub const SHOW_PROPERTIES: &str = "Id,LoadState,ActiveState,SubState,UnitFileState";
+pub const SHOW_PROPERTIES: &str = "Id,LoadState,ActiveState,SubState,UnitFileState,ControlGroup";
 
 /// `systemctl --user ARGS…`.
 pub fn user_argv<S: AsRef<str>>(args: &[S]) -> Vec<String> {
@@ -67,6 +67,10 @@ pub struct UnitState {
     pub sub_state: String,
     /// `enabled`, `disabled`, `static`, … (empty when unknown).
     pub unit_file_state: String,
+    /// The unit's cgroup below the manager's hierarchy (`ControlGroup`;
+    /// empty when inactive): where `fleet ps` finds an agent's processes.
+    #[serde(skip)]
+    pub control_group: String,
 }
 
 impl UnitState {
@@ -108,6 +112,7 @@ pub fn parse_show(text: &str) -> BTreeMap<String, UnitState> {
             "ActiveState" => cur.active_state = v,
             "SubState" => cur.sub_state = v,
             "UnitFileState" => cur.unit_file_state = v,
+            "ControlGroup" => cur.control_group = v,
             _ => {}
         }
     }
@@ -197,7 +202,7 @@ mod tests {
                 "systemctl",
                 "--user",
                 "show",
-                "--property=Id,LoadState,ActiveState,SubState,UnitFileState",
+                "--property=Id,LoadState,ActiveState,SubState,UnitFileState,ControlGroup",
                 "mosaic-agent@a.service",
                 "mosaic-agent@b.service"
             ]
@@ -210,9 +215,14 @@ mod tests {
 
     #[test]
     fn parse_show_reads_blocks() {
-        let text = "Id=mosaic-tmux-holder.service\nLoadState=loaded\nActiveState=active\nSubState=exited\nUnitFileState=enabled\n\nLoadState=loaded\nId=mosaic-agent@a.service\nActiveState=inactive\nSubState=dead\nUnitFileState=disabled\n";
+        let text = "Id=mosaic-tmux-holder.service\nLoadState=loaded\nActiveState=active\nSubState=exited\nUnitFileState=enabled\n\nLoadState=loaded\nId=mosaic-agent@a.service\nActiveState=inactive\nSubState=dead\nUnitFileState=disabled\nControlGroup=\n\nId=mosaic-agent@b.service\nActiveState=active\nControlGroup=/app.slice/app-mosaic\\x2dagent.slice/mosaic-agent@b.service\n";
         let m = parse_show(text);
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m["mosaic-agent@b.service"].control_group,
+            "/app.slice/app-mosaic\\x2dagent.slice/mosaic-agent@b.service"
+        );
+        assert_eq!(m["mosaic-agent@a.service"].control_group, "");
         let h = &m["mosaic-tmux-holder.service"];
         assert!(h.active() && h.enabled());
         let a = &m["mosaic-agent@a.service"];

@@ -79,6 +79,55 @@ pub fn pane_state(socket: Option<&str>, name: &str) -> Vec<String> {
     )
 }
 
+/// The line [`capture_screens`] prints after each pane's screen.
+pub const SCREEN_END: &str = "@@mosaic-screen-end@@";
+
+/// The visible screens of several agents' panes in one tmux call: for each
+/// name `capture-pane -p -t =NAME:0.0` then `display-message -p`
+/// [`SCREEN_END`], chained with `;` (tmux runs the list in order and stops at
+/// the first command that fails, e.g. a pane that just went away).
+pub fn capture_screens(socket: Option<&str>, names: &[&str]) -> Vec<String> {
+    let mut v = client(socket);
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            v.push(";".into());
+        }
+        v.extend([
+            "capture-pane".into(),
+            "-p".into(),
+            "-t".into(),
+            pane_target(n),
+        ]);
+        v.extend([
+            ";".into(),
+            "display-message".into(),
+            "-p".into(),
+            SCREEN_END.into(),
+        ]);
+    }
+    v
+}
+
+/// Splits [`capture_screens`] output into the screens of `names`, in order;
+/// a screen without its end line (the list stopped) is left out.
+pub fn parse_screens<'a>(names: &[&'a str], text: &str) -> Vec<(&'a str, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut it = names.iter();
+    for line in text.lines() {
+        if line == SCREEN_END {
+            match it.next() {
+                Some(n) => out.push((*n, std::mem::take(&mut cur))),
+                None => break,
+            }
+        } else {
+            cur.push_str(line);
+            cur.push('\n');
+        }
+    }
+    out
+}
+
 /// The agent's pane text, `lines` lines of history included, wrapped lines joined.
 pub fn capture_pane(socket: Option<&str>, name: &str, lines: usize) -> Vec<String> {
     with(
@@ -307,6 +356,44 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn screens_are_captured_in_one_call_and_split() {
+        assert_eq!(
+            capture_screens(Some("f"), &["a", "b"]),
+            s(&[
+                "tmux",
+                "-u",
+                "-L",
+                "f",
+                "capture-pane",
+                "-p",
+                "-t",
+                "=a:0.0",
+                ";",
+                "display-message",
+                "-p",
+                SCREEN_END,
+                ";",
+                "capture-pane",
+                "-p",
+                "-t",
+                "=b:0.0",
+                ";",
+                "display-message",
+                "-p",
+                SCREEN_END
+            ])
+        );
+        let text = format!("> hi\n\n{SCREEN_END}\nWorking\n{SCREEN_END}\npartial\n");
+        assert_eq!(
+            parse_screens(&["a", "b", "c"], &text),
+            vec![
+                ("a", "> hi\n\n".to_string()),
+                ("b", "Working\n".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ set -euo pipefail
 # The session's only pane runs tools/fleet/heartbeat, which execs the runtime:
 # the pane process is the runtime itself and H/fleet/run/NAME.hb stays fresh.
 # The pane's output is kept in H/fleet/run/NAME.log (tools/fleet/pane-log).
+# Under systemd it is run by agent-supervisor, which sets MOSAIC_AGENT_UNIT so
+# the pane joins the agent's unit (see tools/fleet/heartbeat).
 
 prog=start-agent-session.sh
 die() {
@@ -121,6 +123,7 @@ session_env=(
   -e "MOSAIC_TMUX_SOCKET=$socket"
   -e "MOSAIC_TENANT_ID=${MOSAIC_TENANT_ID:-}"
   -e "MOSAIC_HEARTBEAT_INTERVAL=$interval"
+  -e "MOSAIC_AGENT_UNIT=${MOSAIC_AGENT_UNIT:-}"
   -e "PATH=$PATH"
 )
 # Every other key of the agent's env file (an API key, a runtime setting) is
@@ -137,7 +140,7 @@ if [[ -r $env_file ]]; then
     case $key in
       PATH | MOSAIC_HOME | MOSAIC_AGENT_NAME | MOSAIC_AGENT_RUNTIME | MOSAIC_AGENT_CLASS | \
         MOSAIC_AGENT_MODEL | MOSAIC_AGENT_WORKDIR | MOSAIC_TMUX_SOCKET | MOSAIC_TENANT_ID | \
-        MOSAIC_HEARTBEAT_INTERVAL) continue ;;
+        MOSAIC_HEARTBEAT_INTERVAL | MOSAIC_AGENT_UNIT) continue ;;
     esac
     if [[ -n ${!key+set} ]]; then
       session_env+=(-e "$key=${!key}")

@@ -6,6 +6,11 @@ set -euo pipefail
 # (target "=NAME", never a prefix match) on MOSAIC_TMUX_SOCKET (empty = the
 # default tmux server, no -L) and never the server itself. A session that is
 # already gone is not an error.
+#
+# Under systemd ($MAINPID set: the agent-supervisor watcher) it first ends the
+# watcher (SIGTERM, waits up to 5 s) so the runtime is not restarted while it
+# stops; systemd then ends whatever is left in the unit's cgroup
+# (KillMode=control-group).
 
 prog=stop-agent-session.sh
 name=${1:-${MOSAIC_AGENT_NAME:-}}
@@ -27,6 +32,13 @@ if [[ ${MOSAIC_AGENT_NAME:-} != "$name" && -r $env_file ]]; then
       socket=${socket%[\"\']}
     fi
   done <"$env_file"
+fi
+
+if [[ ${MAINPID:-} =~ ^[1-9][0-9]*$ ]] && kill -TERM "$MAINPID" 2>/dev/null; then
+  for _ in {1..50}; do
+    kill -0 "$MAINPID" 2>/dev/null || break
+    sleep 0.1
+  done
 fi
 
 tmux_cmd=(tmux -u)  # -u: UTF-8 whatever the locale (LANG unset turns -F tabs into _)
