@@ -346,7 +346,8 @@ fn fleet_across_real_sshd_hosts() {
     let c = rig.host("hostc").home();
     std::fs::rename(c.join("fleet"), c.join("fleet.away")).unwrap();
     let (out, _) = rig.mosaic(&["fleet", "ps", "--json", "--roster", roster], &[]);
-    // (the stub's heartbeat may have made fleet/run again meanwhile)
+    // (the stub's heartbeat may have made fleet/run again meanwhile: a
+    // fleet/ with no roster and no agents/ is still no fleet)
     let _ = std::fs::remove_dir_all(c.join("fleet"));
     std::fs::rename(c.join("fleet.away"), c.join("fleet")).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -25,10 +25,12 @@ use std::collections::BTreeMap;
 pub const SNAPSHOT_VERSION: u64 = 1;
 
 /// Every script starts with this: the home, the "not installed" exit
-/// ([`crate::ssh::NOT_INSTALLED_EXIT`]) and `tm`, `tmux -u [-L "$sock"]`.
+/// ([`crate::ssh::NOT_INSTALLED_EXIT`]: no roster and no env files — a
+/// `fleet/run` a heartbeat left behind is not a fleet) and `tm`,
+/// `tmux -u [-L "$sock"]`.
 const PRELUDE: &str = r#"H=${MOSAIC_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/mosaic}
 command -v tmux >/dev/null 2>&1 || { echo "mosaic-remote: tmux is not installed on $(uname -n)" >&2; exit 90; }
-[ -d "$H/fleet" ] || { echo "mosaic-remote: no fleet at $H/fleet on $(uname -n)" >&2; exit 90; }
+[ -f "$H/fleet/roster.yaml" ] || [ -d "$H/fleet/agents" ] || { echo "mosaic-remote: no fleet at $H/fleet on $(uname -n)" >&2; exit 90; }
 tm() { if [ -n "$sock" ]; then tmux -u -L "$sock" "$@"; else tmux -u "$@"; fi; }
 "#;
 
