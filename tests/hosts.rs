@@ -327,6 +327,50 @@ fn fleet_across_real_sshd_hosts() {
     } else {
         eprintln!("NOTE: fish is not installed; the fish login shell is not exercised");
     }
+    // Text in a remote agent's input box: `agent send` refuses, naming the
+    // screen, as it does here (it used to type over it and press Enter).
+    let typed = rig
+        .host("hosta")
+        .tmux("mosaic-fleet")
+        .args(["send-keys", "-t", "=a1:0.0", "-l", "half typed"])
+        .status()
+        .unwrap();
+    assert!(typed.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, _) = rig.mosaic(
+        &[
+            "agent",
+            "send",
+            "a1",
+            "-m",
+            "must not submit",
+            "--roster",
+            roster,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let e = text(&out);
+    assert!(
+        e.contains("refused") && e.contains("half typed") && e.contains("--force"),
+        "{e}"
+    );
+    let cleared = rig
+        .host("hosta")
+        .tmux("mosaic-fleet")
+        .args(["send-keys", "-t", "=a1:0.0", "Enter"])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, _) = rig.mosaic(
+        &["agent", "tail", "a1", "-n", "20", "--roster", roster],
+        &[],
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("must not submit"),
+        "the refused message reached the agent"
+    );
     // A dead remote pane: a one-line error with the remote hint.
     let (out, _) = rig.mosaic(&["agent", "send", "a2", "-m", "x", "--roster", roster], &[]);
     assert_eq!(out.status.code(), Some(1));

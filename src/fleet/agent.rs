@@ -343,8 +343,36 @@ impl Local {
     }
 }
 
-/// The visible screen of a local agent's pane.
+/// A remote agent's pane: its current command and its visible screen.
+fn remote_screen(t: &Target, d: &Dest) -> Result<std::result::Result<(String, String), String>> {
+    let script = hosts::script(hosts::SCREEN_SCRIPT);
+    Ok(match remote(d, &script, &t.words(&[])) {
+        Err(e) => Err(e),
+        Ok(r) if r.code == 0 => {
+            let (cmd, screen) = r.stdout.split_once('\n').unwrap_or((&r.stdout, ""));
+            Ok((cmd.trim().to_string(), screen.to_string()))
+        }
+        Ok(r) => {
+            Err(ssh::useful_line(&r.stderr).unwrap_or_else(|| format!("exit status {}", r.code)))
+        }
+    })
+}
+
+/// The adapter that reads a remote agent's screen: the runtime its pane
+/// runs (the stub under a declared runtime is the stub), else the roster's.
+fn remote_runtime(t: &Target, d: &Dest) -> Result<std::result::Result<Runtime, String>> {
+    Ok(remote_screen(t, d)?.map(|(cmd, _)| {
+        Runtime::for_command(&cmd)
+            .or_else(|| Runtime::from_name(t.agent.runtime.program()))
+            .unwrap_or(Runtime::Stub)
+    }))
+}
+
+/// The visible screen of an agent's pane (over ssh for a remote one).
 fn screen(t: &Target) -> Result<std::result::Result<String, String>> {
+    if let Some(d) = &t.dest {
+        return Ok(remote_screen(t, d)?.map(|(_, screen)| screen));
+    }
     let mut argv = mosaic_fleet::tmux::client(t.socket.as_deref());
     argv.extend(["capture-pane", "-p", "-J", "-t"].map(String::from));
     argv.push(mosaic_fleet::tmux::pane_target(t.name()));
@@ -608,6 +636,23 @@ fn send(
     }
     let text = typed_text(source, message);
     if let Some(d) = &t.dest {
+        // The same rule as here: a message never answers a prompt there.
+        let rt = match remote_runtime(&t, d)? {
+            Ok(rt) => rt,
+            Err(e) => {
+                return report_send(
+                    p,
+                    name,
+                    verify,
+                    false,
+                    &format!("not delivered: cannot read the pane: {e}"),
+                )
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        if let Err(why) = at_prompt(&t, rt, force, queue, deadline)? {
+            return report_send(p, name, verify, false, &format!("not delivered: {why}"));
+        }
         return send_remote(p, &t, d, &text, verify, timeout);
     }
     let l = Local::new(ctx, &t);

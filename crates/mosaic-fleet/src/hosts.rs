@@ -244,6 +244,14 @@ pub const CAPTURE_SCRIPT: &str = r#"sock=$1 name=$2 lines=$3
 tm capture-pane -p -J -t "=$name:0.0" -S "-$lines" || exit 4
 "#;
 
+/// The pane's current command on the first line, then its visible screen
+/// (what `agent send` reads to decide whether the runtime is at its input
+/// prompt): words `SOCKET NAME`. Exit 4 = tmux failed.
+pub const SCREEN_SCRIPT: &str = r#"sock=$1 name=$2
+tm display-message -p -t "=$name:0.0" '#{pane_current_command}' || exit 4
+tm capture-pane -p -J -t "=$name:0.0" || exit 4
+"#;
+
 /// Delivers the text in `MOSAIC_TEXT` (octal escapes, set by
 /// [`send_script`]): words `SOCKET NAME DELAY`. Exit 3 = no session, 4 =
 /// tmux failed.
