@@ -654,15 +654,18 @@ impl SyncPlan<'_, Locked> {
         if ops.is_empty() {
             let mut next = make_manifest()?;
             next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
-            // A no-op writes nothing just to trust a fingerprint it could
-            // not trust before (racily clean): the next writing run does. A
-            // manifest still in JSON is migrated to the index once.
+            // A no-op rewrites the manifest only when it has something new
+            // to record: a fingerprint the last writing run could not trust
+            // (racily clean: every file a fresh install writes) and that is
+            // no longer racy now. Without it, every later no-op would read
+            // every such file again. A manifest still in JSON is migrated
+            // to the index once.
             if self.inputs.manifest_json
                 || !self
                     .inputs
                     .manifest
                     .as_ref()
-                    .is_some_and(|old| only_trusts_more(old, &next))
+                    .is_some_and(|old| nothing_new_to_record(old, &next))
             {
                 txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
             }
@@ -716,16 +719,18 @@ impl SyncPlan<'_, Locked> {
     }
 }
 
-/// Whether `next` equals `old` but for fingerprints `old` did not record:
-/// the same files, modes and hashes, nothing more to tell.
-fn only_trusts_more(old: &Manifest, next: &Manifest) -> bool {
+/// Whether `next` would tell nothing `old` does not: the same files, modes
+/// and hashes, and no fingerprint `next` trusts that `old` lacks (one `next`
+/// cannot trust, racily clean now, is no news: `old`'s stays, and a stale
+/// one only costs the next run a read).
+fn nothing_new_to_record(old: &Manifest, next: &Manifest) -> bool {
     let same_entries = |a: &BTreeMap<String, Entry>, b: &BTreeMap<String, Entry>| {
         a.len() == b.len()
             && a.iter().zip(b).all(|((ka, ea), (kb, eb))| {
                 ka == kb
                     && ea.sha256 == eb.sha256
                     && ea.mode == eb.mode
-                    && (ea.observed.is_none() || ea.observed == eb.observed)
+                    && (eb.observed.is_none() || ea.observed == eb.observed)
             })
     };
     old.format == next.format
@@ -1111,4 +1116,80 @@ fn unified(old_label: &str, old: Option<&[u8]>, new_label: &str, new: Option<&[u
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    fn paths(t: &std::path::Path) -> Paths {
+        std::fs::create_dir_all(t.join("home")).unwrap();
+        Paths {
+            home: t.join("home"),
+            units: t.join("units"),
+            state: t.join("state"),
+            units_home: t.join("home"),
+        }
+    }
+
+    fn source() -> Source {
+        let files = [("docs/a.md", "a"), ("tools/b", "b"), ("c", "c")]
+            .into_iter()
+            .map(|(p, b)| (p.to_string(), SourceFile::from_bytes(b.into(), 0o644)))
+            .collect();
+        Source {
+            version: Version::new(1, 0, 0),
+            files,
+        }
+    }
+
+    fn sync(p: &Paths) {
+        let s = Session::lock(p.clone()).unwrap();
+        let opts = SyncOptions {
+            command: "update".into(),
+            ..SyncOptions::default()
+        };
+        let plan = plan_sync(&s, &opts, &NoWorld, &mut |_| Ok(source())).unwrap();
+        plan.execute().unwrap();
+    }
+
+    fn trusted(p: &Paths) -> usize {
+        let m = Manifest::load(&p.manifest()).unwrap().unwrap();
+        m.files.values().filter(|e| e.observed.is_some()).count()
+    }
+
+    /// A fresh install cannot trust the fingerprints of the files it has
+    /// just written (racily clean); the first no-op that sees them settled
+    /// records them, so later no-ops read no file at all.
+    #[test]
+    fn a_no_op_records_fingerprints_that_are_no_longer_racy() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        sync(&p);
+        assert_eq!(trusted(&p), 0, "written within the run: racily clean");
+        // Settled: every file's mtime an hour before this process started.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for rel in ["docs/a.md", "tools/b", "c"] {
+            let f = std::fs::File::open(p.home.join(rel)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        sync(&p);
+        assert_eq!(
+            trusted(&p),
+            3,
+            "the no-op recorded the settled fingerprints"
+        );
+        // Nothing new now: a further no-op leaves the manifest as it is.
+        let stamp = |p: &Paths| {
+            let m = std::fs::metadata(p.manifest()).unwrap();
+            (
+                std::os::unix::fs::MetadataExt::ino(&m),
+                m.modified().unwrap(),
+            )
+        };
+        let before = stamp(&p);
+        sync(&p);
+        assert_eq!(stamp(&p), before, "nothing new to record: not rewritten");
+    }
 }
