@@ -241,21 +241,23 @@ impl Inputs {
         })
     }
 
-    /// Scans the disk and plans.
-    pub fn plan(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
+    /// Scans the disk and plans (the view scanned ahead is used up).
+    pub fn plan(&mut self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
+        let prescan = self.prescan.take();
         let shipped = || self.source.files.keys().map(String::as_str);
         let Some(m) = &self.manifest else {
             return self.plan_adopting(conflict);
         };
-        let view = match &self.prescan {
-            // The manifest's paths are scanned; add what only the source has.
-            Some(pre) => {
+        let view = match prescan {
+            // The manifest's paths are scanned; add what only the source has
+            // (few: the view scanned ahead is moved, not copied).
+            Some(mut view) => {
                 let extra = shipped().filter(|k| !m.files.contains_key(*k));
-                let mut view = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
-                view.paths
-                    .extend(pre.paths.iter().map(|(k, v)| (k.clone(), v.clone())));
-                view.ancestors
-                    .extend(pre.ancestors.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let more = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
+                view.paths.extend(more.paths);
+                for (k, v) in more.ancestors {
+                    view.ancestors.entry(k).or_insert(v);
+                }
                 view
             }
             None => {
@@ -547,7 +549,7 @@ pub fn plan_sync<'s, A>(
         warnings: session.warnings.clone(),
         ..SyncReport::default()
     };
-    let inputs = Inputs::load_overlapped(paths, load)?;
+    let mut inputs = Inputs::load_overlapped(paths, load)?;
     report.to_version = inputs.source.version.to_string();
     report.from_version = inputs.manifest.as_ref().map(|m| m.version.to_string());
     check_downgrade(&inputs, opts.allow_downgrade)?;

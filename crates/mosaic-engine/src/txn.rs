@@ -675,6 +675,9 @@ pub fn apply_planned(
         }
         let inside = !rel.starts_with('/');
         let below_removed = inside && under_removed(rel);
+        // A path below a missing directory is missing too: not looked up
+        // again (on a fresh install that is every path).
+        let mut below_absent = false;
         if inside && !below_removed {
             // Never act through a link or over a file standing where a
             // directory must be (the planner blocks these; this guards every
@@ -693,6 +696,7 @@ pub fn apply_planned(
                 match kind {
                     "dir" => {}
                     "absent" => {
+                        below_absent = true;
                         if matches!(op, Op::Write { .. } | Op::Restore { from: Some(_), .. }) {
                             mkdirs.insert(anc.to_string());
                         }
@@ -716,7 +720,7 @@ pub fn apply_planned(
                 idx += pos + 1;
             }
         }
-        let (before, fp) = if below_removed {
+        let (before, fp) = if below_removed || below_absent {
             ("absent", None)
         } else {
             stat_of(&mut roots, rel)?
@@ -1127,13 +1131,31 @@ fn apply_ops(
         }
     }
     // Writes: every temp first, one flush per file system, then the renames.
+    // The ops come in path order, so siblings share one handle on their
+    // directory for the temp writes (the renames below open it afresh).
     let mut temps = Vec::new();
+    let mut dirs: Vec<(String, Dir)> = Vec::new();
     for op in ops {
         if let Op::Write {
             rel, bytes, mode, ..
         } = op
         {
-            let (dir, name) = roots.parent_must(rel)?;
+            let parent = match rel.rfind('/') {
+                Some(i) if !rel.starts_with('/') => &rel[..i],
+                _ => "",
+            };
+            let (dir, name) = match dirs.last() {
+                Some((p, d)) if p == parent && !parent.is_empty() => {
+                    (d.try_clone()?, split(rel).1.to_string())
+                }
+                _ => {
+                    let (d, name) = roots.parent_must(rel)?;
+                    if !parent.is_empty() {
+                        dirs.push((parent.to_string(), d.try_clone()?));
+                    }
+                    (d, name)
+                }
+            };
             let tmp = temp_name(&name, tag);
             let mut f = create_temp(&dir, &name, &tmp, *mode)?;
             let filled = match bytes {
