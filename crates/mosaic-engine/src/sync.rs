@@ -654,21 +654,37 @@ impl SyncPlan<'_, Locked> {
         let mut report = self.report.clone();
         let paths = &self.session.paths;
         if ops.is_empty() {
-            let mut next = make_manifest()?;
-            next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
+            let next = || -> Result<Manifest> {
+                let mut next = make_manifest()?;
+                next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
+                Ok(next)
+            };
             // A no-op rewrites the manifest only when it has something new
             // to record: a fingerprint the last writing run could not trust
             // (racily clean: every file a fresh install writes) and that is
             // no longer racy now. Without it, every later no-op would read
             // every such file again. A manifest still in JSON is migrated
-            // to the index once.
-            if self.inputs.manifest_json
-                || !self
-                    .inputs
-                    .manifest
-                    .as_ref()
-                    .is_some_and(|old| nothing_new_to_record(old, &next))
-            {
+            // to the index once. Usually decided without building the next
+            // manifest ([`SyncPlan::nothing_new`]).
+            let slow = |next: &Manifest| {
+                !self.inputs.manifest_json
+                    && self
+                        .inputs
+                        .manifest
+                        .as_ref()
+                        .is_some_and(|old| nothing_new_to_record(old, next))
+            };
+            let write = match self.nothing_new() {
+                Some(nothing) => {
+                    debug_assert_eq!(nothing, slow(&next()?), "the quick no-op check agrees");
+                    (!nothing).then(next).transpose()?
+                }
+                None => {
+                    let next = next()?;
+                    (!slow(&next)).then_some(next)
+                }
+            };
+            if let Some(next) = write {
                 txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
             }
         } else {
@@ -718,6 +734,87 @@ impl SyncPlan<'_, Locked> {
             report.warnings.extend(applied.warnings);
         }
         Ok(report)
+    }
+}
+
+impl<A> SyncPlan<'_, A> {
+    /// For a plan with no ops: [`nothing_new_to_record`] of the old manifest
+    /// and the next, decided in one merge of the plan, the source, the disk
+    /// view and the old manifest, without building the next manifest (on a
+    /// large home that is most of a no-op's own work). `None` where that
+    /// does not apply (directories or units change, a JSON manifest): the
+    /// caller builds the next manifest and compares.
+    fn nothing_new(&self) -> Option<bool> {
+        let old = self.inputs.manifest.as_ref()?;
+        if self.inputs.manifest_json
+            || self.units.is_some()
+            || !self.plan.mkdirs.is_empty()
+            || !self.plan.rmdirs.is_empty()
+        {
+            return None;
+        }
+        if old.format != crate::manifest::FORMAT || old.version != self.inputs.source.version {
+            return Some(false);
+        }
+        let mut src = self.inputs.source.files.iter().peekable();
+        let mut seen = self.view.paths.iter().peekable();
+        let mut olds = old.files.iter();
+        for item in &self.plan.items {
+            if item.action.writes_shipped() {
+                return None;
+            }
+            while src
+                .peek()
+                .is_some_and(|(k, _)| k.as_str() < item.path.as_str())
+            {
+                src.next();
+            }
+            let Some(s) = src
+                .peek()
+                .filter(|(k, _)| **k == item.path)
+                .map(|(_, s)| *s)
+            else {
+                continue;
+            };
+            // As `plan::next_entry`: these record no entry.
+            if matches!(
+                item.action,
+                Action::Preserved | Action::Seed | Action::Blocked { .. }
+            ) {
+                continue;
+            }
+            while seen
+                .peek()
+                .is_some_and(|(k, _)| k.as_str() < item.path.as_str())
+            {
+                seen.next();
+            }
+            // As `plan::observe_after` for a path the run does not write.
+            let observed = match seen.peek() {
+                Some((k, Disk::File { sha256, fp, .. }))
+                    if **k == item.path && !crate::fsutil::racy(fp) =>
+                {
+                    Some((fp, sha256))
+                }
+                _ => None,
+            };
+            let Some((k, e)) = olds.next() else {
+                return Some(false);
+            };
+            if *k != item.path || e.sha256 != s.sha256 || e.mode != s.mode {
+                return Some(false);
+            }
+            if let Some((fp, sha)) = observed {
+                if !e
+                    .observed
+                    .as_ref()
+                    .is_some_and(|o| o.fp == *fp && o.sha256 == *sha)
+                {
+                    return Some(false);
+                }
+            }
+        }
+        Some(olds.next().is_none())
     }
 }
 
