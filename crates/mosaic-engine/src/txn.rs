@@ -1132,32 +1132,33 @@ fn apply_ops(
     }
     // Writes: every temp first, one flush per file system, then the renames.
     // The ops come in path order, so siblings share one handle on their
-    // directory for the temp writes (the renames below open it afresh).
-    let mut temps = Vec::new();
-    let mut dirs: Vec<(String, Dir)> = Vec::new();
+    // directory for the temp writes (the renames below open it afresh). At
+    // most HELD handles stay open (a home of 100,000 files in 12,000
+    // directories must not run out of descriptors); a temp whose handle was
+    // closed is removed on failure through a fresh lookup of its directory.
+    const HELD: usize = 256;
+    let mut temps: Vec<(String, &str, usize)> = Vec::new();
+    let mut dirs: Vec<(String, Option<Dir>)> = Vec::new();
     for op in ops {
         if let Op::Write {
             rel, bytes, mode, ..
         } = op
         {
-            let parent = match rel.rfind('/') {
-                Some(i) if !rel.starts_with('/') => &rel[..i],
-                _ => "",
-            };
-            let (dir, name) = match dirs.last() {
-                Some((p, d)) if p == parent && !parent.is_empty() => {
-                    (d.try_clone()?, split(rel).1.to_string())
+            let (parent, name) = split(rel);
+            let name = name.to_string();
+            let shared = matches!(dirs.last(), Some((p, Some(_))) if p == parent);
+            if !shared {
+                let (d, _) = roots.parent_must(rel)?;
+                if dirs.len() >= HELD {
+                    let old = dirs.len() - HELD;
+                    dirs[old].1 = None;
                 }
-                _ => {
-                    let (d, name) = roots.parent_must(rel)?;
-                    if !parent.is_empty() {
-                        dirs.push((parent.to_string(), d.try_clone()?));
-                    }
-                    (d, name)
-                }
-            };
+                dirs.push((parent.to_string(), Some(d)));
+            }
+            let at = dirs.len() - 1;
+            let dir = dirs[at].1.as_ref().expect("the newest handle is held");
             let tmp = temp_name(&name, tag);
-            let mut f = create_temp(&dir, &name, &tmp, *mode)?;
+            let mut f = create_temp(dir, &name, &tmp, *mode)?;
             let filled = match bytes {
                 Payload::Bytes(b) => std::io::Write::write_all(&mut f, b),
                 Payload::File(from) => {
@@ -1173,7 +1174,7 @@ fn apply_ops(
                 let _ = dir.unlink(&tmp);
                 return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((tmp, rel.as_str(), dir));
+            temps.push((tmp, rel.as_str(), at));
         }
     }
     if !temps.is_empty() {
@@ -1190,9 +1191,18 @@ fn apply_ops(
             // The temps not renamed yet are removed through the handles they
             // were made with (one in a directory moved out of the home
             // meanwhile too); recovery would not find that one.
-            for (j, (tmp, rel, dir)) in temps.iter().enumerate().skip(i) {
+            for (j, (tmp, rel, at)) in temps.iter().enumerate().skip(i) {
                 if j > i || !touched.contains(*rel) {
-                    let _ = dir.unlink(tmp);
+                    match &dirs[*at].1 {
+                        Some(dir) => {
+                            let _ = dir.unlink(tmp);
+                        }
+                        None => {
+                            if let Ok(Some((dir, _))) = roots.parent(rel) {
+                                let _ = dir.unlink(tmp);
+                            }
+                        }
+                    }
                 }
             }
             return Err(e);
