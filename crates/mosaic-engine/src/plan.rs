@@ -231,15 +231,35 @@ fn plan_inner(
     preserve: &Preserve,
     conflict: ConflictMode,
 ) -> Plan {
-    let mut paths: BTreeSet<&str> = source.keys().map(String::as_str).collect();
-    if let Some(m) = manifest {
-        paths.extend(m.files.keys().map(String::as_str));
-    }
-    let mut items = Vec::with_capacity(paths.len());
-    for path in paths {
-        let d = disk.paths.get(path).unwrap_or(&Disk::Absent);
-        let shipped = source.get(path);
-        let recorded = manifest.and_then(|m| m.files.get(path));
+    // One merge of three path-sorted maps (source, manifest, disk view):
+    // every path of the source or the manifest once, in path order, without
+    // a lookup per path.
+    let mut src = source.iter().peekable();
+    let mut man = manifest.into_iter().flat_map(|m| m.files.iter()).peekable();
+    let mut dsk = disk.paths.iter().peekable();
+    let mut items = Vec::with_capacity(source.len());
+    loop {
+        let path: &str = match (src.peek(), man.peek()) {
+            (None, None) => break,
+            (Some((a, _)), None) => a.as_str(),
+            (None, Some((b, _))) => b.as_str(),
+            (Some((a, _)), Some((b, _))) => std::cmp::min(a.as_str(), b.as_str()),
+        };
+        let shipped = match src.peek() {
+            Some((k, _)) if k.as_str() == path => src.next().map(|(_, v)| v),
+            _ => None,
+        };
+        let recorded = match man.peek() {
+            Some((k, _)) if k.as_str() == path => man.next().map(|(_, v)| v),
+            _ => None,
+        };
+        while dsk.peek().is_some_and(|(k, _)| k.as_str() < path) {
+            dsk.next();
+        }
+        let d = match dsk.peek() {
+            Some((k, v)) if k.as_str() == path => *v,
+            _ => &Disk::Absent,
+        };
         let action = decide(
             path,
             shipped,

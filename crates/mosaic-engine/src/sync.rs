@@ -241,21 +241,23 @@ impl Inputs {
         })
     }
 
-    /// Scans the disk and plans.
-    pub fn plan(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
+    /// Scans the disk and plans (the view scanned ahead is used up).
+    pub fn plan(&mut self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
+        let prescan = self.prescan.take();
         let shipped = || self.source.files.keys().map(String::as_str);
         let Some(m) = &self.manifest else {
             return self.plan_adopting(conflict);
         };
-        let view = match &self.prescan {
-            // The manifest's paths are scanned; add what only the source has.
-            Some(pre) => {
+        let view = match prescan {
+            // The manifest's paths are scanned; add what only the source has
+            // (few: the view scanned ahead is moved, not copied).
+            Some(mut view) => {
                 let extra = shipped().filter(|k| !m.files.contains_key(*k));
-                let mut view = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
-                view.paths
-                    .extend(pre.paths.iter().map(|(k, v)| (k.clone(), v.clone())));
-                view.ancestors
-                    .extend(pre.ancestors.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let more = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
+                view.paths.extend(more.paths);
+                for (k, v) in more.ancestors {
+                    view.ancestors.entry(k).or_insert(v);
+                }
                 view
             }
             None => {
@@ -547,7 +549,7 @@ pub fn plan_sync<'s, A>(
         warnings: session.warnings.clone(),
         ..SyncReport::default()
     };
-    let inputs = Inputs::load_overlapped(paths, load)?;
+    let mut inputs = Inputs::load_overlapped(paths, load)?;
     report.to_version = inputs.source.version.to_string();
     report.from_version = inputs.manifest.as_ref().map(|m| m.version.to_string());
     check_downgrade(&inputs, opts.allow_downgrade)?;
@@ -654,18 +656,37 @@ impl SyncPlan<'_, Locked> {
         let mut report = self.report.clone();
         let paths = &self.session.paths;
         if ops.is_empty() {
-            let mut next = make_manifest()?;
-            next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
-            // A no-op writes nothing just to trust a fingerprint it could
-            // not trust before (racily clean): the next writing run does. A
-            // manifest still in JSON is migrated to the index once.
-            if self.inputs.manifest_json
-                || !self
-                    .inputs
-                    .manifest
-                    .as_ref()
-                    .is_some_and(|old| only_trusts_more(old, &next))
-            {
+            let next = || -> Result<Manifest> {
+                let mut next = make_manifest()?;
+                next.generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
+                Ok(next)
+            };
+            // A no-op rewrites the manifest only when it has something new
+            // to record: a fingerprint the last writing run could not trust
+            // (racily clean: every file a fresh install writes) and that is
+            // no longer racy now. Without it, every later no-op would read
+            // every such file again. A manifest still in JSON is migrated
+            // to the index once. Usually decided without building the next
+            // manifest ([`SyncPlan::nothing_new`]).
+            let slow = |next: &Manifest| {
+                !self.inputs.manifest_json
+                    && self
+                        .inputs
+                        .manifest
+                        .as_ref()
+                        .is_some_and(|old| nothing_new_to_record(old, next))
+            };
+            let write = match self.nothing_new() {
+                Some(nothing) => {
+                    debug_assert_eq!(nothing, slow(&next()?), "the quick no-op check agrees");
+                    (!nothing).then(next).transpose()?
+                }
+                None => {
+                    let next = next()?;
+                    (!slow(&next)).then_some(next)
+                }
+            };
+            if let Some(next) = write {
                 txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
             }
         } else {
@@ -718,16 +739,99 @@ impl SyncPlan<'_, Locked> {
     }
 }
 
-/// Whether `next` equals `old` but for fingerprints `old` did not record:
-/// the same files, modes and hashes, nothing more to tell.
-fn only_trusts_more(old: &Manifest, next: &Manifest) -> bool {
+impl<A> SyncPlan<'_, A> {
+    /// For a plan with no ops: [`nothing_new_to_record`] of the old manifest
+    /// and the next, decided in one merge of the plan, the source, the disk
+    /// view and the old manifest, without building the next manifest (on a
+    /// large home that is most of a no-op's own work). `None` where that
+    /// does not apply (directories or units change, a JSON manifest): the
+    /// caller builds the next manifest and compares.
+    fn nothing_new(&self) -> Option<bool> {
+        let old = self.inputs.manifest.as_ref()?;
+        if self.inputs.manifest_json
+            || self.units.is_some()
+            || !self.plan.mkdirs.is_empty()
+            || !self.plan.rmdirs.is_empty()
+        {
+            return None;
+        }
+        if old.format != crate::manifest::FORMAT || old.version != self.inputs.source.version {
+            return Some(false);
+        }
+        let mut src = self.inputs.source.files.iter().peekable();
+        let mut seen = self.view.paths.iter().peekable();
+        let mut olds = old.files.iter();
+        for item in &self.plan.items {
+            if item.action.writes_shipped() {
+                return None;
+            }
+            while src
+                .peek()
+                .is_some_and(|(k, _)| k.as_str() < item.path.as_str())
+            {
+                src.next();
+            }
+            let Some(s) = src
+                .peek()
+                .filter(|(k, _)| **k == item.path)
+                .map(|(_, s)| *s)
+            else {
+                continue;
+            };
+            // As `plan::next_entry`: these record no entry.
+            if matches!(
+                item.action,
+                Action::Preserved | Action::Seed | Action::Blocked { .. }
+            ) {
+                continue;
+            }
+            while seen
+                .peek()
+                .is_some_and(|(k, _)| k.as_str() < item.path.as_str())
+            {
+                seen.next();
+            }
+            // As `plan::observe_after` for a path the run does not write.
+            let observed = match seen.peek() {
+                Some((k, Disk::File { sha256, fp, .. }))
+                    if **k == item.path && !crate::fsutil::racy(fp) =>
+                {
+                    Some((fp, sha256))
+                }
+                _ => None,
+            };
+            let Some((k, e)) = olds.next() else {
+                return Some(false);
+            };
+            if *k != item.path || e.sha256 != s.sha256 || e.mode != s.mode {
+                return Some(false);
+            }
+            if let Some((fp, sha)) = observed {
+                if !e
+                    .observed
+                    .as_ref()
+                    .is_some_and(|o| o.fp == *fp && o.sha256 == *sha)
+                {
+                    return Some(false);
+                }
+            }
+        }
+        Some(olds.next().is_none())
+    }
+}
+
+/// Whether `next` would tell nothing `old` does not: the same files, modes
+/// and hashes, and no fingerprint `next` trusts that `old` lacks (one `next`
+/// cannot trust, racily clean now, is no news: `old`'s stays, and a stale
+/// one only costs the next run a read).
+fn nothing_new_to_record(old: &Manifest, next: &Manifest) -> bool {
     let same_entries = |a: &BTreeMap<String, Entry>, b: &BTreeMap<String, Entry>| {
         a.len() == b.len()
             && a.iter().zip(b).all(|((ka, ea), (kb, eb))| {
                 ka == kb
                     && ea.sha256 == eb.sha256
                     && ea.mode == eb.mode
-                    && (ea.observed.is_none() || ea.observed == eb.observed)
+                    && (eb.observed.is_none() || ea.observed == eb.observed)
             })
     };
     old.format == next.format
@@ -1113,4 +1217,80 @@ fn unified(old_label: &str, old: Option<&[u8]>, new_label: &str, new: Option<&[u
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    fn paths(t: &std::path::Path) -> Paths {
+        std::fs::create_dir_all(t.join("home")).unwrap();
+        Paths {
+            home: t.join("home"),
+            units: t.join("units"),
+            state: t.join("state"),
+            units_home: t.join("home"),
+        }
+    }
+
+    fn source() -> Source {
+        let files = [("docs/a.md", "a"), ("tools/b", "b"), ("c", "c")]
+            .into_iter()
+            .map(|(p, b)| (p.to_string(), SourceFile::from_bytes(b.into(), 0o644)))
+            .collect();
+        Source {
+            version: Version::new(1, 0, 0),
+            files,
+        }
+    }
+
+    fn sync(p: &Paths) {
+        let s = Session::lock(p.clone()).unwrap();
+        let opts = SyncOptions {
+            command: "update".into(),
+            ..SyncOptions::default()
+        };
+        let plan = plan_sync(&s, &opts, &NoWorld, &mut |_| Ok(source())).unwrap();
+        plan.execute().unwrap();
+    }
+
+    fn trusted(p: &Paths) -> usize {
+        let m = Manifest::load(&p.manifest()).unwrap().unwrap();
+        m.files.values().filter(|e| e.observed.is_some()).count()
+    }
+
+    /// A fresh install cannot trust the fingerprints of the files it has
+    /// just written (racily clean); the first no-op that sees them settled
+    /// records them, so later no-ops read no file at all.
+    #[test]
+    fn a_no_op_records_fingerprints_that_are_no_longer_racy() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        sync(&p);
+        assert_eq!(trusted(&p), 0, "written within the run: racily clean");
+        // Settled: every file's mtime an hour before this process started.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for rel in ["docs/a.md", "tools/b", "c"] {
+            let f = std::fs::File::open(p.home.join(rel)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        sync(&p);
+        assert_eq!(
+            trusted(&p),
+            3,
+            "the no-op recorded the settled fingerprints"
+        );
+        // Nothing new now: a further no-op leaves the manifest as it is.
+        let stamp = |p: &Paths| {
+            let m = std::fs::metadata(p.manifest()).unwrap();
+            (
+                std::os::unix::fs::MetadataExt::ino(&m),
+                m.modified().unwrap(),
+            )
+        };
+        let before = stamp(&p);
+        sync(&p);
+        assert_eq!(stamp(&p), before, "nothing new to record: not rewritten");
+    }
 }

@@ -675,6 +675,9 @@ pub fn apply_planned(
         }
         let inside = !rel.starts_with('/');
         let below_removed = inside && under_removed(rel);
+        // A path below a missing directory is missing too: not looked up
+        // again (on a fresh install that is every path).
+        let mut below_absent = false;
         if inside && !below_removed {
             // Never act through a link or over a file standing where a
             // directory must be (the planner blocks these; this guards every
@@ -693,6 +696,7 @@ pub fn apply_planned(
                 match kind {
                     "dir" => {}
                     "absent" => {
+                        below_absent = true;
                         if matches!(op, Op::Write { .. } | Op::Restore { from: Some(_), .. }) {
                             mkdirs.insert(anc.to_string());
                         }
@@ -716,7 +720,7 @@ pub fn apply_planned(
                 idx += pos + 1;
             }
         }
-        let (before, fp) = if below_removed {
+        let (before, fp) = if below_removed || below_absent {
             ("absent", None)
         } else {
             stat_of(&mut roots, rel)?
@@ -1127,15 +1131,34 @@ fn apply_ops(
         }
     }
     // Writes: every temp first, one flush per file system, then the renames.
-    let mut temps = Vec::new();
+    // The ops come in path order, so siblings share one handle on their
+    // directory for the temp writes (the renames below open it afresh). At
+    // most HELD handles stay open (a home of 100,000 files in 12,000
+    // directories must not run out of descriptors); a temp whose handle was
+    // closed is removed on failure through a fresh lookup of its directory.
+    const HELD: usize = 256;
+    let mut temps: Vec<(String, &str, usize)> = Vec::new();
+    let mut dirs: Vec<(String, Option<Dir>)> = Vec::new();
     for op in ops {
         if let Op::Write {
             rel, bytes, mode, ..
         } = op
         {
-            let (dir, name) = roots.parent_must(rel)?;
+            let (parent, name) = split(rel);
+            let name = name.to_string();
+            let shared = matches!(dirs.last(), Some((p, Some(_))) if p == parent);
+            if !shared {
+                let (d, _) = roots.parent_must(rel)?;
+                if dirs.len() >= HELD {
+                    let old = dirs.len() - HELD;
+                    dirs[old].1 = None;
+                }
+                dirs.push((parent.to_string(), Some(d)));
+            }
+            let at = dirs.len() - 1;
+            let dir = dirs[at].1.as_ref().expect("the newest handle is held");
             let tmp = temp_name(&name, tag);
-            let mut f = create_temp(&dir, &name, &tmp, *mode)?;
+            let mut f = create_temp(dir, &name, &tmp, *mode)?;
             let filled = match bytes {
                 Payload::Bytes(b) => std::io::Write::write_all(&mut f, b),
                 Payload::File(from) => {
@@ -1151,7 +1174,7 @@ fn apply_ops(
                 let _ = dir.unlink(&tmp);
                 return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((tmp, rel.as_str(), dir));
+            temps.push((tmp, rel.as_str(), at));
         }
     }
     if !temps.is_empty() {
@@ -1168,9 +1191,18 @@ fn apply_ops(
             // The temps not renamed yet are removed through the handles they
             // were made with (one in a directory moved out of the home
             // meanwhile too); recovery would not find that one.
-            for (j, (tmp, rel, dir)) in temps.iter().enumerate().skip(i) {
+            for (j, (tmp, rel, at)) in temps.iter().enumerate().skip(i) {
                 if j > i || !touched.contains(*rel) {
-                    let _ = dir.unlink(tmp);
+                    match &dirs[*at].1 {
+                        Some(dir) => {
+                            let _ = dir.unlink(tmp);
+                        }
+                        None => {
+                            if let Ok(Some((dir, _))) = roots.parent(rel) {
+                                let _ = dir.unlink(tmp);
+                            }
+                        }
+                    }
                 }
             }
             return Err(e);
