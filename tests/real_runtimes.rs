@@ -661,8 +661,9 @@ fn supervised_case(runtime: Runtime, bin: &Path, server: &ModelServer) {
             let r = &doc["agents"][0];
             r["restarts"] == 1 && r["state"] == "running" && r["pane_pid"].as_u64() != Some(pid)
         }),
-        "{runtime}: not restarted: {doc:#}\n{}",
-        um.status("mosaic-agent@agent.service")
+        "{runtime}: not restarted: {doc:#}\n{}\nsupervisor log:\n{}",
+        um.status("mosaic-agent@agent.service"),
+        std::fs::read_to_string(h.join("fleet/run/agent.supervisor.log")).unwrap_or_default()
     );
     assert!(
         ready(startup_timeout(runtime)),
