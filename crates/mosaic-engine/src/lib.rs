@@ -12,6 +12,7 @@
 //! reports go out as values.
 #![warn(missing_docs)]
 
+pub mod civil;
 pub mod dirfd;
 pub mod error;
 pub mod failpoint;
