@@ -190,7 +190,12 @@ struct Found {
 /// sorted list of full paths). Each file is stat'ed relative to its open
 /// directory (`statx(dirfd, name)`), not by its full path. Links and other
 /// non-regular files are refused.
-fn walk(root: &Path, dir: &Path, rel: &mut String, out: &mut Vec<Found>) -> Result<()> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    rel: &mut String,
+    out: &mut dyn FnMut(Found) -> Result<()>,
+) -> Result<()> {
     let input = |e: std::io::Error| {
         Error::Input(format!(
             "MOSAIC_FRAMEWORK_DIR {}: {}: {e}",
@@ -225,11 +230,11 @@ fn walk(root: &Path, dir: &Path, rel: &mut String, out: &mut Vec<Found>) -> Resu
             walk(root, &e.path(), rel, out)?;
         } else if ft.is_file() {
             let meta = e.metadata().at(e.path())?;
-            out.push(Found {
+            out(Found {
                 rel: rel.clone(),
                 path: e.path(),
                 meta,
-            });
+            })?;
         } else {
             return Err(Error::Input(format!(
                 "{}: the framework tree may hold only regular files and directories; replace the link with the file",
@@ -276,36 +281,44 @@ impl Source {
             .and_then(|c| std::fs::read(c).ok())
             .unwrap_or_default();
         let mut old = CacheCursor::open(&bytes, dir);
-        let mut found = Vec::new();
-        walk(dir, dir, &mut String::new(), &mut found)?;
         // The cache is rebuilt only when something differs from it.
-        let mut stale = found.len() != old.len;
-        let mut fps = Vec::with_capacity(found.len());
-        let mut sorted = Vec::with_capacity(found.len());
-        for Found { rel, path, meta } in found {
-            let fp = Fingerprint::of(&meta);
-            let sha256 = match old.take(&rel, &fp) {
-                Some(sha) => sha,
-                None => {
-                    stale = true;
-                    hash_file(&path)?
-                }
-            };
-            fps.push(fp);
-            let mode = if meta.permissions().mode() & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            };
-            sorted.push((
-                rel,
-                SourceFile {
-                    sha256,
-                    mode,
-                    content: Content::File(path),
-                },
-            ));
-        }
+        let mut stale = false;
+        let mut fps = Vec::with_capacity(old.len);
+        let mut sorted = Vec::with_capacity(old.len);
+        // Each file is settled as the walk finds it (the walk and the cache
+        // are both in path order): no list of every file's full metadata is
+        // held at once.
+        walk(
+            dir,
+            dir,
+            &mut String::new(),
+            &mut |Found { rel, path, meta }| {
+                let fp = Fingerprint::of(&meta);
+                let sha256 = match old.take(&rel, &fp) {
+                    Some(sha) => sha,
+                    None => {
+                        stale = true;
+                        hash_file(&path)?
+                    }
+                };
+                fps.push(fp);
+                let mode = if meta.permissions().mode() & 0o111 != 0 {
+                    0o755
+                } else {
+                    0o644
+                };
+                sorted.push((
+                    rel,
+                    SourceFile {
+                        sha256,
+                        mode,
+                        content: Content::File(path),
+                    },
+                ));
+                Ok(())
+            },
+        )?;
+        stale |= sorted.len() != old.len;
         drop(old);
         drop(bytes);
         // In path order already: the map is built in one pass.
@@ -408,14 +421,18 @@ mod tests {
             std::fs::write(p, f).unwrap();
         }
         let mut found = Vec::new();
-        walk(d.path(), d.path(), &mut String::new(), &mut found).unwrap();
+        walk(d.path(), d.path(), &mut String::new(), &mut |f| {
+            found.push(f);
+            Ok(())
+        })
+        .unwrap();
         let got: Vec<&str> = found.iter().map(|f| f.rel.as_str()).collect();
         let mut want = got.clone();
         want.sort_unstable();
         assert_eq!(got, want);
         assert_eq!(got.len(), 6);
         std::os::unix::fs::symlink("b", d.path().join("link")).unwrap();
-        let err = walk(d.path(), d.path(), &mut String::new(), &mut Vec::new()).unwrap_err();
+        let err = walk(d.path(), d.path(), &mut String::new(), &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("only regular files"), "{err}");
     }
 }

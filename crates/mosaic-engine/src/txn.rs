@@ -568,6 +568,38 @@ fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
     fsutil::write_atomic(path, &bytes, mode)
 }
 
+/// Name of the empty marker file in a backup directory whose existence
+/// says the backup's record (`meta.json`) is complete. It is created only
+/// after the complete record is durably in place, so it never claims more
+/// than the record; [`sweep`] checks it with one `stat` instead of reading
+/// and parsing the record (which lists every file the run touched).
+pub const COMPLETE_MARKER: &str = "complete";
+
+/// Writes the complete record `meta` of backup `bdir` (atomically, durably),
+/// then its [`COMPLETE_MARKER`]. A crash between the two leaves a complete
+/// record without the marker, which [`sweep`] reads once and marks.
+fn write_complete(bdir: &Path, meta: &BackupMeta) -> Result<()> {
+    debug_assert!(meta.complete);
+    write_json(&bdir.join("meta.json"), meta, 0o600)?;
+    failpoint::hit("before-complete-marker");
+    mark_complete(bdir)
+}
+
+/// Creates the [`COMPLETE_MARKER`] of `bdir` (the record already says
+/// complete). Not fsynced: a marker lost in a crash only costs one read of
+/// the record at the next run.
+fn mark_complete(bdir: &Path) -> Result<()> {
+    let m = bdir.join(COMPLETE_MARKER);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&m)
+        .map(drop)
+        .at(&m)
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).at(path)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
@@ -870,7 +902,7 @@ pub fn apply_planned(
             // a crash never leaves a committed run without its record.
             let mut done = meta;
             done.complete = true;
-            let _ = write_json(&bdir.join("meta.json"), &done, 0o600);
+            let _ = write_complete(&bdir, &done);
             std::fs::remove_file(&journal).at(&journal)?;
             let _ = fsutil::fsync_dir(&paths.state);
             let _ = prune(paths);
@@ -940,7 +972,7 @@ pub fn write_manifest(paths: &Paths, _locked: &Locked, bytes: &[u8]) -> Result<(
 /// alone: marked complete so `mosaic backups` lists it; the journal goes.
 fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
     meta.complete = true;
-    let _ = write_json(&bdir.join("meta.json"), &meta, 0o600);
+    let _ = write_complete(bdir, &meta);
     let _ = std::fs::remove_file(journal);
 }
 
@@ -1572,7 +1604,7 @@ pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
             // listed; then the commit record goes.
             let mut done = meta;
             done.complete = true;
-            write_json(&mpath, &done, 0o600)?;
+            write_complete(&bdir, &done)?;
             remove_if_present(&journal)?;
             fsutil::fsync_dir(&paths.state)?;
             return Ok(Some(Recovered { id, kept }));
@@ -1646,21 +1678,30 @@ pub fn sweep(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
             if journalled.contains(&dir) || !e.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            let orphan = match read_json::<BackupMeta>(&dir.join("meta.json")) {
-                Ok(meta) => !meta.complete && meta.home == paths.home,
-                Err(_) => e
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 3600),
-            };
             let name = e.file_name().to_string_lossy().into_owned();
             let leftover =
                 leftover_of_dead_run(&name, ".partial-") || leftover_of_dead_run(&name, ".trash-");
-            if (leftover || (orphan && !name.starts_with('.')))
-                && std::fs::remove_dir_all(&dir).is_ok()
-            {
+            // A marked backup is complete: one stat, its record is not read.
+            let orphan = !leftover
+                && !name.starts_with('.')
+                && std::fs::symlink_metadata(dir.join(COMPLETE_MARKER)).is_err()
+                && match read_json::<BackupMeta>(&dir.join("meta.json")) {
+                    Ok(meta) => {
+                        if meta.complete {
+                            // Made before the marker existed (or a crash
+                            // came between the record and its marker).
+                            let _ = mark_complete(&dir);
+                        }
+                        !meta.complete && meta.home == paths.home
+                    }
+                    Err(_) => e
+                        .metadata()
+                        .ok()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > 3600),
+                };
+            if (leftover || orphan) && std::fs::remove_dir_all(&dir).is_ok() {
                 removed.push(dir);
             }
         }
@@ -1905,6 +1946,11 @@ mod tests {
         let done = apply(&p, s.token(), &[write("a/f", b"new")], &info(), None).unwrap();
         assert!(done.warnings.is_empty(), "{:?}", done.warnings);
         assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), b"new");
+        // The committed backup carries its complete marker next to the record.
+        let bdir = done.backup.clone().unwrap();
+        assert!(bdir.join(COMPLETE_MARKER).is_file());
+        let meta: BackupMeta = read_json(&bdir.join("meta.json")).unwrap();
+        assert!(meta.complete);
         let meta = list(&p).unwrap().remove(0);
         let ops = rollback_ops(&p, &meta);
         apply(&p, s.token(), &ops, &info(), None).unwrap();
@@ -1951,5 +1997,35 @@ mod tests {
             assert!(b.join(kept).exists(), "{kept}");
         }
         assert!(live.exists(), "pid 1 is alive");
+        // A complete record made before the marker existed is read once and
+        // marked, so the next sweep does not read it again.
+        assert!(b.join("done").join(COMPLETE_MARKER).exists());
+        assert!(!b.join("other-home").join(COMPLETE_MARKER).exists());
+    }
+
+    #[test]
+    fn sweep_trusts_the_complete_marker_without_reading_the_record() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        let s = Session::lock(p.clone()).unwrap();
+        let dir = p.backups().join("marked");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Unreadable as a record: were it read, it would count as a backup
+        // without a record (removed once an hour old) — and a directory
+        // mode 000 would not be readable at all. The marker alone decides.
+        std::fs::write(dir.join("meta.json"), "{\"complete\": false, \"home\": ").unwrap();
+        std::fs::write(dir.join(COMPLETE_MARKER), "").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let f = std::fs::File::open(&dir).unwrap();
+        f.set_modified(old).unwrap();
+        let removed = sweep(&p, s.token());
+        assert!(removed.is_empty(), "{removed:?}");
+        assert!(dir.join("meta.json").exists());
+        // The same directory without its marker is swept (an old directory
+        // without a readable record): the test above is about the marker.
+        std::fs::remove_file(dir.join(COMPLETE_MARKER)).unwrap();
+        let f = std::fs::File::open(&dir).unwrap();
+        f.set_modified(old).unwrap();
+        assert_eq!(sweep(&p, s.token()), vec![dir]);
     }
 }
