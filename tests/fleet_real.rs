@@ -430,7 +430,12 @@ fn fleet_end_to_end_with_the_stub_agent() {
         common::wait_until(Duration::from_secs(20), || {
             doc = f.ps(&[]);
             let r = row(&doc, "coder0");
-            r["restarts"] == 1 && r["state"] == "running" && r["pane_pid"].as_u64() != Some(pid)
+            // ... and back at its prompt (its screen read by the adapter):
+            // a send to a runtime still starting is refused, rightly.
+            r["restarts"] == 1
+                && r["state"] == "running"
+                && r["pane_pid"].as_u64() != Some(pid)
+                && r["screen"] == "idle"
         }),
         "not restarted: {doc:#}"
     );
