@@ -9,6 +9,7 @@ mod dist;
 mod matrix;
 mod proc;
 mod release;
+mod snapshot;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -13,7 +13,7 @@
 //! The product is only ever driven through its CLI binary.
 
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
+
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -446,62 +446,7 @@ fn set_mtime(p: &Path, m: &std::fs::Metadata) -> Result<()> {
     Ok(())
 }
 
-/// One entry of a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// `f`ile, `d`irectory, `l`ink or `o`ther.
-    pub kind: char,
-    /// Permission bits (0 for links).
-    pub mode: u32,
-    /// File bytes or link target.
-    pub bytes: Vec<u8>,
-}
-
-/// Key (`H/rel`, `UNITS/rel`, `STATE/rel`) → node.
-pub type Snapshot = BTreeMap<String, Node>;
-
-/// Adds every entry below `root` to `s`, keys prefixed with `prefix`.
-pub fn snapshot_into(s: &mut Snapshot, prefix: &str, root: &Path) -> Result<()> {
-    if std::fs::symlink_metadata(root).is_err() {
-        return Ok(());
-    }
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e?;
-        let rel = e.path().strip_prefix(root)?.to_string_lossy().into_owned();
-        let m = std::fs::symlink_metadata(e.path())?;
-        let ft = m.file_type();
-        let mode = m.permissions().mode() & 0o7777;
-        let node = if ft.is_symlink() {
-            Node {
-                kind: 'l',
-                mode: 0,
-                bytes: std::fs::read_link(e.path())?
-                    .into_os_string()
-                    .into_encoded_bytes(),
-            }
-        } else if ft.is_dir() {
-            Node {
-                kind: 'd',
-                mode,
-                bytes: Vec::new(),
-            }
-        } else if ft.is_file() {
-            Node {
-                kind: 'f',
-                mode,
-                bytes: std::fs::read(e.path())?,
-            }
-        } else {
-            Node {
-                kind: 'o',
-                mode,
-                bytes: Vec::new(),
-            }
-        };
-        s.insert(format!("{prefix}{rel}"), node);
-    }
-    Ok(())
-}
+pub use crate::snapshot::{snapshot_into, Node, Snapshot};
 
 /// What the product installs and the operator sees: `H` (without the
 /// product's own `.mosaic/` bookkeeping) and the active unit dir, without

@@ -483,61 +483,7 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// One entry of a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// `f`ile, `d`irectory, `l`ink or `o`ther.
-    pub kind: char,
-    /// Permission bits (0 for links).
-    pub mode: u32,
-    /// File bytes or link target.
-    pub bytes: Vec<u8>,
-}
-
-/// Path → node.
-pub type Snapshot = BTreeMap<String, Node>;
-
-/// Adds every entry below `root` to `s`, keys prefixed with `prefix`.
-pub fn snapshot_into(s: &mut Snapshot, prefix: &str, root: &Path) -> Result<()> {
-    if std::fs::symlink_metadata(root).is_err() {
-        return Ok(());
-    }
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e?;
-        let rel = e.path().strip_prefix(root)?.to_string_lossy().into_owned();
-        let m = std::fs::symlink_metadata(e.path())?;
-        let ft = m.file_type();
-        let node = if ft.is_symlink() {
-            Node {
-                kind: 'l',
-                mode: 0,
-                bytes: std::fs::read_link(e.path())?
-                    .into_os_string()
-                    .into_encoded_bytes(),
-            }
-        } else if ft.is_dir() {
-            Node {
-                kind: 'd',
-                mode: m.permissions().mode() & 0o7777,
-                bytes: Vec::new(),
-            }
-        } else if ft.is_file() {
-            Node {
-                kind: 'f',
-                mode: m.permissions().mode() & 0o7777,
-                bytes: std::fs::read(e.path())?,
-            }
-        } else {
-            Node {
-                kind: 'o',
-                mode: m.permissions().mode() & 0o7777,
-                bytes: Vec::new(),
-            }
-        };
-        s.insert(format!("{prefix}{rel}"), node);
-    }
-    Ok(())
-}
+pub use crate::snapshot::{snapshot_into, Snapshot};
 
 /// Snapshot of one tree.
 pub fn snapshot(root: &Path) -> Result<Snapshot> {
