@@ -1051,11 +1051,6 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
     }
     systemd::check_manager()?;
     systemd::run_user(&argv)?;
-    let done = match verb {
-        "start" => "started",
-        "stop" => "stopped",
-        _ => "restarted",
-    };
     let dead_panes = || -> Result<Vec<String>> {
         let snap = ps::snapshot(&ctx.paths.home, &roster, false)?;
         let report = ps::join(&roster, &ctx.roster_path, &snap, ps::DEFAULT_STALE_AFTER);
@@ -1077,29 +1072,49 @@ fn control(ctx: &Ctx, verb: &str, names: &[String], dry: bool, p: &Printer) -> R
         dead_panes()?
     };
     if verb == "start" && !missing.is_empty() {
-        // A unit stays active after its runtime died (oneshot +
-        // RemainAfterExit), so `start` alone would not bring it back.
+        // A unit stays active while its runtime is dead (its supervisor
+        // waits out a back-off, or `restart: never`), so `start` alone
+        // would not bring it back.
         let dead: Vec<String> = missing.iter().map(|n| systemd::agent_unit(n)).collect();
         systemd::run_user(&systemd::verb_argv("restart", &dead))?;
         missing = dead_panes()?;
     }
+    let hint = format!(
+        "its last output: `mosaic agent logs {}`; see also `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
+        missing.first().map(String::as_str).unwrap_or("NAME")
+    );
+    Ok(report_units(p, verb, &units, &missing, &hint))
+}
+
+/// The past tense `fleet start/stop/restart` reports.
+fn done_word(verb: &str) -> &'static str {
+    match verb {
+        "start" => "started",
+        "stop" => "stopped",
+        _ => "restarted",
+    }
+}
+
+/// The report of `fleet start/stop/restart` (local or remote units): the
+/// units acted on, then a warning naming agents with no live session and
+/// `hint`; exit 1 when there are any.
+fn report_units(p: &Printer, verb: &str, units: &[String], missing: &[String], hint: &str) -> i32 {
     if p.json {
         p.doc(
             crate::report::Doc::FleetUnits,
             &serde_json::json!({"action": verb, "units": units, "missing_sessions": missing}),
         );
     } else {
-        p.line(&format!("{done}: {}", units.join(" ")));
+        p.line(&format!("{}: {}", done_word(verb), units.join(" ")));
     }
-    if !missing.is_empty() {
-        p.warn(&format!(
-            "no live session for {} after {verb}; its last output: `mosaic agent logs {}`; see also `systemctl --user status mosaic-agent@NAME.service` and `mosaic fleet ps`",
-            missing.join(", "),
-            missing.first().map(String::as_str).unwrap_or("NAME")
-        ));
-        return Ok(1);
+    if missing.is_empty() {
+        return 0;
     }
-    Ok(0)
+    p.warn(&format!(
+        "no live session for {} after {verb}; {hint}",
+        missing.join(", ")
+    ));
+    1
 }
 
 /// start/stop/restart of agents on other hosts: their units over ssh, then
@@ -1168,27 +1183,13 @@ fn control_remote(
                 .collect();
         }
     }
-    let done = match verb {
-        "start" => "started",
-        "stop" => "stopped",
-        _ => "restarted",
-    };
-    if p.json {
-        p.doc(
-            crate::report::Doc::FleetUnits,
-            &serde_json::json!({"action": verb, "units": done_units, "missing_sessions": missing}),
-        );
-    } else {
-        p.line(&format!("{done}: {}", done_units.join(" ")));
-    }
-    if !missing.is_empty() {
-        p.warn(&format!(
-            "no live session for {} after {verb}; see `mosaic fleet ps`",
-            missing.join(", ")
-        ));
-        return Ok(1);
-    }
-    Ok(0)
+    Ok(report_units(
+        p,
+        verb,
+        &done_units,
+        &missing,
+        "see `mosaic fleet ps`",
+    ))
 }
 
 fn status(ctx: &Ctx, p: &Printer) -> Result<i32> {
