@@ -364,7 +364,7 @@ pub struct Record {
     /// What the runtime's screen shows, classified by its adapter: `idle`
     /// (at its prompt), `busy`, `input` (text in the box), `prompt` (a
     /// permission prompt), `dialog` or `unknown`; null when not read.
-    pub screen: Option<String>,
+    pub screen: Option<Screen>,
     /// Seconds since the runtime (the pane's process) last started.
     pub uptime_seconds: Option<u64>,
     /// Times the supervisor restarted the runtime since the unit started.
@@ -474,16 +474,49 @@ fn find_pane<'a>(s: &'a Snapshot, socket: Option<&str>, session: &str) -> Option
         .copied()
 }
 
-/// The word `fleet ps` shows for a screen state.
-pub fn screen_word(s: &crate::adapters::ScreenState) -> &'static str {
-    use crate::adapters::ScreenState as S;
-    match s {
-        S::Ready => "idle",
-        S::Busy => "busy",
-        S::InputPending { .. } => "input",
-        S::PermissionPrompt { .. } => "prompt",
-        S::Dialog { .. } => "dialog",
-        S::Unknown => "unknown",
+/// What `fleet ps` says a runtime's screen shows (its adapter's
+/// [`crate::adapters::ScreenState`], without the details).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Screen {
+    /// At its prompt, the input box empty.
+    Idle,
+    /// Working on a turn.
+    Busy,
+    /// Text in the input box.
+    Input,
+    /// A permission prompt.
+    Prompt,
+    /// Another dialog (onboarding, login, …).
+    Dialog,
+    /// Nothing its adapter recognises.
+    Unknown,
+}
+
+impl Screen {
+    /// The word for a screen state.
+    pub fn of(s: &crate::adapters::ScreenState) -> Screen {
+        use crate::adapters::ScreenState as S;
+        match s {
+            S::Ready => Screen::Idle,
+            S::Busy => Screen::Busy,
+            S::InputPending { .. } => Screen::Input,
+            S::PermissionPrompt { .. } => Screen::Prompt,
+            S::Dialog { .. } => Screen::Dialog,
+            S::Unknown => Screen::Unknown,
+        }
+    }
+
+    /// As `fleet ps` prints it (and `--json` spells it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Screen::Idle => "idle",
+            Screen::Busy => "busy",
+            Screen::Input => "input",
+            Screen::Prompt => "prompt",
+            Screen::Dialog => "dialog",
+            Screen::Unknown => "unknown",
+        }
     }
 }
 
@@ -568,7 +601,7 @@ pub fn join(roster: &Roster, roster_path: &Path, s: &Snapshot, stale_after: u64)
                 .get(&name)
                 .and_then(|c| crate::adapters::Runtime::for_command(c))
                 .or_else(|| crate::adapters::Runtime::from_name(a.runtime.program()));
-            r.screen = rt.map(|rt| screen_word(&rt.screen_state(screen)).to_string());
+            r.screen = rt.map(|rt| Screen::of(&rt.screen_state(screen)));
         }
         if r.pane_alive {
             if let Some(u) = s.usage.get(&name) {
@@ -1129,7 +1162,7 @@ pub fn table(r: &Report, paint: &dyn Fn(&str, &str) -> String) -> String {
                 Some(h) => format!(
                     "{} {}",
                     secs(Some(h.age_seconds)),
-                    a.screen.as_deref().unwrap_or(&h.state)
+                    a.screen.map_or(h.state.as_str(), |w| w.as_str())
                 ),
                 None => "-".into(),
             },
