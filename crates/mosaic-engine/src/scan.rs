@@ -93,10 +93,19 @@ fn hash_open(dir: &Dir, name: &str) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Handles on the directories of one scan, opened once each.
+/// How many directory handles one scan keeps open. The paths come sorted,
+/// so a directory's files are contiguous but for its subdirectories' runs
+/// between them: a few handles cover that. Keeping every directory open
+/// would grow the descriptor table past 64, 128, 256… and each growth
+/// waits for an RCU grace period (milliseconds) while the source is
+/// walked on another thread.
+const HELD_DIRS: usize = 8;
+
+/// Handles on the directories of one scan: the [`HELD_DIRS`] used last.
 struct Parents {
     root: Option<Dir>,
-    open: std::collections::BTreeMap<String, Option<Dir>>,
+    /// (directory, handle or `None` for a missing one), most recent last.
+    open: Vec<(String, Option<Dir>)>,
 }
 
 impl Parents {
@@ -113,7 +122,7 @@ impl Parents {
         };
         Ok(Parents {
             root,
-            open: Default::default(),
+            open: Vec::with_capacity(HELD_DIRS),
         })
     }
 
@@ -123,11 +132,21 @@ impl Parents {
         let Some(root) = &self.root else {
             return Ok((None, name));
         };
-        if !self.open.contains_key(dir) {
-            let d = root.sub_opt(dir)?;
-            self.open.insert(dir.to_string(), d);
+        match self.open.iter().rposition(|(d, _)| d == dir) {
+            Some(i) => {
+                let hit = self.open.remove(i);
+                self.open.push(hit);
+            }
+            None => {
+                if self.open.len() == HELD_DIRS {
+                    self.open.remove(0);
+                }
+                let d = root.sub_opt(dir)?;
+                self.open.push((dir.to_string(), d));
+            }
         }
-        Ok((self.open[dir].as_ref(), name))
+        let (_, d) = self.open.last().expect("just pushed");
+        Ok((d.as_ref(), name))
     }
 }
 
@@ -187,6 +206,33 @@ pub fn scan<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_holds_a_few_directory_handles_not_one_per_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let mut rels = Vec::new();
+        for d in 0..40 {
+            for s in 0..3 {
+                let dir = t.path().join(format!("d{d:02}/s{s}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("f"), "x").unwrap();
+                std::fs::write(t.path().join(format!("d{d:02}/g{s}")), "y").unwrap();
+                rels.push(format!("d{d:02}/s{s}/f"));
+                rels.push(format!("d{d:02}/g{s}"));
+            }
+        }
+        rels.sort();
+        let mut parents = Parents::new(t.path()).unwrap();
+        for rel in &rels {
+            let (dir, name) = parents.of(rel).unwrap();
+            assert!(dir.unwrap().stat(name).unwrap().is_some(), "{rel}");
+            assert!(parents.open.len() <= HELD_DIRS);
+        }
+        let none = Preserve::new(&[], "none").unwrap();
+        let view = scan(t.path(), rels.iter().map(String::as_str), None, &none).unwrap();
+        assert_eq!(view.paths.len(), 240);
+        assert!(view.paths.values().all(|d| matches!(d, Disk::File { .. })));
+    }
 
     #[test]
     fn a_path_below_a_link_is_never_looked_at() {
