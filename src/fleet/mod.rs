@@ -651,7 +651,7 @@ fn apply_writes(session: &Session<Locked>, command: &str, writes: &[PendingWrite
             },
             bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&w.bytes[..])),
             mode: w.mode,
-            sha256: fsutil::sha256_hex(&w.bytes),
+            sha256: mosaic_engine::Sha256::of(&w.bytes),
         })
         .collect();
     let version = mosaic_engine::manifest::Manifest::load(&paths.manifest())?

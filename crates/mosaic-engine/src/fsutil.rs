@@ -15,8 +15,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Lower-case hex sha256 of a file's content, never following a symlink.
-pub fn hash_file(path: &Path) -> Result<String> {
+/// The sha256 of a file's content, never following a symlink.
+pub fn hash_file(path: &Path) -> Result<crate::Sha256> {
     let mut f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -31,7 +31,7 @@ pub fn hash_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(crate::Sha256::finish(hasher))
 }
 
 /// A stat fingerprint: when it matches, a recorded hash may be trusted

@@ -212,7 +212,7 @@ fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
         }
         let path = txn::target(&paths.home, &rec.rel);
         let holds_ours = match (&rec.after, std::fs::symlink_metadata(&path)) {
-            (Some(sha), Ok(m)) if m.is_file() => hash_file(&path)? == *sha,
+            (Some(sha), Ok(m)) if m.is_file() => hash_file(&path)? == **sha,
             _ => false,
         };
         if !holds_ours {
@@ -328,7 +328,7 @@ pub fn resolve(session: &Session<Locked>, rel: &str, how: Resolution) -> Result<
     if how == Resolution::Take {
         ops.push(Op::Write {
             rel: rel.clone(),
-            sha256: crate::fsutil::sha256_hex(&bytes),
+            sha256: crate::Sha256::of(&bytes),
             bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&bytes[..])),
             mode,
         });

@@ -64,7 +64,7 @@ pub fn known_hashes(json: &str) -> Result<ReleaseHashes, String> {
 /// Every hash any earlier release shipped, per path.
 #[derive(Debug, Default, Clone)]
 pub struct History {
-    by_path: BTreeMap<String, BTreeSet<String>>,
+    by_path: BTreeMap<String, BTreeSet<crate::Sha256>>,
     versions: Vec<semver::Version>,
 }
 
@@ -74,7 +74,11 @@ impl History {
         let mut h = History::default();
         for r in releases {
             for (path, hash) in r.files {
-                h.by_path.entry(path).or_default().insert(hash);
+                // Checked as 64 hex digits by [`known_hashes`].
+                h.by_path
+                    .entry(path)
+                    .or_default()
+                    .insert(crate::Sha256::parse_lenient(&hash));
             }
             h.versions.push(r.version);
         }
@@ -93,10 +97,8 @@ impl History {
 
     /// True when some earlier release shipped exactly these bytes at `path`
     /// (the file is an unedited shipped file).
-    pub fn shipped(&self, path: &str, sha256: &str) -> bool {
-        self.by_path
-            .get(path)
-            .is_some_and(|s| s.contains(&sha256.to_ascii_lowercase()))
+    pub fn shipped(&self, path: &str, sha256: &crate::Sha256) -> bool {
+        self.by_path.get(path).is_some_and(|s| s.contains(sha256))
     }
 
     /// True when some earlier release shipped any file at `path`.
@@ -131,9 +133,10 @@ mod tests {
             "C".repeat(64)
         );
         let h = History::parse_all([a.as_str(), b.as_str()]).unwrap();
-        assert!(h.shipped("fleet/README.md", &"a".repeat(64)));
-        assert!(h.shipped("fleet/README.md", &"c".repeat(64)));
-        assert!(!h.shipped("fleet/README.md", &"b".repeat(64)));
+        let x = |c: &str| crate::Sha256::parse(&c.repeat(64)).unwrap();
+        assert!(h.shipped("fleet/README.md", &x("a")));
+        assert!(h.shipped("fleet/README.md", &x("c")));
+        assert!(!h.shipped("fleet/README.md", &x("b")));
         assert!(h.ever_shipped("tools/x.sh"));
         assert!(!h.ever_shipped("fleet/roster.yaml"));
         assert_eq!(

@@ -106,20 +106,11 @@ impl Writer {
         self.prev.extend_from_slice(p);
     }
 
-    /// A sha256 given as lower-case hex: 32 raw bytes (tag 0), or, for
-    /// anything that is not 64 hex digits, the text itself (tag 1).
-    pub fn hash(&mut self, hex_hash: &str) {
-        let mut raw = [0u8; 32];
-        if hex_hash.len() == 64
-            && !hex_hash.bytes().any(|b| b.is_ascii_uppercase())
-            && hex::decode_to_slice(hex_hash, &mut raw).is_ok()
-        {
-            self.u8(0);
-            self.buf.extend_from_slice(&raw);
-        } else {
-            self.u8(1);
-            self.bytes(hex_hash.as_bytes());
-        }
+    /// A sha256: tag 0, then its 32 raw bytes. (Tag 1, text, was written
+    /// for hashes that were not 64 hex digits; it is still read.)
+    pub fn hash(&mut self, h: &crate::Sha256) {
+        self.u8(0);
+        self.buf.extend_from_slice(&h.0);
     }
 
     /// A stat fingerprint.
@@ -283,11 +274,13 @@ impl<'a> Reader<'a> {
         Ok(p)
     }
 
-    /// A hash, as lower-case hex.
-    pub fn hash(&mut self) -> DecodeResult<String> {
+    /// A hash (a text one, tag 1, as [`crate::Sha256::parse_lenient`] reads it).
+    pub fn hash(&mut self) -> DecodeResult<crate::Sha256> {
         match self.u8()? {
-            0 => Ok(hex::encode(self.take(32)?)),
-            1 => Ok(self.str()?.to_string()),
+            0 => Ok(crate::Sha256(
+                self.take(32)?.try_into().expect("take returns 32 bytes"),
+            )),
+            1 => Ok(crate::Sha256::parse_lenient(self.str()?)),
             t => Err(format!("bad hash tag {t}")),
         }
     }
@@ -327,14 +320,16 @@ mod tests {
             ctime_ns: 1_700_000_000_123_456_789,
             ino: u64::MAX,
         };
-        let h = "ab".repeat(32);
+        let h = crate::Sha256([0xab; 32]);
         let mut w = Writer::new(0);
         w.list(3);
         for p in ["a/b", "a/bc", "b"] {
             w.path(p);
         }
         w.hash(&h);
-        w.hash("not-hex");
+        // A text hash (tag 1) as older releases wrote one.
+        w.u8(1);
+        w.bytes(b"not-hex");
         w.fingerprint(&fp);
         w.varint(u64::MAX);
         let bytes = w.finish(Kind::SourceCache);
@@ -344,7 +339,7 @@ mod tests {
             assert_eq!(r.path().unwrap(), p);
         }
         assert_eq!(r.hash().unwrap(), h);
-        assert_eq!(r.hash().unwrap(), "not-hex");
+        assert_eq!(r.hash().unwrap(), crate::Sha256::UNKNOWN);
         assert_eq!(r.fingerprint().unwrap(), fp);
         assert_eq!(r.varint().unwrap(), u64::MAX);
         r.end().unwrap();

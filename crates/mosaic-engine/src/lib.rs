@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod civil;
+pub mod digest;
 pub mod dirfd;
 pub mod error;
 pub mod failpoint;
@@ -34,4 +35,5 @@ pub mod txn;
 pub mod units;
 pub mod yamledit;
 
+pub use digest::Sha256;
 pub use error::{Error, Result};

@@ -33,14 +33,14 @@ pub struct Observed {
     /// Stat fingerprint at the time of hashing.
     pub fp: Fingerprint,
     /// Hash of the content with that fingerprint.
-    pub sha256: String,
+    pub sha256: crate::Sha256,
 }
 
 /// One tracked file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Hash of the file as shipped (`h_m`).
-    pub sha256: String,
+    pub sha256: crate::Sha256,
     /// Mode as shipped.
     pub mode: u32,
     /// The last observation of the file on disk, if any.
@@ -237,7 +237,7 @@ fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entr
             NOT_OBSERVED => None,
             OBSERVED_AS_SHIPPED => Some(Observed {
                 fp: r.fingerprint()?,
-                sha256: sha256.clone(),
+                sha256,
             }),
             OBSERVED_OWN_HASH => Some(Observed {
                 fp: r.fingerprint()?,
@@ -307,7 +307,7 @@ mod tests {
             ctime_ns: 1_700_000_000_000_000_001,
             ino: 1000 + n,
         };
-        let h = |c: char| c.to_string().repeat(64);
+        let h = |c: char| crate::Sha256::parse(&c.to_string().repeat(64)).unwrap();
         let mut m = Manifest::new(Version::parse("1.2.3-rc.1").unwrap());
         m.generation = 7;
         m.files.insert(
@@ -335,7 +335,7 @@ mod tests {
         m.files.insert(
             "docs/ü é.md".into(),
             Entry {
-                sha256: "legacy-not-hex".into(),
+                sha256: crate::Sha256::UNKNOWN,
                 mode: 0o644,
                 observed: None,
             },

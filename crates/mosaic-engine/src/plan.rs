@@ -17,8 +17,10 @@ pub enum Disk {
     Absent,
     /// A regular file.
     File {
-        /// Content hash (from the file, or trusted from the manifest's fingerprint).
-        sha256: String,
+        /// Content hash (from the file, or trusted from the manifest's
+        /// fingerprint; [`crate::Sha256::UNKNOWN`] when not read: a
+        /// preserved path only needs to be known present).
+        sha256: crate::Sha256,
         /// Permission bits.
         mode: u32,
         /// Stat fingerprint.

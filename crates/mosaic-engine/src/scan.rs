@@ -43,9 +43,9 @@ pub fn stat_path(
     let fp = Fingerprint::of(&meta);
     let mode = meta.permissions().mode() & 0o7777;
     let sha256 = match known {
-        Some(o) if o.fp == fp => o.sha256.clone(),
+        Some(o) if o.fp == fp => o.sha256,
         _ if hash => hash_file(path)?,
-        _ => String::new(),
+        _ => crate::Sha256::UNKNOWN,
     };
     Ok(Disk::File { sha256, mode, fp })
 }
@@ -71,9 +71,9 @@ pub fn stat_at(
         dirfd::Kind::Special => Disk::Other,
         dirfd::Kind::File => {
             let sha256 = match known {
-                Some(o) if o.fp == st.fp => o.sha256.clone(),
+                Some(o) if o.fp == st.fp => o.sha256,
                 _ if hash => hash_open(dir, name)?,
-                _ => String::new(),
+                _ => crate::Sha256::UNKNOWN,
             };
             Disk::File {
                 sha256,
@@ -85,12 +85,12 @@ pub fn stat_at(
 }
 
 /// sha256 of `name` in `dir`, read through the handle.
-fn hash_open(dir: &Dir, name: &str) -> Result<String> {
+fn hash_open(dir: &Dir, name: &str) -> Result<crate::Sha256> {
     use sha2::Digest;
     let mut f = dir.open_read(name)?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| Error::io(dir.join(name), e))?;
-    Ok(hex::encode(h.finalize()))
+    Ok(crate::Sha256::finish(h))
 }
 
 /// How many directory handles one scan keeps open. The paths come sorted,

@@ -12,7 +12,7 @@
 //! again, then the cache is rewritten).
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{hash_file, sha256_hex, Fingerprint};
+use crate::fsutil::{hash_file, Fingerprint};
 use crate::index::{self, Kind, Reader, Writer};
 use semver::Version;
 use std::borrow::Cow;
@@ -49,8 +49,8 @@ pub enum Content {
 /// One shipped file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
-    /// Lower-case hex sha256 of the content.
-    pub sha256: String,
+    /// sha256 of the content.
+    pub sha256: crate::Sha256,
     /// Mode to install with (0755 or 0644).
     pub mode: u32,
     /// The content.
@@ -61,7 +61,7 @@ impl SourceFile {
     /// A file from bytes in memory.
     pub fn from_bytes(bytes: Vec<u8>, mode: u32) -> SourceFile {
         SourceFile {
-            sha256: sha256_hex(&bytes),
+            sha256: crate::Sha256::of(&bytes),
             mode,
             content: Content::Owned(bytes),
         }
@@ -92,7 +92,7 @@ pub struct Source {
 struct CacheCursor<'a> {
     reader: Option<Reader<'a>>,
     left: usize,
-    head: Option<(String, Fingerprint, String)>,
+    head: Option<(String, Fingerprint, crate::Sha256)>,
     len: usize,
 }
 
@@ -151,7 +151,7 @@ impl<'a> CacheCursor<'a> {
 
     /// The cached hash of `rel` if its fingerprint is `fp`; `rel` must
     /// come in ascending order across calls.
-    fn take(&mut self, rel: &str, fp: &Fingerprint) -> Option<String> {
+    fn take(&mut self, rel: &str, fp: &Fingerprint) -> Option<crate::Sha256> {
         while self.head.as_ref().is_some_and(|(p, _, _)| p.as_str() < rel) {
             self.advance();
         }
@@ -255,7 +255,7 @@ impl Source {
                 (
                     f.path.to_string(),
                     SourceFile {
-                        sha256: f.sha256.to_string(),
+                        sha256: crate::Sha256::parse_lenient(f.sha256),
                         mode: f.mode,
                         content: Content::Static(f.bytes),
                     },
@@ -391,25 +391,25 @@ mod tests {
         let cache = d.path().join("cache.idx");
         let v = Version::new(1, 0, 0);
         let s = Source::from_dir(&tree, v.clone(), Some(&cache), true).unwrap();
-        assert_eq!(s.files["a/x"].sha256, sha256_hex(b"one"));
+        assert_eq!(s.files["a/x"].sha256, crate::Sha256::of(b"one"));
         assert!(cache.exists());
         // a poisoned cache entry with a matching fingerprint is trusted: proof
         // the file is not read again
         let mut poisoned = s.clone();
-        poisoned.files.get_mut("a/x").unwrap().sha256 = "trusted".into();
+        poisoned.files.get_mut("a/x").unwrap().sha256 = crate::Sha256([7; 32]);
         let fp = Fingerprint::of(&std::fs::symlink_metadata(tree.join("a/x")).unwrap());
         std::fs::write(&cache, encode_cache(&tree, &poisoned.files, &[fp])).unwrap();
         let s = Source::from_dir(&tree, v.clone(), Some(&cache), false).unwrap();
-        assert_eq!(s.files["a/x"].sha256, "trusted");
+        assert_eq!(s.files["a/x"].sha256, crate::Sha256([7; 32]));
         // a changed file is hashed again
         std::fs::write(tree.join("a/x"), b"two!").unwrap();
         let s = Source::from_dir(&tree, v, Some(&cache), false).unwrap();
-        assert_eq!(s.files["a/x"].sha256, sha256_hex(b"two!"));
+        assert_eq!(s.files["a/x"].sha256, crate::Sha256::of(b"two!"));
         assert_eq!(&*s.files["a/x"].read().unwrap(), b"two!");
         // a damaged cache is a cold cache, not an error
         std::fs::write(&cache, b"MOSAICIX garbage").unwrap();
         let s = Source::from_dir(&tree, Version::new(1, 0, 0), Some(&cache), false).unwrap();
-        assert_eq!(s.files["a/x"].sha256, sha256_hex(b"two!"));
+        assert_eq!(s.files["a/x"].sha256, crate::Sha256::of(b"two!"));
     }
 
     #[test]

@@ -521,7 +521,7 @@ impl<A> SyncPlan<'_, A> {
                 rel: r.rel.clone(),
                 bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
                 mode: r.mode,
-                sha256: crate::fsutil::sha256_hex(&r.bytes),
+                sha256: crate::Sha256::of(&r.bytes),
             });
         }
         if let Some(u) = &self.units {

@@ -71,7 +71,7 @@ pub enum Op<'a> {
         /// Mode.
         mode: u32,
         /// sha256 of the content (how recovery recognises what it wrote).
-        sha256: String,
+        sha256: crate::Sha256,
     },
     /// Remove a file, a symlink (the link itself) or a directory tree.
     Remove {
@@ -549,12 +549,12 @@ fn restore_path(roots: &mut Roots, src: Option<&Path>, rel: &str, tag: &str) -> 
 }
 
 /// sha256 of the file `name` in `dir`, read through the handle.
-fn hash_at(dir: &Dir, name: &str) -> Result<String> {
+fn hash_at(dir: &Dir, name: &str) -> Result<crate::Sha256> {
     use sha2::Digest;
     let mut f = dir.open_read(name)?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| Error::io(dir.join(name), e))?;
-    Ok(hex::encode(h.finalize()))
+    Ok(crate::Sha256::finish(h))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
@@ -624,12 +624,12 @@ fn afters(ops: &[Op<'_>]) -> Result<BTreeMap<String, Option<String>>> {
     let mut out = BTreeMap::new();
     for op in ops {
         let after = match op {
-            Op::Write { sha256, .. } => Some(sha256.clone()),
+            Op::Write { sha256, .. } => Some(sha256.to_hex()),
             Op::Remove { .. } | Op::Restore { from: None, .. } => Some("absent".to_string()),
             Op::Restore {
                 from: Some(from), ..
             } => match std::fs::symlink_metadata(from) {
-                Ok(m) if m.is_file() => Some(fsutil::hash_file(from)?),
+                Ok(m) if m.is_file() => Some(fsutil::hash_file(from)?.to_hex()),
                 _ => None,
             },
             Op::RemoveDirIfEmpty { .. } => None,
@@ -1297,7 +1297,7 @@ fn under(rel: &str, dirs: &BTreeSet<&str>) -> bool {
 #[derive(Debug, PartialEq, Eq)]
 enum Now {
     Absent,
-    File(String, u32),
+    File(crate::Sha256, u32),
     Dir,
     Link(PathBuf),
     Special,
@@ -1405,7 +1405,7 @@ fn restore_touched(
         }
         let ours = match rec.after.as_deref() {
             Some("absent") => now == Now::Absent,
-            Some(sha) => matches!(&now, Now::File(h, _) if h == sha),
+            Some(sha) => matches!(&now, Now::File(h, _) if *h == *sha),
             None => true,
         };
         if !ours {
@@ -1916,7 +1916,7 @@ mod tests {
             rel: rel.to_string(),
             bytes: Payload::Bytes(Cow::Borrowed(bytes)),
             mode: 0o644,
-            sha256: fsutil::sha256_hex(bytes),
+            sha256: crate::Sha256::of(bytes),
         }
     }
 

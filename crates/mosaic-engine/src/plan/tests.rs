@@ -22,7 +22,7 @@ fn src(files: &[(&str, &str)]) -> BTreeMap<String, SourceFile> {
             (
                 p.to_string(),
                 SourceFile {
-                    sha256: h.to_string(),
+                    sha256: crate::Sha256::of(h.as_bytes()),
                     mode,
                     content: Content::Static(b""),
                 },
@@ -42,7 +42,7 @@ fn manifest(files: &[(&str, &str)]) -> Manifest {
         m.files.insert(
             p.to_string(),
             Entry {
-                sha256: h.to_string(),
+                sha256: crate::Sha256::of(h.as_bytes()),
                 mode,
                 observed: None,
             },
@@ -53,7 +53,7 @@ fn manifest(files: &[(&str, &str)]) -> Manifest {
 
 fn file(h: &str) -> Disk {
     Disk::File {
-        sha256: h.to_string(),
+        sha256: crate::Sha256::of(h.as_bytes()),
         mode: 0o644,
         fp: FP,
     }
