@@ -471,28 +471,26 @@ impl Action {
     }
 }
 
-/// What to record as observed for `item` after the apply: a fresh stat of
-/// `path` for a file just written (whose hash is the shipped one), else what
-/// the scan saw, unless that fingerprint is racily clean
+/// What to record as observed for `item` after the apply: the fingerprint
+/// `fresh` stats now, for a file just written (whose hash is the shipped
+/// one), else what the scan saw, unless that fingerprint is racily clean
 /// ([`crate::fsutil::racy`]). A stat, never a read.
 pub fn observe_after(
     item: &Item,
-    path: &std::path::Path,
+    fresh: impl FnOnce() -> Option<Fingerprint>,
     shipped: &SourceFile,
     seen: Option<&Disk>,
 ) -> Option<Observed> {
     // A fingerprint within the run's own time window is not trusted: an
     // edit saved in the same tick would look identical (racily clean).
     let observed = match seen {
-        _ if item.action.writes_shipped() => {
-            std::fs::symlink_metadata(path).ok().map(|m| Observed {
-                fp: Fingerprint::of(&m),
-                sha256: shipped.sha256.clone(),
-            })
-        }
+        _ if item.action.writes_shipped() => fresh().map(|fp| Observed {
+            fp,
+            sha256: shipped.sha256,
+        }),
         Some(Disk::File { sha256, fp, .. }) => Some(Observed {
             fp: *fp,
-            sha256: sha256.clone(),
+            sha256: *sha256,
         }),
         _ => None,
     };
@@ -510,7 +508,7 @@ pub fn next_entry(
     match item.action {
         Action::Preserved | Action::Seed | Action::Blocked { .. } => None,
         _ => Some(Entry {
-            sha256: s.sha256.clone(),
+            sha256: s.sha256,
             mode: s.mode,
             observed,
         }),

@@ -150,6 +150,32 @@ impl Parents {
     }
 }
 
+/// Stats paths below a root through [`HELD_DIRS`] handles on their
+/// directories (for paths that come mostly in order), never following a
+/// link.
+pub struct Lookup {
+    parents: Parents,
+}
+
+impl Lookup {
+    /// Lookups below `root` (a missing root holds nothing).
+    pub fn new(root: &Path) -> Result<Lookup> {
+        Ok(Lookup {
+            parents: Parents::new(root)?,
+        })
+    }
+
+    /// The fingerprint of the regular file at `rel`; `None` when there is
+    /// none (absent, another kind of thing, below a link, unreadable).
+    pub fn file_fingerprint(&mut self, rel: &str) -> Option<crate::fsutil::Fingerprint> {
+        let (dir, name) = self.parents.of(rel).ok()?;
+        match dir?.stat(name).ok()?? {
+            st if st.kind == dirfd::Kind::File => Some(st.fp),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the [`DiskView`] for every path in `paths` below `home`. A path
 /// below an ancestor that is not a real directory is not looked at (that
 /// would follow the link); the planner reports it from the ancestor.

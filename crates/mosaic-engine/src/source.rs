@@ -229,10 +229,11 @@ fn walk(
         if ft.is_dir() {
             walk(root, &e.path(), rel, out)?;
         } else if ft.is_file() {
-            let meta = e.metadata().at(e.path())?;
+            let path = e.path();
+            let meta = e.metadata().map_err(|err| Error::io(&path, err))?;
             out(Found {
                 rel: rel.clone(),
-                path: e.path(),
+                path,
                 meta,
             })?;
         } else {

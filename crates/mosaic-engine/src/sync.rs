@@ -447,11 +447,18 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
             m.dirs.remove(d);
         }
     }
+    // Written files are stat'ed through handles on their directories (a
+    // few held, the items come in path order), never by full path.
+    let mut fresh = scan::Lookup::new(&inputs.paths.home)?;
     for item in &plan.items {
         let shipped = inputs.source.files.get(&item.path);
         let Some(s) = shipped else { continue };
-        let path = join_rel(&inputs.paths.home, &item.path);
-        let observed = plan::observe_after(item, &path, s, view.paths.get(&item.path));
+        let observed = plan::observe_after(
+            item,
+            || fresh.file_fingerprint(&item.path),
+            s,
+            view.paths.get(&item.path),
+        );
         if let Some(e) = plan::next_entry(item, Some(s), observed) {
             m.files.insert(item.path.clone(), e);
         }

@@ -1066,9 +1066,14 @@ fn rename_one(
     // The directory is opened afresh: one swapped for a link since the
     // temp was written fails here, and nothing is written through it.
     let (dir, name) = roots.parent_must(rel)?;
-    unchanged(&dir, &name, rec, fresh)?;
-    failpoint::pause_at("after-check", rel);
     let replacing = !fresh && rec.before == Before::File;
+    // Only a recorded file needs a look first; a path that must be absent
+    // is checked by the rename itself (`RENAME_NOREPLACE` refuses anything
+    // that appeared), and a recorded directory or link is not replaced here.
+    if replacing {
+        unchanged(&dir, &name, rec, fresh)?;
+    }
+    failpoint::pause_at("after-check", rel);
     if !replacing {
         // Absent when checked: a file created since is never replaced.
         let how = if fresh || rec.before == Before::Absent {

@@ -203,9 +203,15 @@ impl UnitPlan {
             if item.action == Action::Preserved {
                 continue;
             }
+            let path = self.dir.join(&item.path);
             let observed = plan::observe_after(
                 item,
-                &self.dir.join(&item.path),
+                || {
+                    std::fs::symlink_metadata(&path)
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .map(|m| crate::fsutil::Fingerprint::of(&m))
+                },
                 s,
                 self.view.paths.get(&item.path),
             );
