@@ -66,13 +66,31 @@ pub fn mark_run_start() {
 }
 
 /// Git's racily-clean rule: a fingerprint whose mtime falls within the
-/// run's own time window (at or after its start, less one second of
+/// run's own time window (at or after its start, less the file system's
 /// timestamp granularity; the start is now when the run marked none) cannot
 /// tell a later edit from the file it saw, so it is never trusted as clean.
 pub fn racy(fp: &Fingerprint) -> bool {
-    let start = *RUN_START_NS.get().unwrap_or(&now_ns());
-    fp.mtime_ns >= start - 1_000_000_000
+    racy_at(fp, *RUN_START_NS.get().unwrap_or(&now_ns()))
 }
+
+/// [`racy`] against a given run start. The granularity allowed for: a
+/// second when the mtime is a whole second (a file system that keeps only
+/// seconds, or a timestamp set by hand), else [`FINE_SLACK_NS`]: the
+/// kernel stamps files from its coarse clock, which lags the real time by
+/// at most one tick (10 ms at HZ=100), so an edit after the run started
+/// always gets an mtime later than that.
+pub fn racy_at(fp: &Fingerprint, start_ns: i128) -> bool {
+    let slack = if fp.mtime_ns % 1_000_000_000 == 0 {
+        1_000_000_000
+    } else {
+        FINE_SLACK_NS
+    };
+    fp.mtime_ns >= start_ns - slack
+}
+
+/// The slack of [`racy_at`] for sub-second timestamps: five ticks of a
+/// HZ=100 kernel.
+pub const FINE_SLACK_NS: i128 = 50_000_000;
 
 impl Fingerprint {
     /// The fingerprint of already-read metadata.
@@ -174,7 +192,21 @@ fn write_temp_with(
 /// Atomically replaces `path` with `bytes`: temp file in the same directory,
 /// fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = write_temp(path, &unique_tag(), bytes, mode, true)?;
+    write_atomic_with(path, mode, &mut |f| f.write_all(bytes))
+}
+
+/// Like [`write_atomic`], the content written by `fill` (through a
+/// buffer: a large document is streamed, never held whole).
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = write_temp_with(path, &unique_tag(), mode, true, &mut |f| {
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, f);
+        fill(&mut w)?;
+        w.flush()
+    })?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(crate::error::Error::io(path, e));
@@ -266,6 +298,25 @@ pub fn join_rel(base: &Path, rel: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn racily_clean_allows_for_the_timestamp_granularity() {
+        let fp = |mtime_ns: i128| Fingerprint {
+            size: 1,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            ino: 1,
+        };
+        let start = 1_700_000_000_500_000_000;
+        // Sub-second timestamps: only the last few ticks are racy.
+        assert!(racy_at(&fp(start + 1), start));
+        assert!(racy_at(&fp(start - 10_000_000), start));
+        assert!(!racy_at(&fp(start - 60_000_000), start));
+        // A whole-second mtime may be a truncated one: a second of slack.
+        assert!(racy_at(&fp(1_700_000_000_000_000_000), start));
+        assert!(!racy_at(&fp(1_699_999_999_000_000_000), start));
+    }
+
     use super::*;
 
     #[test]
@@ -283,9 +334,10 @@ mod tests {
             ..old
         };
         assert!(racy(&now));
-        // One second of granularity before the start counts as the run's.
+        // A tick of the kernel's coarse clock before the start counts as
+        // the run's (see `racily_clean_allows_for_the_timestamp_granularity`).
         let just_before = Fingerprint {
-            mtime_ns: *RUN_START_NS.get().unwrap() - 500_000_000,
+            mtime_ns: *RUN_START_NS.get().unwrap() - 10_000_001,
             ..old
         };
         assert!(racy(&just_before));

@@ -212,7 +212,7 @@ fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
         }
         let path = txn::target(&paths.home, &rec.rel);
         let holds_ours = match (&rec.after, std::fs::symlink_metadata(&path)) {
-            (Some(sha), Ok(m)) if m.is_file() => hash_file(&path)? == **sha,
+            (Some(txn::After::File(sha)), Ok(m)) if m.is_file() => hash_file(&path)? == *sha,
             _ => false,
         };
         if !holds_ours {

@@ -177,7 +177,35 @@ pub struct Record {
     /// writes; unset when unknown. Recovery only undoes a path that still
     /// holds what the run left, never a later edit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
+    pub after: Option<After>,
+}
+
+/// What a run leaves at a path (on disk: `"absent"` or the hex sha256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Nothing.
+    Absent,
+    /// A file with this content.
+    File(crate::Sha256),
+}
+
+impl Serialize for After {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            After::Absent => s.serialize_str("absent"),
+            After::File(h) => h.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for After {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<After, D::Error> {
+        let s = Cow::<str>::deserialize(d)?;
+        Ok(match &*s {
+            "absent" => After::Absent,
+            hex_text => After::File(crate::Sha256::parse_lenient(hex_text)),
+        })
+    }
 }
 
 /// The backup record, `STATE/backups/ID/meta.json`.
@@ -557,15 +585,26 @@ fn hash_at(dir: &Dir, name: &str) -> Result<crate::Sha256> {
     Ok(crate::Sha256::finish(h))
 }
 
+/// Writes `value` as one line of JSON, atomically, streamed (the record of
+/// a 100,000-file install is megabytes).
 fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<()> {
-    let mut bytes = serde_json::to_vec(value).map_err(|e| {
-        Error::Input(format!(
+    let mut bad = None;
+    let written = fsutil::write_atomic_with(path, mode, &mut |w| {
+        serde_json::to_writer(&mut *w, value).map_err(|e| {
+            if !e.is_io() {
+                bad = Some(e.to_string());
+            }
+            std::io::Error::from(e)
+        })?;
+        w.write_all(b"\n")
+    });
+    match (written, bad) {
+        (Err(_), Some(e)) => Err(Error::Input(format!(
             "{}: cannot record ({e}); use paths that are valid UTF-8",
             path.display()
-        ))
-    })?;
-    bytes.push(b'\n');
-    fsutil::write_atomic(path, &bytes, mode)
+        ))),
+        (r, _) => r,
+    }
 }
 
 /// Name of the empty marker file in a backup directory whose existence
@@ -620,21 +659,21 @@ pub struct Applied {
 }
 
 /// What the last op on each path leaves there (see [`Record::after`]).
-fn afters(ops: &[Op<'_>]) -> Result<BTreeMap<String, Option<String>>> {
+fn afters<'o>(ops: &'o [Op<'_>]) -> Result<BTreeMap<&'o str, Option<After>>> {
     let mut out = BTreeMap::new();
     for op in ops {
         let after = match op {
-            Op::Write { sha256, .. } => Some(sha256.to_hex()),
-            Op::Remove { .. } | Op::Restore { from: None, .. } => Some("absent".to_string()),
+            Op::Write { sha256, .. } => Some(After::File(*sha256)),
+            Op::Remove { .. } | Op::Restore { from: None, .. } => Some(After::Absent),
             Op::Restore {
                 from: Some(from), ..
             } => match std::fs::symlink_metadata(from) {
-                Ok(m) if m.is_file() => Some(fsutil::hash_file(from)?.to_hex()),
+                Ok(m) if m.is_file() => Some(After::File(fsutil::hash_file(from)?)),
                 _ => None,
             },
             Op::RemoveDirIfEmpty { .. } => None,
         };
-        out.insert(op.rel().to_string(), after);
+        out.insert(op.rel(), after);
     }
     Ok(out)
 }
@@ -1053,15 +1092,16 @@ fn settle_replaced(
 /// replaces (a path that was absent) or an exchange whose outcome is settled
 /// (see [`settle_replaced`]).
 #[allow(clippy::too_many_arguments)]
-fn rename_one(
+#[allow(clippy::too_many_arguments)]
+fn rename_one<'o>(
     roots: &mut Roots,
     tmp: &str,
-    rel: &str,
+    rel: &'o str,
     rec: &Record,
     fresh: bool,
     bdir: &Path,
     warnings: &mut Vec<String>,
-    touched: &mut BTreeSet<String>,
+    touched: &mut BTreeSet<&'o str>,
 ) -> Result<()> {
     // The directory is opened afresh: one swapped for a link since the
     // temp was written fails here, and nothing is written through it.
@@ -1082,11 +1122,11 @@ fn rename_one(
             Rename::Replace
         };
         if how == Rename::Replace {
-            touched.insert(rel.to_string());
+            touched.insert(rel);
         }
         match dir.rename_to(tmp, &dir, &name, how) {
             Ok(()) => {
-                touched.insert(rel.to_string());
+                touched.insert(rel);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::Input(format!(
@@ -1100,7 +1140,7 @@ fn rename_one(
     }
     // Swap atomically, then look at what came out: whatever was there at
     // that instant ends up in the file's place or in the backup.
-    touched.insert(rel.to_string());
+    touched.insert(rel);
     match dir.rename_to(tmp, &dir, &name, Rename::Exchange) {
         Ok(()) => warnings.extend(settle_replaced(
             &dir,
@@ -1120,14 +1160,14 @@ fn rename_one(
     Ok(())
 }
 
-fn apply_ops(
+fn apply_ops<'o>(
     roots: &mut Roots,
     bdir: &Path,
-    ops: &[Op<'_>],
+    ops: &'o [Op<'_>],
     meta: &BackupMeta,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
     warnings: &mut Vec<String>,
-    touched: &mut BTreeSet<String>,
+    touched: &mut BTreeSet<&'o str>,
 ) -> Result<()> {
     let record: BTreeMap<&str, &Record> =
         meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
@@ -1140,7 +1180,7 @@ fn apply_ops(
             let rec = record[rel.as_str()];
             if let Some((dir, name)) = roots.parent(rel)? {
                 unchanged(&dir, &name, rec, false)?;
-                touched.insert(rel.clone());
+                touched.insert(rel.as_str());
                 if rec.before == Before::File {
                     // Aside first, then look at what really moved: an edit
                     // saved after the check goes into the backup.
@@ -1252,11 +1292,11 @@ fn apply_ops(
                 if let Some((dir, name)) = roots.parent(rel)? {
                     unchanged(&dir, &name, record[rel.as_str()], false)?;
                 }
-                touched.insert(rel.clone());
+                touched.insert(rel.as_str());
                 restore_path(roots, from.as_deref(), rel, tag)?
             }
             Op::RemoveDirIfEmpty { rel } => {
-                touched.insert(rel.clone());
+                touched.insert(rel.as_str());
                 let Some((dir, name)) = roots.parent(rel)? else {
                     continue;
                 };
@@ -1281,7 +1321,7 @@ fn apply_ops(
         return Ok(());
     };
     let next = manifest(meta.generation)?;
-    touched.insert(MANIFEST_REL.to_string());
+    touched.insert(MANIFEST_REL);
     match next {
         Some(bytes) => {
             let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
@@ -1341,7 +1381,7 @@ fn restore_touched(
     home: &Path,
     bdir: &Path,
     meta: &BackupMeta,
-    touched: Option<&BTreeSet<String>>,
+    touched: Option<&BTreeSet<&str>>,
 ) -> Result<Vec<String>> {
     let files = bdir.join("files");
     let mut roots = Roots::new(home)?;
@@ -1353,7 +1393,7 @@ fn restore_touched(
     };
     for rec in meta.records.iter().rev() {
         let path = target(home, &rec.rel);
-        let untouched = touched.is_some_and(|t| !t.contains(&rec.rel));
+        let untouched = touched.is_some_and(|t| !t.contains(rec.rel.as_str()));
         let parent = match roots.parent(&rec.rel) {
             Ok(p) => p,
             // Reachable only through a link now, and the run never acted
@@ -1408,9 +1448,9 @@ fn restore_touched(
         if now == before {
             continue;
         }
-        let ours = match rec.after.as_deref() {
-            Some("absent") => now == Now::Absent,
-            Some(sha) => matches!(&now, Now::File(h, _) if *h == *sha),
+        let ours = match rec.after {
+            Some(After::Absent) => now == Now::Absent,
+            Some(After::File(sha)) => matches!(&now, Now::File(h, _) if *h == sha),
             None => true,
         };
         if !ours {
