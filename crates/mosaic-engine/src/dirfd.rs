@@ -213,8 +213,8 @@ impl Dir {
                     mode: mode & 0o7777,
                     fp: Fingerprint {
                         size: st.st_size as u64,
-                        mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
-                        ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+                        mtime_ns: crate::fsutil::time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+                        ctime_ns: crate::fsutil::time_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
                         ino: st.st_ino as u64,
                     },
                 }))

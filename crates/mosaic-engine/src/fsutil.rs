@@ -40,22 +40,23 @@ pub fn hash_file(path: &Path) -> Result<crate::Sha256> {
 pub struct Fingerprint {
     /// Size in bytes.
     pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    /// Modification time, nanoseconds since the epoch (an `i64` holds
+    /// 1677–2262; times outside saturate).
+    pub mtime_ns: i64,
     /// Status-change time, nanoseconds since the epoch.
-    pub ctime_ns: i128,
+    pub ctime_ns: i64,
     /// Inode number.
     pub ino: u64,
 }
 
 /// When the current run started writing, nanoseconds since the epoch
 /// (see [`mark_run_start`]).
-static RUN_START_NS: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+static RUN_START_NS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
 
-fn now_ns() -> i128 {
+fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -79,26 +80,31 @@ pub fn racy(fp: &Fingerprint) -> bool {
 /// kernel stamps files from its coarse clock, which lags the real time by
 /// at most one tick (10 ms at HZ=100), so an edit after the run started
 /// always gets an mtime later than that.
-pub fn racy_at(fp: &Fingerprint, start_ns: i128) -> bool {
+pub fn racy_at(fp: &Fingerprint, start_ns: i64) -> bool {
     let slack = if fp.mtime_ns % 1_000_000_000 == 0 {
         1_000_000_000
     } else {
         FINE_SLACK_NS
     };
-    fp.mtime_ns >= start_ns - slack
+    fp.mtime_ns >= start_ns.saturating_sub(slack)
 }
 
 /// The slack of [`racy_at`] for sub-second timestamps: five ticks of a
 /// HZ=100 kernel.
-pub const FINE_SLACK_NS: i128 = 50_000_000;
+pub const FINE_SLACK_NS: i64 = 50_000_000;
+
+/// Seconds and nanoseconds as nanoseconds since the epoch, saturating.
+pub fn time_ns(sec: i64, nsec: i64) -> i64 {
+    sec.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
 
 impl Fingerprint {
     /// The fingerprint of already-read metadata.
     pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
         Fingerprint {
             size: meta.size(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            mtime_ns: time_ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: time_ns(meta.ctime(), meta.ctime_nsec()),
             ino: meta.ino(),
         }
     }
@@ -298,10 +304,11 @@ pub fn join_rel(base: &Path, rel: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn racily_clean_allows_for_the_timestamp_granularity() {
-        let fp = |mtime_ns: i128| Fingerprint {
+        let fp = |mtime_ns: i64| Fingerprint {
             size: 1,
             mtime_ns,
             ctime_ns: mtime_ns,
@@ -317,7 +324,6 @@ mod tests {
         assert!(!racy_at(&fp(1_699_999_999_000_000_000), start));
     }
 
-    use super::*;
 
     #[test]
     fn a_fingerprint_within_the_run_window_is_racy() {

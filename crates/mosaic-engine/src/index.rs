@@ -116,8 +116,8 @@ impl Writer {
     /// A stat fingerprint.
     pub fn fingerprint(&mut self, fp: &Fingerprint) {
         self.varint(fp.size);
-        self.i128(fp.mtime_ns);
-        self.i128(fp.ctime_ns);
+        self.i128(i128::from(fp.mtime_ns));
+        self.i128(i128::from(fp.ctime_ns));
         self.varint(fp.ino);
     }
 
@@ -289,8 +289,8 @@ impl<'a> Reader<'a> {
     pub fn fingerprint(&mut self) -> DecodeResult<Fingerprint> {
         Ok(Fingerprint {
             size: self.varint()?,
-            mtime_ns: self.i128()?,
-            ctime_ns: self.i128()?,
+            mtime_ns: i64::try_from(self.i128()?).map_err(|_| "bad mtime".to_string())?,
+            ctime_ns: i64::try_from(self.i128()?).map_err(|_| "bad ctime".to_string())?,
             ino: self.varint()?,
         })
     }

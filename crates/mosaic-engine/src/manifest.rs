@@ -178,17 +178,14 @@ impl Manifest {
 
     /// Serialises to the binary index (see the module doc).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new(100 * (self.files.len() + self.units.len()) + 16 * self.dirs.len());
-        w.varint(u64::from(self.format));
-        w.bytes(self.version.to_string().as_bytes());
-        w.varint(self.generation);
-        entries(&mut w, &self.files);
-        w.list(self.dirs.len());
-        for d in &self.dirs {
-            w.path(d);
-        }
-        entries(&mut w, &self.units);
-        w.finish(Kind::Manifest)
+        encode_streamed(
+            &self.version,
+            self.generation,
+            self.files.len(),
+            self.files.iter().map(|(p, e)| (p.as_str(), e.clone())),
+            &self.dirs,
+            &self.units,
+        )
     }
 
     /// The same facts as compact JSON with a trailing newline (the format
@@ -205,9 +202,47 @@ const NOT_OBSERVED: u8 = 0;
 const OBSERVED_OWN_HASH: u8 = 1;
 const OBSERVED_AS_SHIPPED: u8 = 2;
 
+/// The index of a manifest ([`FORMAT`]) whose `n` files come as a stream
+/// sorted by path, so the next manifest of a run is written without being
+/// held in a map beside the old one. The stream must yield exactly `n`
+/// entries (the list length is written first); a stream that does not is a
+/// bug, and panics rather than write a manifest that would be refused.
+pub fn encode_streamed<'a>(
+    version: &Version,
+    generation: u64,
+    n: usize,
+    files: impl Iterator<Item = (&'a str, Entry)>,
+    dirs: &BTreeSet<String>,
+    units: &BTreeMap<String, Entry>,
+) -> Vec<u8> {
+    let mut w = Writer::new(100 * (n + units.len()) + 16 * dirs.len());
+    w.varint(u64::from(FORMAT));
+    w.bytes(version.to_string().as_bytes());
+    w.varint(generation);
+    w.list(n);
+    let mut got = 0;
+    for (path, e) in files {
+        entry(&mut w, path, &e);
+        got += 1;
+    }
+    assert_eq!(got, n, "the manifest stream yields the entries it announced");
+    w.list(dirs.len());
+    for d in dirs {
+        w.path(d);
+    }
+    entries(&mut w, units);
+    w.finish(Kind::Manifest)
+}
+
 fn entries(w: &mut Writer, map: &BTreeMap<String, Entry>) {
     w.list(map.len());
     for (path, e) in map {
+        entry(w, path, e);
+    }
+}
+
+fn entry(w: &mut Writer, path: &str, e: &Entry) {
+    {
         w.path(path);
         w.hash(&e.sha256);
         w.varint(u64::from(e.mode));
@@ -303,7 +338,7 @@ mod tests {
     fn sample() -> Manifest {
         let fp = |n: u64| Fingerprint {
             size: n,
-            mtime_ns: 1_700_000_000_000_000_000 + n as i128,
+            mtime_ns: 1_700_000_000_000_000_000 + n as i64,
             ctime_ns: 1_700_000_000_000_000_001,
             ino: 1000 + n,
         };

@@ -497,6 +497,16 @@ pub fn observe_after(
     observed.filter(|o| !crate::fsutil::racy(&o.fp))
 }
 
+/// Whether [`next_entry`] records an entry for `item` (its path `shipped`
+/// or not), decided from the action alone.
+pub fn records_entry(item: &Item, shipped: bool) -> bool {
+    shipped
+        && !matches!(
+            item.action,
+            Action::Preserved | Action::Seed | Action::Blocked { .. }
+        )
+}
+
 /// The manifest entry to record for a path after the plan has been applied,
 /// given the file's observation after the apply (`None` when absent).
 pub fn next_entry(
@@ -506,7 +516,7 @@ pub fn next_entry(
 ) -> Option<Entry> {
     let s = shipped?;
     match item.action {
-        Action::Preserved | Action::Seed | Action::Blocked { .. } => None,
+        _ if !records_entry(item, true) => None,
         _ => Some(Entry {
             sha256: s.sha256,
             mode: s.mode,

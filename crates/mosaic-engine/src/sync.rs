@@ -435,35 +435,81 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
 /// (a stat, no read) so the next run can trust the hashes.
 pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Result<Manifest> {
     let mut m = Manifest::new(inputs.source.version.clone());
+    m.dirs = next_dirs(inputs, plan);
     if let Some(old) = &inputs.manifest {
         m.units = old.units.clone();
-        m.dirs = old.dirs.clone();
     }
+    m.files = next_files(inputs, plan, view)?
+        .map(|(p, e)| (p.to_string(), e))
+        .collect();
+    Ok(m)
+}
+
+/// [`next_manifest`] encoded as it is computed (the entries are streamed
+/// into the index in path order, never held in a second map beside the old
+/// manifest), with `units` and `generation` as given.
+pub fn next_manifest_bytes(
+    inputs: &Inputs,
+    plan: &Plan,
+    view: &plan::DiskView,
+    units: Option<&BTreeMap<String, crate::manifest::Entry>>,
+    generation: u64,
+) -> Result<Vec<u8>> {
+    let n = plan
+        .items
+        .iter()
+        .filter(|i| plan::records_entry(i, inputs.source.files.contains_key(&i.path)))
+        .count();
+    let empty = BTreeMap::new();
+    let units = units
+        .or(inputs.manifest.as_ref().map(|m| &m.units))
+        .unwrap_or(&empty);
+    Ok(crate::manifest::encode_streamed(
+        &inputs.source.version,
+        generation,
+        n,
+        next_files(inputs, plan, view)?,
+        &next_dirs(inputs, plan),
+        units,
+    ))
+}
+
+fn next_dirs(inputs: &Inputs, plan: &Plan) -> std::collections::BTreeSet<String> {
+    let mut dirs = inputs
+        .manifest
+        .as_ref()
+        .map(|m| m.dirs.clone())
+        .unwrap_or_default();
     for d in &plan.mkdirs {
-        m.dirs.insert(d.clone());
+        dirs.insert(d.clone());
     }
     for d in &plan.rmdirs {
         if !join_rel(&inputs.paths.home, d).exists() {
-            m.dirs.remove(d);
+            dirs.remove(d);
         }
     }
-    // Written files are stat'ed through handles on their directories (a
-    // few held, the items come in path order), never by full path.
+    dirs
+}
+
+/// The next manifest's files in path order (the plan's), each written
+/// file stat'ed through handles on its directory (a few held), never by
+/// full path.
+fn next_files<'a>(
+    inputs: &'a Inputs,
+    plan: &'a Plan,
+    view: &'a plan::DiskView,
+) -> Result<impl Iterator<Item = (&'a str, crate::manifest::Entry)> + 'a> {
     let mut fresh = scan::Lookup::new(&inputs.paths.home)?;
-    for item in &plan.items {
-        let shipped = inputs.source.files.get(&item.path);
-        let Some(s) = shipped else { continue };
+    Ok(plan.items.iter().filter_map(move |item| {
+        let s = inputs.source.files.get(&item.path)?;
         let observed = plan::observe_after(
             item,
             || fresh.file_fingerprint(&item.path),
             s,
             view.paths.get(&item.path),
         );
-        if let Some(e) = plan::next_entry(item, Some(s), observed) {
-            m.files.insert(item.path.clone(), e);
-        }
-    }
-    Ok(m)
+        plan::next_entry(item, Some(s), observed).map(|e| (item.path.as_str(), e))
+    }))
 }
 
 /// The facts from outside the files that planning needs, supplied by the
@@ -734,9 +780,23 @@ impl SyncPlan<'_, Locked> {
                 &planned,
                 &info,
                 Some(&mut |generation| {
-                    let mut m = make_manifest()?;
-                    m.generation = generation;
-                    Ok(Some(m.to_bytes()))
+                    let units = self.units.as_ref().map(|u| u.next_entries());
+                    let bytes = next_manifest_bytes(
+                        &self.inputs,
+                        &self.plan,
+                        &self.view,
+                        units.as_ref(),
+                        generation,
+                    )?;
+                    // The streamed encoding is the map's (checked in every
+                    // debug build, so every test run checks it).
+                    #[cfg(debug_assertions)]
+                    {
+                        let mut m = make_manifest()?;
+                        m.generation = generation;
+                        assert!(m.to_bytes() == bytes, "streamed manifest differs");
+                    }
+                    Ok(Some(bytes))
                 }),
             )?;
             report.backup = applied.backup.map(|b| b.display().to_string());
