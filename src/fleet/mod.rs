@@ -181,7 +181,7 @@ fn preset_text(home: &Path, preset: &str) -> Result<String> {
     }
     let src = mosaic_engine::source::Source::from_env(None, false)?;
     if let Some(f) = src.files.get(&rel) {
-        return Ok(String::from_utf8_lossy(&f.read()?).into_owned());
+        return Ok(String::from_utf8_lossy(&f.read(&rel)?).into_owned());
     }
     let names: Vec<String> = src
         .files

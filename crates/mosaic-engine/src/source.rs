@@ -42,8 +42,11 @@ pub enum Content {
     Static(&'static [u8]),
     /// In memory.
     Owned(Vec<u8>),
-    /// In a file of a framework tree on disk.
+    /// In a file at this path (outside a tree, e.g. in a backup).
     File(PathBuf),
+    /// At the file's own relative path in the framework tree on disk rooted
+    /// here (one root shared by every file: no path held per file).
+    InTree(std::sync::Arc<Path>),
 }
 
 /// One shipped file.
@@ -67,13 +70,31 @@ impl SourceFile {
         }
     }
 
-    /// The content (read from disk for a tree on disk).
-    pub fn read(&self) -> Result<Cow<'_, [u8]>> {
+    /// The content of the file shipped at `rel` (read from disk for a
+    /// tree on disk).
+    pub fn read(&self, rel: &str) -> Result<Cow<'_, [u8]>> {
         Ok(match &self.content {
             Content::Static(b) => Cow::Borrowed(b),
             Content::Owned(b) => Cow::Borrowed(b),
             Content::File(p) => Cow::Owned(std::fs::read(p).at(p)?),
+            Content::InTree(root) => {
+                let p = crate::fsutil::join_rel(root, rel);
+                Cow::Owned(std::fs::read(&p).at(&p)?)
+            }
         })
+    }
+
+    /// The file shipped at `rel`, with content that no longer depends on
+    /// the path it is kept under (for a copy keyed by another name).
+    pub fn detached(&self, rel: &str) -> SourceFile {
+        let content = match &self.content {
+            Content::InTree(root) => Content::File(crate::fsutil::join_rel(root, rel)),
+            other => other.clone(),
+        };
+        SourceFile {
+            content,
+            ..self.clone()
+        }
     }
 }
 
@@ -286,6 +307,7 @@ impl Source {
         let mut stale = false;
         let mut fps = Vec::with_capacity(old.len);
         let mut sorted = Vec::with_capacity(old.len);
+        let root: std::sync::Arc<Path> = std::sync::Arc::from(dir);
         // Each file is settled as the walk finds it (the walk and the cache
         // are both in path order): no list of every file's full metadata is
         // held at once.
@@ -313,7 +335,7 @@ impl Source {
                     SourceFile {
                         sha256,
                         mode,
-                        content: Content::File(path),
+                        content: Content::InTree(root.clone()),
                     },
                 ));
                 Ok(())
@@ -406,7 +428,7 @@ mod tests {
         std::fs::write(tree.join("a/x"), b"two!").unwrap();
         let s = Source::from_dir(&tree, v, Some(&cache), false).unwrap();
         assert_eq!(s.files["a/x"].sha256, crate::Sha256::of(b"two!"));
-        assert_eq!(&*s.files["a/x"].read().unwrap(), b"two!");
+        assert_eq!(&*s.files["a/x"].read("a/x").unwrap(), b"two!");
         // a damaged cache is a cold cache, not an error
         std::fs::write(&cache, b"MOSAICIX garbage").unwrap();
         let s = Source::from_dir(&tree, Version::new(1, 0, 0), Some(&cache), false).unwrap();

@@ -393,12 +393,12 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
     let mut ops = Vec::new();
     let mut obstacles = std::collections::BTreeSet::new();
     for item in &plan.items {
-        let shipped = source.files.get(&item.path);
+        let shipped = source.files.get_key_value(&item.path);
         let write = |rel: String| {
-            let s = shipped.expect("written paths ship");
+            let (key, s) = shipped.expect("written paths ship");
             Op::Write {
                 rel,
-                bytes: txn::Payload::of(s),
+                bytes: txn::Payload::of(key, s),
                 mode: s.mode,
                 sha256: s.sha256.clone(),
             }
@@ -729,18 +729,23 @@ impl SyncPlan<'_, Locked> {
                         .as_ref()
                         .is_some_and(|old| nothing_new_to_record(old, next))
             };
+            let generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
+            let units = self.units.as_ref().map(|u| u.next_entries());
+            let streamed = || {
+                next_manifest_bytes(&self.inputs, &self.plan, &self.view, units.as_ref(), generation)
+            };
             let write = match self.nothing_new() {
                 Some(nothing) => {
                     debug_assert_eq!(nothing, slow(&next()?), "the quick no-op check agrees");
-                    (!nothing).then(next).transpose()?
+                    (!nothing).then(streamed).transpose()?
                 }
                 None => {
                     let next = next()?;
-                    (!slow(&next)).then_some(next)
+                    (!slow(&next)).then(|| next.to_bytes())
                 }
             };
-            if let Some(next) = write {
-                txn::write_manifest(paths, self.session.token(), &next.to_bytes())?;
+            if let Some(bytes) = write {
+                txn::write_manifest(paths, self.session.token(), &bytes)?;
             }
         } else {
             let info = RunInfo {
@@ -770,7 +775,7 @@ impl SyncPlan<'_, Locked> {
                         Disk::Symlink => txn::Seen::Symlink,
                         Disk::Other => txn::Seen::Other,
                     };
-                    Some((op.rel().to_string(), seen))
+                    Some((op.rel(), seen))
                 })
                 .collect();
             let applied = txn::apply_planned(
@@ -1180,7 +1185,7 @@ impl<A> SyncPlan<'_, A> {
             if !wanted(&item.path) {
                 continue;
             }
-            let shipped = source.files.get(&item.path).map(|s| s.read()).transpose()?;
+            let shipped = source.files.get(&item.path).map(|s| s.read(&item.path)).transpose()?;
             let new = shipped.as_deref();
             let disk_path = join_rel(home, &item.path);
             let (old, new, label_old, label_new) = match &item.action {
@@ -1235,7 +1240,7 @@ impl<A> SyncPlan<'_, A> {
                 if !filter.is_empty() && !filter.contains(&label) {
                     continue;
                 }
-                let shipped = u.shipped.get(&item.path).map(|s| s.read()).transpose()?;
+                let shipped = u.shipped.get(&item.path).map(|s| s.read(&item.path)).transpose()?;
                 let (old, label_new) = match &item.action {
                     Action::Create => (None, label.clone()),
                     Action::Update

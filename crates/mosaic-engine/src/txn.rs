@@ -44,17 +44,25 @@ pub const MANIFEST_REL: &str = ".mosaic/manifest.json";
 pub enum Payload<'a> {
     /// Bytes in memory.
     Bytes(Cow<'a, [u8]>),
-    /// Streamed from a file (a framework tree on disk), never held whole.
+    /// Streamed from a file, never held whole.
     File(&'a Path),
+    /// Streamed from the file `rel` of the framework tree on disk at `root`.
+    InTree {
+        /// The tree.
+        root: &'a Path,
+        /// The file's path in it.
+        rel: &'a str,
+    },
 }
 
 impl<'a> Payload<'a> {
-    /// The payload of a source file.
-    pub fn of(file: &'a crate::source::SourceFile) -> Payload<'a> {
+    /// The payload of the source file shipped at `rel`.
+    pub fn of(rel: &'a str, file: &'a crate::source::SourceFile) -> Payload<'a> {
         match &file.content {
             crate::source::Content::Static(b) => Payload::Bytes(Cow::Borrowed(b)),
             crate::source::Content::Owned(b) => Payload::Bytes(Cow::Borrowed(b)),
             crate::source::Content::File(p) => Payload::File(p),
+            crate::source::Content::InTree(root) => Payload::InTree { root, rel },
         }
     }
 }
@@ -715,7 +723,7 @@ pub fn apply_planned(
     paths: &Paths,
     _locked: &Locked,
     ops: &[Op<'_>],
-    planned: &BTreeMap<String, Seen>,
+    planned: &BTreeMap<&str, Seen>,
     info: &RunInfo,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
 ) -> Result<Applied> {
@@ -1214,7 +1222,9 @@ fn apply_ops<'o>(
     // directories must not run out of descriptors); a temp whose handle was
     // closed is removed on failure through a fresh lookup of its directory.
     const HELD: usize = 256;
-    let mut temps: Vec<(String, &str, usize)> = Vec::new();
+    // (path, index of its directory's handle); the temp's name is derived
+    // again from the path and the run tag, not held.
+    let mut temps: Vec<(&str, usize)> = Vec::new();
     let mut dirs: Vec<(String, Option<Dir>)> = Vec::new();
     for op in ops {
         if let Op::Write {
@@ -1238,7 +1248,16 @@ fn apply_ops<'o>(
             let mut f = create_temp(dir, &name, &tmp, *mode)?;
             let filled = match bytes {
                 Payload::Bytes(b) => std::io::Write::write_all(&mut f, b),
-                Payload::File(from) => {
+                Payload::File(_) | Payload::InTree { .. } => {
+                    let joined;
+                    let from = match bytes {
+                        Payload::InTree { root, rel } => {
+                            joined = fsutil::join_rel(root, rel);
+                            joined.as_path()
+                        }
+                        Payload::File(p) => p,
+                        Payload::Bytes(_) => unreachable!("matched above"),
+                    };
                     let mut src = std::fs::OpenOptions::new()
                         .read(true)
                         .custom_flags(libc::O_NOFOLLOW)
@@ -1251,14 +1270,16 @@ fn apply_ops<'o>(
                 let _ = dir.unlink(&tmp);
                 return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((tmp, rel.as_str(), at));
+            temps.push((rel.as_str(), at));
         }
     }
     if !temps.is_empty() {
         roots.sync()?;
     }
     failpoint::pause("before-rename");
-    for (i, (tmp, rel, _)) in temps.iter().enumerate() {
+    let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
+    for (i, (rel, _)) in temps.iter().enumerate() {
+        let tmp = &tmp_of(rel);
         if i == temps.len() / 2 {
             failpoint::hit("mid-apply");
         }
@@ -1268,7 +1289,8 @@ fn apply_ops<'o>(
             // The temps not renamed yet are removed through the handles they
             // were made with (one in a directory moved out of the home
             // meanwhile too); recovery would not find that one.
-            for (j, (tmp, rel, at)) in temps.iter().enumerate().skip(i) {
+            for (j, (rel, at)) in temps.iter().enumerate().skip(i) {
+                let tmp = &tmp_of(rel);
                 if j > i || !touched.contains(*rel) {
                     match &dirs[*at].1 {
                         Some(dir) => {

@@ -41,7 +41,7 @@ pub fn shipped(source: &Source) -> BTreeMap<String, SourceFile> {
         .iter()
         .filter_map(|(p, f)| {
             let name = p.strip_prefix(SHIPPED_DIR)?;
-            is_mosaic_unit(name).then(|| (name.to_string(), f.clone()))
+            is_mosaic_unit(name).then(|| (name.to_string(), f.detached(p)))
         })
         .collect()
 }
@@ -141,12 +141,12 @@ impl UnitPlan {
     pub fn ops(&self) -> Vec<Op<'_>> {
         let mut ops = Vec::new();
         for item in &self.plan.items {
-            let Some(s) = self.shipped.get(&item.path) else {
+            let Some((key, s)) = self.shipped.get_key_value(&item.path) else {
                 continue;
             };
             let write = |rel: String| Op::Write {
                 rel,
-                bytes: crate::txn::Payload::of(s),
+                bytes: crate::txn::Payload::of(key, s),
                 mode: s.mode,
                 sha256: s.sha256.clone(),
             };
