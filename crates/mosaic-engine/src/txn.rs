@@ -1830,6 +1830,62 @@ pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
     Ok(out)
 }
 
+/// What [`prune`] and [`next_generation`] need of a backup record: its
+/// head, read without its records (a fresh install's lists every file of
+/// the tree: megabytes that would otherwise be parsed into memory on every
+/// run, at the run's peak).
+#[derive(Debug, Deserialize)]
+struct Head {
+    id: String,
+    home: PathBuf,
+    complete: bool,
+    #[serde(default)]
+    kind: Kind,
+    #[serde(default)]
+    generation: u64,
+    command: String,
+    // Required as in [`BackupMeta`] (a record missing them is no record),
+    // skipped without being parsed into memory.
+    #[allow(dead_code)]
+    created: serde::de::IgnoredAny,
+    #[allow(dead_code)]
+    to_version: serde::de::IgnoredAny,
+    #[allow(dead_code)]
+    records: serde::de::IgnoredAny,
+    #[allow(dead_code)]
+    mkdirs: serde::de::IgnoredAny,
+}
+
+/// The heads of the complete records of this home, newest first (as
+/// [`list`] orders them).
+fn list_heads(paths: &Paths) -> Result<Vec<Head>> {
+    let dir = paths.backups();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.at(&dir)?;
+        let Ok(f) = std::fs::File::open(entry.path().join("meta.json")) else {
+            continue;
+        };
+        let reader = std::io::BufReader::with_capacity(64 * 1024, f);
+        let Ok(mut head) = serde_json::from_reader::<_, Head>(reader) else {
+            continue;
+        };
+        if head.generation == 0 && head.command.starts_with("fleet") {
+            head.kind = Kind::FleetEdit;
+        }
+        if head.complete && paths.is_this_home(&head.home) {
+            out.push(head);
+        }
+    }
+    out.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(out)
+}
+
 /// Marks fleet edit `id` as undone (so the next undo goes further back).
 pub fn mark_undone(paths: &Paths, id: &str) -> Result<()> {
     let mp = paths.backups().join(id).join("meta.json");
@@ -1854,8 +1910,9 @@ fn next_generation(paths: &Paths) -> Result<u64> {
         .flatten()
         .map(|m| m.generation)
         .unwrap_or(0);
-    let in_backups = list_kind(paths, Kind::Generation)?
+    let in_backups = list_heads(paths)?
         .iter()
+        .filter(|h| h.kind == Kind::Generation)
         .map(|m| m.generation)
         .max()
         .unwrap_or(0);
@@ -1865,12 +1922,13 @@ fn next_generation(paths: &Paths) -> Result<u64> {
 /// Keeps the last [`KEEP_GENERATIONS`] generations and the last
 /// [`KEEP_FLEET_EDITS`] fleet edits, each counted on its own.
 fn prune(paths: &Paths) -> Result<()> {
+    let heads = list_heads(paths)?;
     for (kind, keep) in [
         (Kind::Generation, KEEP_GENERATIONS),
         (Kind::FleetEdit, KEEP_FLEET_EDITS),
         (Kind::Resolve, KEEP_FLEET_EDITS),
     ] {
-        for old in list_kind(paths, kind)?.into_iter().skip(keep) {
+        for old in heads.iter().filter(|h| h.kind == kind).skip(keep) {
             discard_dir(&paths.backups().join(&old.id))?;
         }
     }
