@@ -390,7 +390,8 @@ pub fn describe(item: &plan::Item) -> Option<Change> {
 
 /// Builds the executor's operations for a plan.
 pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
-    let mut ops = Vec::new();
+    let writes = plan.items.iter().filter(|i| i.action.changes_tree()).count();
+    let mut ops = Vec::with_capacity(writes);
     let mut obstacles = std::collections::BTreeSet::new();
     for item in &plan.items {
         let shipped = source.files.get_key_value(&item.path);
@@ -694,9 +695,17 @@ pub fn plan_sync<'s, A>(
 impl SyncPlan<'_, Locked> {
     /// Executes the plan (SPEC §4.3 steps 5–6): one transaction, manifest
     /// last. Refuses a plan with blockers.
-    pub fn execute(self) -> Result<SyncReport> {
+    pub fn execute(mut self) -> Result<SyncReport> {
         if self.report.blocked > 0 {
             return Err(Error::Blocked(self.report.blocked));
+        }
+        // A run that writes no longer needs the old manifest's files (the
+        // next manifest comes from the plan, the source and the disk view):
+        // they go before the transaction, not after it, off the run's peak.
+        if !self.ops().is_empty() {
+            if let Some(m) = self.inputs.manifest.as_mut() {
+                m.files = BTreeMap::new();
+            }
         }
         let ops = self.ops();
         let make_manifest = || -> Result<Manifest> {
