@@ -263,7 +263,9 @@ fn entry(w: &mut Writer, path: &str, e: &Entry) {
 
 fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entry>> {
     let n = r.list()?;
-    let mut v = Vec::with_capacity(n);
+    // Inserted as decoded (sorted, so each insert walks the right edge):
+    // no list of every entry beside the map.
+    let mut v = BTreeMap::new();
     for _ in 0..n {
         let path = r.path()?;
         let sha256 = r.hash()?;
@@ -280,17 +282,35 @@ fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entr
             }),
             t => return Err(format!("{path}: bad observation flag {t}")),
         };
-        v.push((
+        v.insert(
             path,
             Entry {
                 sha256,
                 mode,
                 observed,
             },
-        ));
+        );
     }
-    // Sorted (the reader checked), so the map is built in one pass.
-    Ok(v.into_iter().collect())
+    Ok(v)
+}
+
+/// The generation the manifest at `path` records (0 when there is none, it
+/// does not parse, or it predates generations): from an index, only its
+/// head is decoded once the checksum holds.
+pub fn generation_of(path: &Path) -> u64 {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    if !index::is_index(&bytes) {
+        return Manifest::parse(path, &bytes).map_or(0, |m| m.generation);
+    }
+    let head = || -> index::DecodeResult<u64> {
+        let mut r = Reader::open(&bytes, Kind::Manifest)?;
+        r.varint()?;
+        r.str()?;
+        r.varint()
+    };
+    head().unwrap_or(0)
 }
 
 fn decode(bytes: &[u8]) -> index::DecodeResult<Manifest> {
@@ -386,6 +406,23 @@ mod tests {
             },
         );
         m
+    }
+
+    #[test]
+    fn the_generation_is_read_from_the_head_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("manifest.json");
+        assert_eq!(generation_of(&f), 0, "missing");
+        let m = sample();
+        std::fs::write(&f, m.to_bytes()).unwrap();
+        assert_eq!(generation_of(&f), 7);
+        std::fs::write(&f, m.to_json()).unwrap();
+        assert_eq!(generation_of(&f), 7, "an older release's JSON");
+        let mut bad = m.to_bytes();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        std::fs::write(&f, bad).unwrap();
+        assert_eq!(generation_of(&f), 0, "a checksum that fails");
     }
 
     #[test]

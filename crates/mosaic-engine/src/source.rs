@@ -306,7 +306,9 @@ impl Source {
         // The cache is rebuilt only when something differs from it.
         let mut stale = false;
         let mut fps = Vec::with_capacity(old.len);
-        let mut sorted = Vec::with_capacity(old.len);
+        // Inserted as found (in path order, so each insert walks the right
+        // edge): no list of every file beside the map.
+        let mut files: BTreeMap<String, SourceFile> = BTreeMap::new();
         let root: std::sync::Arc<Path> = std::sync::Arc::from(dir);
         // Each file is settled as the walk finds it (the walk and the cache
         // are both in path order): no list of every file's full metadata is
@@ -330,22 +332,20 @@ impl Source {
                 } else {
                     0o644
                 };
-                sorted.push((
+                files.insert(
                     rel,
                     SourceFile {
                         sha256,
                         mode,
                         content: Content::InTree(root.clone()),
                     },
-                ));
+                );
                 Ok(())
             },
         )?;
-        stale |= sorted.len() != old.len;
+        stale |= files.len() != old.len;
         drop(old);
         drop(bytes);
-        // In path order already: the map is built in one pass.
-        let files: BTreeMap<String, SourceFile> = sorted.into_iter().collect();
         if let (Some(c), true, true) = (cache, persist, stale) {
             if let Some(parent) = c.parent() {
                 crate::fsutil::create_dirs(parent, 0o700)?;

@@ -1905,11 +1905,7 @@ pub fn list_kind(paths: &Paths, kind: Kind) -> Result<Vec<BackupMeta>> {
 /// The number the next generation gets: one past the highest recorded in
 /// the manifest or in a kept backup.
 fn next_generation(paths: &Paths) -> Result<u64> {
-    let in_manifest = crate::manifest::Manifest::load(&paths.manifest())
-        .ok()
-        .flatten()
-        .map(|m| m.generation)
-        .unwrap_or(0);
+    let in_manifest = crate::manifest::generation_of(&paths.manifest());
     let in_backups = list_heads(paths)?
         .iter()
         .filter(|h| h.kind == Kind::Generation)
