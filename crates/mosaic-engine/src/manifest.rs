@@ -263,9 +263,7 @@ fn entry(w: &mut Writer, path: &str, e: &Entry) {
 
 fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entry>> {
     let n = r.list()?;
-    // Inserted as decoded (sorted, so each insert walks the right edge):
-    // no list of every entry beside the map.
-    let mut v = BTreeMap::new();
+    let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let path = r.path()?;
         let sha256 = r.hash()?;
@@ -282,16 +280,18 @@ fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entr
             }),
             t => return Err(format!("{path}: bad observation flag {t}")),
         };
-        v.insert(
+        v.push((
             path,
             Entry {
                 sha256,
                 mode,
                 observed,
             },
-        );
+        ));
     }
-    Ok(v)
+    // Sorted (the reader checked): the map is bulk-built in one pass, its
+    // nodes full (inserting in order would leave them half empty).
+    Ok(v.into_iter().collect())
 }
 
 /// The generation the manifest at `path` records (0 when there is none, it

@@ -211,6 +211,13 @@ pub fn scan<'a>(
         }
         view.ancestors.insert(anc.to_string(), d);
     }
+    // The manifest's entries are found by a cursor while the paths come in
+    // order (they usually do: the manifest's own keys), by lookup if not.
+    let mut cursor = manifest.map(|m| m.files.iter().peekable());
+    // The highest path looked up by the cursor: the cursor stands at the
+    // first entry not below it.
+    let mut high: Option<&str> = None;
+    let mut found = Vec::with_capacity(paths.len());
     for rel in paths {
         let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
         let d = if under_blocked {
@@ -218,14 +225,26 @@ pub fn scan<'a>(
         } else {
             // A preserved path only needs to be known present or absent.
             let need_hash = !preserve.matches(rel);
-            let known = manifest
-                .and_then(|m| m.files.get(rel))
-                .and_then(|e| e.observed.as_ref());
+            let entry = match (&mut cursor, manifest) {
+                (Some(c), _) if high.is_none_or(|h| h < rel) => {
+                    high = Some(rel);
+                    while c.peek().is_some_and(|(k, _)| k.as_str() < rel) {
+                        c.next();
+                    }
+                    c.peek().filter(|(k, _)| k.as_str() == rel).map(|(_, e)| *e)
+                }
+                (_, Some(m)) => m.files.get(rel),
+                (_, None) => None,
+            };
+            let known = entry.and_then(|e| e.observed.as_ref());
             let (dir, name) = parents.of(rel)?;
             stat_at(dir, name, known, need_hash)?
         };
-        view.paths.insert(rel.to_string(), d);
+        found.push((rel.to_string(), d));
     }
+    // Bulk-built (sorted first if need be): full nodes, unlike inserting in
+    // order, which leaves them half empty.
+    view.paths = found.into_iter().collect();
     Ok(view)
 }
 
@@ -258,6 +277,37 @@ mod tests {
         let view = scan(t.path(), rels.iter().map(String::as_str), None, &none).unwrap();
         assert_eq!(view.paths.len(), 240);
         assert!(view.paths.values().all(|d| matches!(d, Disk::File { .. })));
+    }
+
+    #[test]
+    fn recorded_hashes_are_trusted_whatever_order_the_paths_come_in() {
+        let t = tempfile::tempdir().unwrap();
+        let mut m = Manifest::new(semver::Version::new(1, 0, 0));
+        let trusted = crate::Sha256([9; 32]);
+        for rel in ["a", "b/x", "c"] {
+            let f = t.path().join(rel);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, rel).unwrap();
+            let fp = crate::fsutil::Fingerprint::of(&std::fs::symlink_metadata(&f).unwrap());
+            m.files.insert(
+                rel.to_string(),
+                crate::manifest::Entry {
+                    sha256: trusted,
+                    mode: 0o644,
+                    observed: Some(crate::manifest::Observed { fp, sha256: trusted }),
+                },
+            );
+        }
+        let none = Preserve::new(&[], "none").unwrap();
+        for order in [["a", "b/x", "c"], ["c", "a", "b/x"], ["b/x", "a", "c"]] {
+            let view = scan(t.path(), order, Some(&m), &none).unwrap();
+            for rel in order {
+                assert!(
+                    matches!(view.paths[rel], Disk::File { sha256, .. } if sha256 == trusted),
+                    "{order:?}: {rel} was read, not trusted"
+                );
+            }
+        }
     }
 
     #[test]

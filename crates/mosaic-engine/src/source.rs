@@ -306,9 +306,7 @@ impl Source {
         // The cache is rebuilt only when something differs from it.
         let mut stale = false;
         let mut fps = Vec::with_capacity(old.len);
-        // Inserted as found (in path order, so each insert walks the right
-        // edge): no list of every file beside the map.
-        let mut files: BTreeMap<String, SourceFile> = BTreeMap::new();
+        let mut sorted = Vec::with_capacity(old.len);
         let root: std::sync::Arc<Path> = std::sync::Arc::from(dir);
         // Each file is settled as the walk finds it (the walk and the cache
         // are both in path order): no list of every file's full metadata is
@@ -332,20 +330,23 @@ impl Source {
                 } else {
                     0o644
                 };
-                files.insert(
+                sorted.push((
                     rel,
                     SourceFile {
                         sha256,
                         mode,
                         content: Content::InTree(root.clone()),
                     },
-                );
+                ));
                 Ok(())
             },
         )?;
-        stale |= files.len() != old.len;
+        stale |= sorted.len() != old.len;
         drop(old);
         drop(bytes);
+        // In path order already: the map is bulk-built in one pass, its
+        // nodes full (inserting in order would leave them half empty).
+        let files: BTreeMap<String, SourceFile> = sorted.into_iter().collect();
         if let (Some(c), true, true) = (cache, persist, stale) {
             if let Some(parent) = c.parent() {
                 crate::fsutil::create_dirs(parent, 0o700)?;
