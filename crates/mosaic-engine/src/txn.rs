@@ -668,7 +668,7 @@ pub struct Applied {
 
 /// What the last op on each path leaves there (see [`Record::after`]).
 fn afters<'o>(ops: &'o [Op<'_>]) -> Result<BTreeMap<&'o str, Option<After>>> {
-    let mut out = BTreeMap::new();
+    let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         let after = match op {
             Op::Write { sha256, .. } => Some(After::File(*sha256)),
@@ -681,9 +681,11 @@ fn afters<'o>(ops: &'o [Op<'_>]) -> Result<BTreeMap<&'o str, Option<After>>> {
             },
             Op::RemoveDirIfEmpty { .. } => None,
         };
-        out.insert(op.rel(), after);
+        out.push((op.rel(), after));
     }
-    Ok(out)
+    // Bulk-built (full nodes); of several ops on one path the last wins, as
+    // `BTreeMap::from_iter` keeps the last of equal keys.
+    Ok(out.into_iter().collect())
 }
 
 /// What the plan saw at a path, checked again when the transaction starts
