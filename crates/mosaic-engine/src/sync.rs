@@ -393,8 +393,9 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
     let writes = plan.items.iter().filter(|i| i.action.changes_tree()).count();
     let mut ops = Vec::with_capacity(writes);
     let mut obstacles = std::collections::BTreeSet::new();
+    let mut shipped_at = plan::Cursor::new(&source.files);
     for item in &plan.items {
-        let shipped = source.files.get_key_value(&item.path);
+        let shipped = shipped_at.get(&item.path);
         let write = |rel: String| {
             let (key, s) = shipped.expect("written paths ship");
             Op::Write {
@@ -459,7 +460,10 @@ pub fn next_manifest_bytes(
     let n = plan
         .items
         .iter()
-        .filter(|i| plan::records_entry(i, inputs.source.files.contains_key(&i.path)))
+        .scan(plan::Cursor::new(&inputs.source.files), |c, i| {
+            Some(plan::records_entry(i, c.get(&i.path).is_some()))
+        })
+        .filter(|recorded| *recorded)
         .count();
     let empty = BTreeMap::new();
     let units = units
@@ -501,13 +505,15 @@ fn next_files<'a>(
     view: &'a plan::DiskView,
 ) -> Result<impl Iterator<Item = (&'a str, crate::manifest::Entry)> + 'a> {
     let mut fresh = scan::Lookup::new(&inputs.paths.home)?;
+    let mut shipped = plan::Cursor::new(&inputs.source.files);
+    let mut seen = plan::Cursor::new(&view.paths);
     Ok(plan.items.iter().filter_map(move |item| {
-        let s = inputs.source.files.get(&item.path)?;
+        let (_, s) = shipped.get(&item.path)?;
         let observed = plan::observe_after(
             item,
             || fresh.file_fingerprint(&item.path),
             s,
-            view.paths.get(&item.path),
+            seen.get(&item.path).map(|(_, d)| d),
         );
         plan::next_entry(item, Some(s), observed).map(|e| (item.path.as_str(), e))
     }))
