@@ -424,6 +424,19 @@ impl World {
         // The hash cache of an emulated release tree (MOSAIC_FRAMEWORK_DIR),
         // not part of the install.
         s.retain(|k, _| !k.starts_with("state/source-cache"));
+        // The manifest as what it says, without the stat fingerprints it
+        // caches: a no-op records those once the files the last run wrote
+        // are no longer racily clean, which depends on the clock, not on
+        // what the run did.
+        if let Some(node) = s.get_mut("H/.mosaic/manifest.json") {
+            let path = self.home().join(".mosaic/manifest.json");
+            if let Ok(mut m) = mosaic_engine::manifest::Manifest::parse(&path, &node.bytes) {
+                for e in m.files.values_mut().chain(m.units.values_mut()) {
+                    e.observed = None;
+                }
+                node.bytes = m.to_json();
+            }
+        }
         Ok(s)
     }
 
