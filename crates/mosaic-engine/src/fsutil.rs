@@ -34,6 +34,33 @@ pub fn hash_file(path: &Path) -> Result<crate::Sha256> {
     Ok(crate::Sha256::finish(hasher))
 }
 
+/// Copies the rest of `from` into `to` in the kernel (`copy_file_range`,
+/// which `std::io::copy` also uses, without the two `statx` it asks first),
+/// or by reads and writes where the file system cannot.
+pub fn copy_all(from: &mut File, to: &mut File) -> std::io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        match rustix::fs::copy_file_range(&*from, None, &*to, None, 1 << 30) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(e)
+                if total == 0
+                    && [
+                        rustix::io::Errno::XDEV,
+                        rustix::io::Errno::NOSYS,
+                        rustix::io::Errno::OPNOTSUPP,
+                        rustix::io::Errno::INVAL,
+                        rustix::io::Errno::PERM,
+                    ]
+                    .contains(&e) =>
+            {
+                return std::io::copy(from, to);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A stat fingerprint: when it matches, a recorded hash may be trusted
 /// without reading the file (like git's index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

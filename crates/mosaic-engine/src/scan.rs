@@ -126,6 +126,14 @@ impl Parents {
         })
     }
 
+    /// The full path of `rel` (for messages).
+    fn path_of(&self, rel: &str) -> std::path::PathBuf {
+        match &self.root {
+            Some(r) => r.join(rel),
+            None => std::path::PathBuf::from(rel),
+        }
+    }
+
     /// The handle on `rel`'s directory and its final name.
     fn of<'r>(&mut self, rel: &'r str) -> Result<(Option<&Dir>, &'r str)> {
         let (dir, name) = dirfd::split(rel);
@@ -163,6 +171,17 @@ impl Lookup {
         Ok(Lookup {
             parents: Parents::new(root)?,
         })
+    }
+
+    /// Opens the regular file at `rel` for reading (never through a link).
+    pub fn open_file(&mut self, rel: &str) -> Result<std::fs::File> {
+        match self.parents.of(rel)? {
+            (Some(dir), name) => dir.open_read(name),
+            (None, _) => Err(Error::io(
+                self.parents.path_of(rel),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )),
+        }
     }
 
     /// The fingerprint of the regular file at `rel`; `None` when there is

@@ -1227,6 +1227,8 @@ fn apply_ops<'o>(
     // (path, index of its directory's handle); the temp's name is derived
     // again from the path and the run tag, not held.
     let mut temps: Vec<(&str, usize)> = Vec::new();
+    // Handles on the framework tree's directories, for its files' content.
+    let mut source: Option<(&Path, crate::scan::Lookup)> = None;
     let mut dirs: Vec<(String, Option<Dir>)> = Vec::new();
     for op in ops {
         if let Op::Write {
@@ -1250,22 +1252,24 @@ fn apply_ops<'o>(
             let mut f = create_temp(dir, &name, &tmp, *mode)?;
             let filled = match bytes {
                 Payload::Bytes(b) => std::io::Write::write_all(&mut f, b),
-                Payload::File(_) | Payload::InTree { .. } => {
-                    let joined;
-                    let from = match bytes {
-                        Payload::InTree { root, rel } => {
-                            joined = fsutil::join_rel(root, rel);
-                            joined.as_path()
-                        }
-                        Payload::File(p) => p,
-                        Payload::Bytes(_) => unreachable!("matched above"),
-                    };
+                Payload::InTree { root, rel } => {
+                    // Through handles on the tree's directories (a few
+                    // held: the ops come in path order), never a full path.
+                    let fresh = !matches!(&source, Some((r, _)) if r == root);
+                    if fresh {
+                        source = Some((*root, crate::scan::Lookup::new(root)?));
+                    }
+                    let (_, tree) = source.as_mut().expect("set above");
+                    let mut src = tree.open_file(rel)?;
+                    fsutil::copy_all(&mut src, &mut f).map(|_| ())
+                }
+                Payload::File(from) => {
                     let mut src = std::fs::OpenOptions::new()
                         .read(true)
                         .custom_flags(libc::O_NOFOLLOW)
                         .open(from)
                         .at(from)?;
-                    std::io::copy(&mut src, &mut f).map(|_| ())
+                    fsutil::copy_all(&mut src, &mut f).map(|_| ())
                 }
             };
             if let Err(e) = filled {
