@@ -179,7 +179,13 @@ fn real_run_commits_tags_and_records_history() {
     assert_eq!(parsed.version, next);
     let history = mosaic_engine::history::History::parse_all([doc.as_str()]).unwrap();
     for (path, hash) in files {
-        assert!(history.shipped(path, &mosaic_engine::Sha256::parse(hash.as_str().unwrap()).unwrap()), "{path}");
+        assert!(
+            history.shipped(
+                path,
+                &mosaic_engine::Sha256::parse(hash.as_str().unwrap()).unwrap()
+            ),
+            "{path}"
+        );
     }
 
     // A second release of the same version is refused (tag exists).

@@ -180,7 +180,7 @@ fn preset_text(home: &Path, preset: &str) -> Result<String> {
         return Ok(t);
     }
     let src = mosaic_engine::source::Source::from_env(None, false)?;
-    if let Some(f) = src.files.get(&rel) {
+    if let Some(f) = src.files.get(rel.as_str()) {
         return Ok(String::from_utf8_lossy(&f.read(&rel)?).into_owned());
     }
     let names: Vec<String> = src

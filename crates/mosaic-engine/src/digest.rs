@@ -100,7 +100,10 @@ mod tests {
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(json, format!("\"{h}\""));
         assert_eq!(serde_json::from_str::<Sha256>(&json).unwrap(), h);
-        assert_eq!(serde_json::from_str::<Sha256>("\"x\"").unwrap(), Sha256::UNKNOWN);
+        assert_eq!(
+            serde_json::from_str::<Sha256>("\"x\"").unwrap(),
+            Sha256::UNKNOWN
+        );
         assert!(h == *h.to_hex().as_str());
     }
 }

@@ -213,8 +213,14 @@ impl Dir {
                     mode: mode & 0o7777,
                     fp: Fingerprint {
                         size: st.st_size as u64,
-                        mtime_ns: crate::fsutil::time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
-                        ctime_ns: crate::fsutil::time_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+                        mtime_ns: crate::fsutil::time_ns(
+                            st.st_mtime as i64,
+                            st.st_mtime_nsec as i64,
+                        ),
+                        ctime_ns: crate::fsutil::time_ns(
+                            st.st_ctime as i64,
+                            st.st_ctime_nsec as i64,
+                        ),
                         ino: st.st_ino as u64,
                     },
                 }))

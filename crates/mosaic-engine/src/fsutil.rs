@@ -351,7 +351,6 @@ mod tests {
         assert!(!racy_at(&fp(1_699_999_999_000_000_000), start));
     }
 
-
     #[test]
     fn a_fingerprint_within_the_run_window_is_racy() {
         mark_run_start();

@@ -153,7 +153,7 @@ fn previous_source(
             files.insert(
                 rel.clone(),
                 SourceFile {
-                    sha256: e.sha256.clone(),
+                    sha256: e.sha256,
                     mode: e.mode,
                     content,
                 },

@@ -36,4 +36,9 @@ pub mod units;
 pub mod yamledit;
 
 pub use digest::Sha256;
+
+/// A path below a root (the home, a framework tree), `/`-separated: one
+/// allocation shared by every map that names the path (the source, the
+/// manifest, the disk view, the plan) instead of a copy in each.
+pub type Rel = std::sync::Arc<str>;
 pub use error::{Error, Result};

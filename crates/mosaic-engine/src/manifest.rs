@@ -55,15 +55,16 @@ pub struct Manifest {
     pub format: u32,
     /// Framework version installed (`V_old` for the next run).
     pub version: Version,
-    /// Shipped files below the home, by relative path.
-    pub files: BTreeMap<String, Entry>,
+    /// Shipped files below the home, by relative path (shared, not copied,
+    /// by the disk view and the plan: see [`crate::Rel`]).
+    pub files: BTreeMap<crate::Rel, Entry>,
     /// Directories below the home that mosaic created (removed again when
     /// they become empty after the release drops their files).
     #[serde(default)]
     pub dirs: BTreeSet<String>,
     /// Active systemd unit copies (file name → entry) in the user unit dir.
     #[serde(default)]
-    pub units: BTreeMap<String, Entry>,
+    pub units: BTreeMap<crate::Rel, Entry>,
     /// The generation that wrote this manifest (0 before generations were
     /// numbered).
     #[serde(default)]
@@ -145,7 +146,12 @@ impl Manifest {
             msg,
             fix: CORRUPT_FIX.to_string(),
         })?;
-        for key in m.files.keys().chain(m.dirs.iter()) {
+        for key in m
+            .files
+            .keys()
+            .map(|k| &**k)
+            .chain(m.dirs.iter().map(String::as_str))
+        {
             if !is_safe_rel(key) {
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
@@ -155,7 +161,7 @@ impl Manifest {
             }
         }
         for key in m.units.keys() {
-            if key.contains('/') || key.is_empty() || key == "." || key == ".." {
+            if key.contains('/') || key.is_empty() || &**key == "." || &**key == ".." {
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
                     msg: format!("it names the unit {key:?}, which is not a file name"),
@@ -182,7 +188,7 @@ impl Manifest {
             &self.version,
             self.generation,
             self.files.len(),
-            self.files.iter().map(|(p, e)| (p.as_str(), e.clone())),
+            self.files.iter().map(|(p, e)| (&**p, e.clone())),
             &self.dirs,
             &self.units,
         )
@@ -213,7 +219,7 @@ pub fn encode_streamed<'a>(
     n: usize,
     files: impl Iterator<Item = (&'a str, Entry)>,
     dirs: &BTreeSet<String>,
-    units: &BTreeMap<String, Entry>,
+    units: &BTreeMap<crate::Rel, Entry>,
 ) -> Vec<u8> {
     let mut w = Writer::new(100 * (n + units.len()) + 16 * dirs.len());
     w.varint(u64::from(FORMAT));
@@ -225,7 +231,10 @@ pub fn encode_streamed<'a>(
         entry(&mut w, path, &e);
         got += 1;
     }
-    assert_eq!(got, n, "the manifest stream yields the entries it announced");
+    assert_eq!(
+        got, n,
+        "the manifest stream yields the entries it announced"
+    );
     w.list(dirs.len());
     for d in dirs {
         w.path(d);
@@ -234,7 +243,7 @@ pub fn encode_streamed<'a>(
     w.finish(Kind::Manifest)
 }
 
-fn entries(w: &mut Writer, map: &BTreeMap<String, Entry>) {
+fn entries(w: &mut Writer, map: &BTreeMap<crate::Rel, Entry>) {
     w.list(map.len());
     for (path, e) in map {
         entry(w, path, e);
@@ -261,7 +270,7 @@ fn entry(w: &mut Writer, path: &str, e: &Entry) {
     }
 }
 
-fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entry>> {
+fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<crate::Rel, Entry>> {
     let n = r.list()?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
@@ -281,7 +290,7 @@ fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<String, Entr
             t => return Err(format!("{path}: bad observation flag {t}")),
         };
         v.push((
-            path,
+            crate::Rel::from(path),
             Entry {
                 sha256,
                 mode,

@@ -51,7 +51,7 @@ impl Disk {
 #[derive(Debug, Clone, Default)]
 pub struct DiskView {
     /// Relative path → state, for every path in the source or the manifest.
-    pub paths: BTreeMap<String, Disk>,
+    pub paths: BTreeMap<crate::Rel, Disk>,
     /// Relative directory path → state, for every ancestor of those paths.
     pub ancestors: BTreeMap<String, Disk>,
 }
@@ -160,7 +160,7 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     /// Relative path.
-    pub path: String,
+    pub path: crate::Rel,
     /// Decision.
     #[serde(flatten)]
     pub action: Action,
@@ -195,7 +195,7 @@ impl Plan {
 
 /// Decides every path (SPEC §4.2; rows are read top-down).
 pub fn plan(
-    source: &BTreeMap<String, SourceFile>,
+    source: &BTreeMap<crate::Rel, SourceFile>,
     manifest: Option<&Manifest>,
     disk: &DiskView,
     preserve: &Preserve,
@@ -216,7 +216,7 @@ pub fn plan(
 /// record of them): those are ours (replaced, or deleted when no longer
 /// shipped); every other differing shipped file takes the legacy row.
 pub fn plan_adopting(
-    source: &BTreeMap<String, SourceFile>,
+    source: &BTreeMap<crate::Rel, SourceFile>,
     recognised: &Manifest,
     disk: &DiskView,
     preserve: &Preserve,
@@ -226,7 +226,7 @@ pub fn plan_adopting(
 }
 
 fn plan_inner(
-    source: &BTreeMap<String, SourceFile>,
+    source: &BTreeMap<crate::Rel, SourceFile>,
     manifest: Option<&Manifest>,
     have_manifest: bool,
     disk: &DiskView,
@@ -241,25 +241,26 @@ fn plan_inner(
     let mut dsk = disk.paths.iter().peekable();
     let mut items = Vec::with_capacity(source.len());
     loop {
-        let path: &str = match (src.peek(), man.peek()) {
+        let key: &crate::Rel = match (src.peek(), man.peek()) {
             (None, None) => break,
-            (Some((a, _)), None) => a.as_str(),
-            (None, Some((b, _))) => b.as_str(),
-            (Some((a, _)), Some((b, _))) => std::cmp::min(a.as_str(), b.as_str()),
+            (Some((a, _)), None) => a,
+            (None, Some((b, _))) => b,
+            (Some((a, _)), Some((b, _))) => std::cmp::min(*a, *b),
         };
+        let path: &str = key;
         let shipped = match src.peek() {
-            Some((k, _)) if k.as_str() == path => src.next().map(|(_, v)| v),
+            Some((k, _)) if &***k == path => src.next().map(|(_, v)| v),
             _ => None,
         };
         let recorded = match man.peek() {
-            Some((k, _)) if k.as_str() == path => man.next().map(|(_, v)| v),
+            Some((k, _)) if &***k == path => man.next().map(|(_, v)| v),
             _ => None,
         };
-        while dsk.peek().is_some_and(|(k, _)| k.as_str() < path) {
+        while dsk.peek().is_some_and(|(k, _)| &***k < path) {
             dsk.next();
         }
         let d = match dsk.peek() {
-            Some((k, v)) if k.as_str() == path => *v,
+            Some((k, v)) if &***k == path => *v,
             _ => &Disk::Absent,
         };
         let action = decide(
@@ -273,20 +274,20 @@ fn plan_inner(
             conflict,
         );
         items.push(Item {
-            path: path.to_string(),
+            path: key.clone(),
             action,
         });
     }
     // A file of ours that the release drops is no obstacle to a directory
     // the release puts in its place: it is deleted (and backed up) first.
-    let deleting: BTreeSet<String> = items
+    let deleting: BTreeSet<crate::Rel> = items
         .iter()
         .filter(|i| i.action == Action::Delete)
         .map(|i| i.path.clone())
         .collect();
     for item in &mut items {
         if let Action::Blocked { obstacle, .. } = &item.action {
-            if deleting.contains(obstacle) && !deleting.contains(&item.path) {
+            if deleting.contains(obstacle.as_str()) && !deleting.contains(&*item.path) {
                 item.action = Action::Create;
             }
         }
@@ -392,7 +393,7 @@ fn conflict_action(conflict: ConflictMode) -> Action {
 }
 
 /// Ancestors of written paths that do not exist yet, outermost first.
-fn dirs_to_create(items: &[Item], disk: &DiskView, deleting: &BTreeSet<String>) -> Vec<String> {
+fn dirs_to_create(items: &[Item], disk: &DiskView, deleting: &BTreeSet<crate::Rel>) -> Vec<String> {
     let mut out = BTreeSet::new();
     for item in items {
         let writes = matches!(
@@ -421,13 +422,13 @@ fn dirs_to_create(items: &[Item], disk: &DiskView, deleting: &BTreeSet<String>) 
 /// Directories we created that hold no shipped file any more, deepest first.
 fn dirs_to_remove(
     items: &[Item],
-    source: &BTreeMap<String, SourceFile>,
+    source: &BTreeMap<crate::Rel, SourceFile>,
     manifest: Option<&Manifest>,
 ) -> Vec<String> {
     let Some(m) = manifest else { return Vec::new() };
     let mut still_used: BTreeSet<&str> = BTreeSet::new();
     for path in source.keys() {
-        let mut cur = path.as_str();
+        let mut cur: &str = path;
         while let Some(idx) = cur.rfind('/') {
             cur = &cur[..idx];
             still_used.insert(cur);
@@ -438,7 +439,7 @@ fn dirs_to_remove(
         .iter()
         .filter(|i| matches!(i.action, Action::Delete | Action::Forget))
     {
-        let mut cur = item.path.as_str();
+        let mut cur: &str = &item.path;
         while let Some(idx) = cur.rfind('/') {
             cur = &cur[..idx];
             if m.dirs.contains(cur) && !still_used.contains(cur) {
@@ -501,15 +502,15 @@ pub fn observe_after(
 /// items, which come in path order) by walking the map once, instead of a
 /// lookup each. Asked out of order, it falls back to a lookup.
 pub struct Cursor<'a, V> {
-    map: &'a BTreeMap<String, V>,
-    it: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, V>>,
+    map: &'a BTreeMap<crate::Rel, V>,
+    it: std::iter::Peekable<std::collections::btree_map::Iter<'a, crate::Rel, V>>,
     /// The last entry walked past: every key up to it is behind the cursor.
     passed: Option<&'a str>,
 }
 
 impl<'a, V> Cursor<'a, V> {
     /// A cursor at the start of `map`.
-    pub fn new(map: &'a BTreeMap<String, V>) -> Cursor<'a, V> {
+    pub fn new(map: &'a BTreeMap<crate::Rel, V>) -> Cursor<'a, V> {
         Cursor {
             map,
             it: map.iter().peekable(),
@@ -518,14 +519,14 @@ impl<'a, V> Cursor<'a, V> {
     }
 
     /// The entry of `key`, if any.
-    pub fn get(&mut self, key: &str) -> Option<(&'a String, &'a V)> {
+    pub fn get(&mut self, key: &str) -> Option<(&'a crate::Rel, &'a V)> {
         if self.passed.is_some_and(|p| key <= p) {
             return self.map.get_key_value(key);
         }
-        while let Some((k, _)) = self.it.next_if(|(k, _)| k.as_str() < key) {
-            self.passed = Some(k.as_str());
+        while let Some((k, _)) = self.it.next_if(|(k, _)| &***k < key) {
+            self.passed = Some(&**k);
         }
-        self.it.peek().copied().filter(|(k, _)| k.as_str() == key)
+        self.it.peek().copied().filter(|(k, _)| &***k == key)
     }
 }
 
@@ -535,8 +536,9 @@ mod cursor_tests {
 
     #[test]
     fn a_cursor_finds_keys_in_and_out_of_order() {
-        let map: std::collections::BTreeMap<String, u32> =
-            [("a", 1), ("b/c", 2), ("d", 3)].map(|(k, v)| (k.to_string(), v)).into();
+        let map: std::collections::BTreeMap<crate::Rel, u32> = [("a", 1), ("b/c", 2), ("d", 3)]
+            .map(|(k, v)| (k.into(), v))
+            .into();
         let mut c = Cursor::new(&map);
         for (k, want) in [
             ("a", Some(1)),

@@ -198,13 +198,14 @@ impl Lookup {
 /// Builds the [`DiskView`] for every path in `paths` below `home`. A path
 /// below an ancestor that is not a real directory is not looked at (that
 /// would follow the link); the planner reports it from the ancestor.
-pub fn scan<'a>(
+pub fn scan(
     home: &Path,
-    paths: impl IntoIterator<Item = &'a str>,
+    paths: impl IntoIterator<Item = crate::Rel>,
     manifest: Option<&Manifest>,
     preserve: &Preserve,
 ) -> Result<DiskView> {
-    let paths: Vec<&str> = paths.into_iter().collect();
+    let keys: Vec<crate::Rel> = paths.into_iter().collect();
+    let paths: Vec<&str> = keys.iter().map(|k| &**k).collect();
     let mut view = DiskView::default();
     let mut parents = Parents::new(home)?;
     let mut ancestors: BTreeSet<&str> = BTreeSet::new();
@@ -237,7 +238,7 @@ pub fn scan<'a>(
     // first entry not below it.
     let mut high: Option<&str> = None;
     let mut found = Vec::with_capacity(paths.len());
-    for rel in paths {
+    for (rel, key) in paths.into_iter().zip(&keys) {
         let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
         let d = if under_blocked {
             Disk::Absent
@@ -247,10 +248,10 @@ pub fn scan<'a>(
             let entry = match (&mut cursor, manifest) {
                 (Some(c), _) if high.is_none_or(|h| h < rel) => {
                     high = Some(rel);
-                    while c.peek().is_some_and(|(k, _)| k.as_str() < rel) {
+                    while c.peek().is_some_and(|(k, _)| &***k < rel) {
                         c.next();
                     }
-                    c.peek().filter(|(k, _)| k.as_str() == rel).map(|(_, e)| *e)
+                    c.peek().filter(|(k, _)| &***k == rel).map(|(_, e)| *e)
                 }
                 (_, Some(m)) => m.files.get(rel),
                 (_, None) => None,
@@ -259,7 +260,7 @@ pub fn scan<'a>(
             let (dir, name) = parents.of(rel)?;
             stat_at(dir, name, known, need_hash)?
         };
-        found.push((rel.to_string(), d));
+        found.push((key.clone(), d));
     }
     // Bulk-built (sorted first if need be): full nodes, unlike inserting in
     // order, which leaves them half empty.
@@ -293,7 +294,13 @@ mod tests {
             assert!(parents.open.len() <= HELD_DIRS);
         }
         let none = Preserve::new(&[], "none").unwrap();
-        let view = scan(t.path(), rels.iter().map(String::as_str), None, &none).unwrap();
+        let view = scan(
+            t.path(),
+            rels.iter().map(|r| crate::Rel::from(r.as_str())),
+            None,
+            &none,
+        )
+        .unwrap();
         assert_eq!(view.paths.len(), 240);
         assert!(view.paths.values().all(|d| matches!(d, Disk::File { .. })));
     }
@@ -309,17 +316,20 @@ mod tests {
             std::fs::write(&f, rel).unwrap();
             let fp = crate::fsutil::Fingerprint::of(&std::fs::symlink_metadata(&f).unwrap());
             m.files.insert(
-                rel.to_string(),
+                rel.into(),
                 crate::manifest::Entry {
                     sha256: trusted,
                     mode: 0o644,
-                    observed: Some(crate::manifest::Observed { fp, sha256: trusted }),
+                    observed: Some(crate::manifest::Observed {
+                        fp,
+                        sha256: trusted,
+                    }),
                 },
             );
         }
         let none = Preserve::new(&[], "none").unwrap();
         for order in [["a", "b/x", "c"], ["c", "a", "b/x"], ["b/x", "a", "c"]] {
-            let view = scan(t.path(), order, Some(&m), &none).unwrap();
+            let view = scan(t.path(), order.map(crate::Rel::from), Some(&m), &none).unwrap();
             for rel in order {
                 assert!(
                     matches!(view.paths[rel], Disk::File { sha256, .. } if sha256 == trusted),
@@ -339,13 +349,25 @@ mod tests {
         std::fs::write(home.join("real/f"), "inside").unwrap();
         std::os::unix::fs::symlink(t.path().join("out"), home.join("link")).unwrap();
         let none = Preserve::new(&[], "none").unwrap();
-        let view = scan(&home, ["real/f", "link/f", "missing/f"], None, &none).unwrap();
+        let view = scan(
+            &home,
+            ["real/f", "link/f", "missing/f"].map(crate::Rel::from),
+            None,
+            &none,
+        )
+        .unwrap();
         assert!(matches!(view.paths["real/f"], Disk::File { .. }));
         assert_eq!(view.ancestors["link"], Disk::Symlink);
         assert_eq!(view.paths["link/f"], Disk::Absent);
         assert_eq!(view.paths["missing/f"], Disk::Absent);
         // A missing home is an empty one.
-        let view = scan(&t.path().join("nope"), ["a/b"], None, &none).unwrap();
+        let view = scan(
+            &t.path().join("nope"),
+            ["a/b"].map(crate::Rel::from),
+            None,
+            &none,
+        )
+        .unwrap();
         assert_eq!(view.paths["a/b"], Disk::Absent);
     }
 }

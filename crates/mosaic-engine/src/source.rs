@@ -104,7 +104,7 @@ pub struct Source {
     /// `V_new`.
     pub version: Version,
     /// Path (relative, `/`-separated) → file.
-    pub files: BTreeMap<String, SourceFile>,
+    pub files: BTreeMap<crate::Rel, SourceFile>,
 }
 
 /// The stat-fingerprint hash cache of one tree on disk, read as a cursor:
@@ -187,7 +187,11 @@ impl<'a> CacheCursor<'a> {
 }
 
 /// The cache file's bytes; `files` sorted by path.
-fn encode_cache(dir: &Path, files: &BTreeMap<String, SourceFile>, fps: &[Fingerprint]) -> Vec<u8> {
+fn encode_cache(
+    dir: &Path,
+    files: &BTreeMap<crate::Rel, SourceFile>,
+    fps: &[Fingerprint],
+) -> Vec<u8> {
     let mut w = Writer::new(96 * files.len());
     w.bytes(dir.as_os_str().as_encoded_bytes());
     w.list(files.len());
@@ -275,7 +279,7 @@ impl Source {
             .iter()
             .map(|f| {
                 (
-                    f.path.to_string(),
+                    crate::Rel::from(f.path),
                     SourceFile {
                         sha256: crate::Sha256::parse_lenient(f.sha256),
                         mode: f.mode,
@@ -331,7 +335,7 @@ impl Source {
                     0o644
                 };
                 sorted.push((
-                    rel,
+                    crate::Rel::from(rel),
                     SourceFile {
                         sha256,
                         mode,
@@ -346,7 +350,7 @@ impl Source {
         drop(bytes);
         // In path order already: the map is bulk-built in one pass, its
         // nodes full (inserting in order would leave them half empty).
-        let files: BTreeMap<String, SourceFile> = sorted.into_iter().collect();
+        let files: BTreeMap<crate::Rel, SourceFile> = sorted.into_iter().collect();
         if let (Some(c), true, true) = (cache, persist, stale) {
             if let Some(parent) = c.parent() {
                 crate::fsutil::create_dirs(parent, 0o700)?;

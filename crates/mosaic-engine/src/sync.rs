@@ -188,7 +188,7 @@ fn read_home(paths: &Paths) -> Result<Home> {
     let prescan = match &manifest {
         Some(m) => Some(scan::scan(
             &paths.home,
-            m.files.keys().map(String::as_str),
+            m.files.keys().cloned(),
             Some(m),
             &preserve,
         )?),
@@ -244,7 +244,7 @@ impl Inputs {
     /// Scans the disk and plans (the view scanned ahead is used up).
     pub fn plan(&mut self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
         let prescan = self.prescan.take();
-        let shipped = || self.source.files.keys().map(String::as_str);
+        let shipped = || self.source.files.keys().cloned();
         let Some(m) = &self.manifest else {
             return self.plan_adopting(conflict);
         };
@@ -252,7 +252,7 @@ impl Inputs {
             // The manifest's paths are scanned; add what only the source has
             // (few: the view scanned ahead is moved, not copied).
             Some(mut view) => {
-                let extra = shipped().filter(|k| !m.files.contains_key(*k));
+                let extra = shipped().filter(|k| !m.files.contains_key(k));
                 let more = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
                 view.paths.extend(more.paths);
                 for (k, v) in more.ancestors {
@@ -264,8 +264,8 @@ impl Inputs {
                 let dropped = m
                     .files
                     .keys()
-                    .map(String::as_str)
-                    .filter(|k| !self.source.files.contains_key(*k));
+                    .filter(|&k| !self.source.files.contains_key(k))
+                    .cloned();
                 scan::scan(
                     &self.paths.home,
                     shipped().chain(dropped),
@@ -282,10 +282,11 @@ impl Inputs {
     /// history) and nobody edited are recognised as ours.
     fn plan_adopting(&self, conflict: ConflictMode) -> Result<(Plan, plan::DiskView)> {
         let known = release_history()?;
-        let keys = self.source.files.keys().map(String::as_str).chain(
+        let keys = self.source.files.keys().cloned().chain(
             known
                 .paths()
-                .filter(|k| !self.source.files.contains_key(*k) && !self.preserve.matches(k)),
+                .filter(|k| !self.source.files.contains_key(*k) && !self.preserve.matches(k))
+                .map(crate::Rel::from),
         );
         let mut view = scan::scan(&self.paths.home, keys, None, &self.preserve)?;
         let mut recognised = Manifest::new(self.source.version.clone());
@@ -295,7 +296,7 @@ impl Inputs {
                     recognised.files.insert(
                         path.clone(),
                         Entry {
-                            sha256: sha256.clone(),
+                            sha256: *sha256,
                             mode: *mode,
                             observed: None,
                         },
@@ -355,7 +356,7 @@ pub fn release_history() -> Result<crate::history::History> {
 /// Maps a plan item to its reported change, if it is reported at all.
 pub fn describe(item: &plan::Item) -> Option<Change> {
     let ch = |action: Verb, detail: Option<String>| Change {
-        path: item.path.clone(),
+        path: item.path.to_string(),
         action,
         detail,
         quiet: false,
@@ -390,7 +391,11 @@ pub fn describe(item: &plan::Item) -> Option<Change> {
 
 /// Builds the executor's operations for a plan.
 pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
-    let writes = plan.items.iter().filter(|i| i.action.changes_tree()).count();
+    let writes = plan
+        .items
+        .iter()
+        .filter(|i| i.action.changes_tree())
+        .count();
     let mut ops = Vec::with_capacity(writes);
     let mut obstacles = std::collections::BTreeSet::new();
     let mut shipped_at = plan::Cursor::new(&source.files);
@@ -402,7 +407,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
                 rel,
                 bytes: txn::Payload::of(key, s),
                 mode: s.mode,
-                sha256: s.sha256.clone(),
+                sha256: s.sha256,
             }
         };
         match &item.action {
@@ -411,7 +416,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
             | Action::FixMode { .. }
             | Action::Update
             | Action::UpdateLegacy
-            | Action::ConflictReplaced => ops.push(write(item.path.clone())),
+            | Action::ConflictReplaced => ops.push(write(item.path.to_string())),
             Action::Conflict => ops.push(write(format!("{}.mosaic-new", item.path))),
             Action::ObstacleReplaced { obstacle, .. } => {
                 if obstacles.insert(obstacle.clone()) {
@@ -419,10 +424,10 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
                         rel: obstacle.clone(),
                     });
                 }
-                ops.push(write(item.path.clone()));
+                ops.push(write(item.path.to_string()));
             }
             Action::Delete => ops.push(Op::Remove {
-                rel: item.path.clone(),
+                rel: item.path.to_string(),
             }),
             _ => {}
         }
@@ -442,7 +447,7 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
         m.units = old.units.clone();
     }
     m.files = next_files(inputs, plan, view)?
-        .map(|(p, e)| (p.to_string(), e))
+        .map(|(p, e)| (p.clone(), e))
         .collect();
     Ok(m)
 }
@@ -454,7 +459,7 @@ pub fn next_manifest_bytes(
     inputs: &Inputs,
     plan: &Plan,
     view: &plan::DiskView,
-    units: Option<&BTreeMap<String, crate::manifest::Entry>>,
+    units: Option<&BTreeMap<crate::Rel, crate::manifest::Entry>>,
     generation: u64,
 ) -> Result<Vec<u8>> {
     let n = plan
@@ -473,7 +478,7 @@ pub fn next_manifest_bytes(
         &inputs.source.version,
         generation,
         n,
-        next_files(inputs, plan, view)?,
+        next_files(inputs, plan, view)?.map(|(p, e)| (&**p, e)),
         &next_dirs(inputs, plan),
         units,
     ))
@@ -503,7 +508,7 @@ fn next_files<'a>(
     inputs: &'a Inputs,
     plan: &'a Plan,
     view: &'a plan::DiskView,
-) -> Result<impl Iterator<Item = (&'a str, crate::manifest::Entry)> + 'a> {
+) -> Result<impl Iterator<Item = (&'a crate::Rel, crate::manifest::Entry)> + 'a> {
     let mut fresh = scan::Lookup::new(&inputs.paths.home)?;
     let mut shipped = plan::Cursor::new(&inputs.source.files);
     let mut seen = plan::Cursor::new(&view.paths);
@@ -515,7 +520,7 @@ fn next_files<'a>(
             s,
             seen.get(&item.path).map(|(_, d)| d),
         );
-        plan::next_entry(item, Some(s), observed).map(|e| (item.path.as_str(), e))
+        plan::next_entry(item, Some(s), observed).map(|e| (&item.path, e))
     }))
 }
 
@@ -747,7 +752,13 @@ impl SyncPlan<'_, Locked> {
             let generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
             let units = self.units.as_ref().map(|u| u.next_entries());
             let streamed = || {
-                next_manifest_bytes(&self.inputs, &self.plan, &self.view, units.as_ref(), generation)
+                next_manifest_bytes(
+                    &self.inputs,
+                    &self.plan,
+                    &self.view,
+                    units.as_ref(),
+                    generation,
+                )
             };
             let write = match self.nothing_new() {
                 Some(nothing) => {
@@ -852,10 +863,7 @@ impl<A> SyncPlan<'_, A> {
             if item.action.writes_shipped() {
                 return None;
             }
-            while src
-                .peek()
-                .is_some_and(|(k, _)| k.as_str() < item.path.as_str())
-            {
+            while src.peek().is_some_and(|(k, _)| ***k < *item.path) {
                 src.next();
             }
             let Some(s) = src
@@ -872,10 +880,7 @@ impl<A> SyncPlan<'_, A> {
             ) {
                 continue;
             }
-            while seen
-                .peek()
-                .is_some_and(|(k, _)| k.as_str() < item.path.as_str())
-            {
+            while seen.peek().is_some_and(|(k, _)| ***k < *item.path) {
                 seen.next();
             }
             // As `plan::observe_after` for a path the run does not write.
@@ -912,7 +917,7 @@ impl<A> SyncPlan<'_, A> {
 /// cannot trust, racily clean now, is no news: `old`'s stays, and a stale
 /// one only costs the next run a read).
 fn nothing_new_to_record(old: &Manifest, next: &Manifest) -> bool {
-    let same_entries = |a: &BTreeMap<String, Entry>, b: &BTreeMap<String, Entry>| {
+    let same_entries = |a: &BTreeMap<crate::Rel, Entry>, b: &BTreeMap<crate::Rel, Entry>| {
         a.len() == b.len()
             && a.iter().zip(b).all(|((ka, ea), (kb, eb))| {
                 ka == kb
@@ -1010,7 +1015,7 @@ impl<A> SyncPlan<'_, A> {
             if pending(&item.path) {
                 out.push(StatusLine {
                     code: "C".to_string(),
-                    path: item.path.clone(),
+                    path: item.path.to_string(),
                     what: format!(
                         "conflict pending: {}{NEW_SUFFIX} holds the release's copy; settle it with `mosaic resolve {} --keep|--take`",
                         item.path, item.path
@@ -1021,7 +1026,7 @@ impl<A> SyncPlan<'_, A> {
             if let Some((code, what)) = status_of(&item.action) {
                 out.push(StatusLine {
                     code: code.to_string(),
-                    path: item.path.clone(),
+                    path: item.path.to_string(),
                     what,
                 });
             }
@@ -1042,7 +1047,7 @@ impl<A> SyncPlan<'_, A> {
                 if let Some((code, what)) = status_of(&item.action) {
                     out.push(StatusLine {
                         code: code.to_string(),
-                        path: u.dir.join(&item.path).display().to_string(),
+                        path: u.dir.join(&*item.path).display().to_string(),
                         what: format!("active unit: {what}"),
                     });
                 }
@@ -1103,7 +1108,7 @@ pub fn verify<A>(session: &Session<A>) -> Result<Vec<VerifyLine>> {
             continue;
         }
         out.push(VerifyLine {
-            path: rel.clone(),
+            path: rel.to_string(),
             state: verify_one(paths, rel, entry)?,
         });
     }
@@ -1111,7 +1116,12 @@ pub fn verify<A>(session: &Session<A>) -> Result<Vec<VerifyLine>> {
 }
 
 fn verify_one(paths: &Paths, rel: &str, entry: &Entry) -> Result<String> {
-    let view = scan::scan(&paths.home, [rel], None, &Preserve::new(&[], "none")?)?;
+    let view = scan::scan(
+        &paths.home,
+        [crate::Rel::from(rel)],
+        None,
+        &Preserve::new(&[], "none")?,
+    )?;
     if let Some(anc) = view
         .ancestors
         .iter()
@@ -1178,13 +1188,13 @@ impl<A> SyncPlan<'_, A> {
                 .plan
                 .items
                 .iter()
-                .any(|i| i.path == f || crate::fsutil::is_below(&i.path, f))
+                .any(|i| &*i.path == f || crate::fsutil::is_below(&i.path, f))
                 || self.rewrites.iter().any(|r| r.rel == f)
                 || self.units.as_ref().is_some_and(|u| {
                     u.plan
                         .items
                         .iter()
-                        .any(|i| u.dir.join(&i.path).display().to_string() == f)
+                        .any(|i| u.dir.join(&*i.path).display().to_string() == f)
                 })
                 || std::fs::symlink_metadata(join_rel(home, f)).is_ok();
             if !known {
@@ -1200,31 +1210,37 @@ impl<A> SyncPlan<'_, A> {
             if !wanted(&item.path) {
                 continue;
             }
-            let shipped = source.files.get(&item.path).map(|s| s.read(&item.path)).transpose()?;
+            let shipped = source
+                .files
+                .get(&item.path)
+                .map(|s| s.read(&item.path))
+                .transpose()?;
             let new = shipped.as_deref();
             let disk_path = join_rel(home, &item.path);
             let (old, new, label_old, label_new) = match &item.action {
-                Action::Create | Action::Seed => (None, new, item.path.clone(), item.path.clone()),
+                Action::Create | Action::Seed => {
+                    (None, new, item.path.to_string(), item.path.to_string())
+                }
                 Action::Update
                 | Action::UpdateLegacy
                 | Action::ConflictReplaced
                 | Action::FixMode { .. } => (
                     Some(read_at(&disk_path)?),
                     new,
-                    item.path.clone(),
-                    item.path.clone(),
+                    item.path.to_string(),
+                    item.path.to_string(),
                 ),
                 Action::Conflict => (
                     Some(read_at(&disk_path)?),
                     new,
-                    item.path.clone(),
+                    item.path.to_string(),
                     format!("{}{NEW_SUFFIX}", item.path),
                 ),
                 Action::Delete => (
                     Some(read_at(&disk_path)?),
                     None,
-                    item.path.clone(),
-                    item.path.clone(),
+                    item.path.to_string(),
+                    item.path.to_string(),
                 ),
                 // The operator's own edit: what was shipped → what is on disk.
                 Action::KeptYours => {
@@ -1250,12 +1266,16 @@ impl<A> SyncPlan<'_, A> {
         }
         if let Some(u) = &self.units {
             for item in &u.plan.items {
-                let abs = u.dir.join(&item.path);
+                let abs = u.dir.join(&*item.path);
                 let label = abs.display().to_string();
                 if !filter.is_empty() && !filter.contains(&label) {
                     continue;
                 }
-                let shipped = u.shipped.get(&item.path).map(|s| s.read(&item.path)).transpose()?;
+                let shipped = u
+                    .shipped
+                    .get(&item.path)
+                    .map(|s| s.read(&item.path))
+                    .transpose()?;
                 let (old, label_new) = match &item.action {
                     Action::Create => (None, label.clone()),
                     Action::Update
@@ -1324,7 +1344,7 @@ mod tests {
     fn source() -> Source {
         let files = [("docs/a.md", "a"), ("tools/b", "b"), ("c", "c")]
             .into_iter()
-            .map(|(p, b)| (p.to_string(), SourceFile::from_bytes(b.into(), 0o644)))
+            .map(|(p, b)| (crate::Rel::from(p), SourceFile::from_bytes(b.into(), 0o644)))
             .collect();
         Source {
             version: Version::new(1, 0, 0),

@@ -1102,7 +1102,6 @@ fn settle_replaced(
 /// replaces (a path that was absent) or an exchange whose outcome is settled
 /// (see [`settle_replaced`]).
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn rename_one<'o>(
     roots: &mut Roots,
     tmp: &str,

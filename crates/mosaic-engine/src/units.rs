@@ -35,13 +35,13 @@ pub fn fleet_installed(units_dir: &Path) -> bool {
 }
 
 /// The shipped units, by file name.
-pub fn shipped(source: &Source) -> BTreeMap<String, SourceFile> {
+pub fn shipped(source: &Source) -> BTreeMap<crate::Rel, SourceFile> {
     source
         .files
         .iter()
         .filter_map(|(p, f)| {
             let name = p.strip_prefix(SHIPPED_DIR)?;
-            is_mosaic_unit(name).then(|| (name.to_string(), f.detached(p)))
+            is_mosaic_unit(name).then(|| (crate::Rel::from(name), f.detached(p)))
         })
         .collect()
 }
@@ -52,7 +52,7 @@ pub struct UnitPlan {
     /// The active unit directory.
     pub dir: std::path::PathBuf,
     /// Shipped units by name.
-    pub shipped: BTreeMap<String, SourceFile>,
+    pub shipped: BTreeMap<crate::Rel, SourceFile>,
     /// Decisions by name.
     pub plan: Plan,
     /// What was on disk.
@@ -77,15 +77,17 @@ pub fn plan_refresh(
             shipped
                 .keys()
                 .filter_map(|name| {
-                    m.files.get(&format!("{SHIPPED_DIR}{name}")).map(|e| {
-                        (
-                            name.clone(),
-                            Entry {
-                                observed: None,
-                                ..e.clone()
-                            },
-                        )
-                    })
+                    m.files
+                        .get(format!("{SHIPPED_DIR}{name}").as_str())
+                        .map(|e| {
+                            (
+                                name.clone(),
+                                Entry {
+                                    observed: None,
+                                    ..e.clone()
+                                },
+                            )
+                        })
                 })
                 .collect()
         } else {
@@ -94,13 +96,13 @@ pub fn plan_refresh(
         u
     });
     let recorded = recorded.filter(|u| !u.files.is_empty());
-    let mut keys: Vec<&str> = shipped.keys().map(String::as_str).collect();
+    let mut keys: Vec<crate::Rel> = shipped.keys().cloned().collect();
     if let Some(r) = &recorded {
         keys.extend(
             r.files
                 .keys()
-                .map(String::as_str)
-                .filter(|k| !shipped.contains_key(*k)),
+                .filter(|k| !shipped.contains_key(*k))
+                .cloned(),
         );
     }
     let none = Preserve::new(&[], "units")?;
@@ -148,7 +150,7 @@ impl UnitPlan {
                 rel,
                 bytes: crate::txn::Payload::of(key, s),
                 mode: s.mode,
-                sha256: s.sha256.clone(),
+                sha256: s.sha256,
             };
             match item.action {
                 Action::Create
@@ -194,7 +196,7 @@ impl UnitPlan {
     }
 
     /// The manifest's `units` after the refresh landed (stats, no reads).
-    pub fn next_entries(&self) -> BTreeMap<String, Entry> {
+    pub fn next_entries(&self) -> BTreeMap<crate::Rel, Entry> {
         let mut out = BTreeMap::new();
         for item in &self.plan.items {
             let Some(s) = self.shipped.get(&item.path) else {
@@ -203,7 +205,7 @@ impl UnitPlan {
             if item.action == Action::Preserved {
                 continue;
             }
-            let path = self.dir.join(&item.path);
+            let path = self.dir.join(&*item.path);
             let observed = plan::observe_after(
                 item,
                 || {
@@ -218,7 +220,7 @@ impl UnitPlan {
             out.insert(
                 item.path.clone(),
                 Entry {
-                    sha256: s.sha256.clone(),
+                    sha256: s.sha256,
                     mode: s.mode,
                     observed,
                 },

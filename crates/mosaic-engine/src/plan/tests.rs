@@ -10,7 +10,7 @@ const FP: Fingerprint = Fingerprint {
     ino: 1,
 };
 
-fn src(files: &[(&str, &str)]) -> BTreeMap<String, SourceFile> {
+fn src(files: &[(&str, &str)]) -> BTreeMap<crate::Rel, SourceFile> {
     files
         .iter()
         .map(|(p, h)| {
@@ -20,7 +20,7 @@ fn src(files: &[(&str, &str)]) -> BTreeMap<String, SourceFile> {
                 0o644
             };
             (
-                p.to_string(),
+                crate::Rel::from(*p),
                 SourceFile {
                     sha256: crate::Sha256::of(h.as_bytes()),
                     mode,
@@ -40,7 +40,7 @@ fn manifest(files: &[(&str, &str)]) -> Manifest {
             0o644
         };
         m.files.insert(
-            p.to_string(),
+            crate::Rel::from(*p),
             Entry {
                 sha256: crate::Sha256::of(h.as_bytes()),
                 mode,
@@ -62,7 +62,7 @@ fn file(h: &str) -> Disk {
 fn view(paths: &[(&str, Disk)]) -> DiskView {
     let mut v = DiskView::default();
     for (p, d) in paths {
-        v.paths.insert(p.to_string(), d.clone());
+        v.paths.insert(crate::Rel::from(*p), d.clone());
         let mut cur = *p;
         while let Some(i) = cur.rfind('/') {
             cur = &cur[..i];
@@ -82,7 +82,7 @@ fn decide_one(
     let p = plan(&src(source), m, disk, &Preserve::built_in(), mode);
     p.items
         .into_iter()
-        .find(|i| i.path == path)
+        .find(|i| &*i.path == path)
         .expect("path planned")
         .action
 }
@@ -267,7 +267,7 @@ fn dropped_by_release_unedited_is_deleted_and_its_created_dirs_go() {
         &Preserve::built_in(),
         ConflictMode::Keep,
     );
-    assert_eq!(p.items[1].path, "old/x.md");
+    assert_eq!(&*p.items[1].path, "old/x.md");
     assert_eq!(p.items[1].action, Action::Delete);
     assert_eq!(p.rmdirs, vec!["old".to_string()]);
 }
@@ -302,7 +302,7 @@ fn operators_own_file_is_never_considered() {
         &Preserve::built_in(),
         ConflictMode::Replace,
     );
-    assert!(p.items.iter().all(|i| i.path != "mine.txt"));
+    assert!(p.items.iter().all(|i| &*i.path != "mine.txt"));
     assert!(!p.changes_tree());
 }
 
@@ -437,7 +437,7 @@ fn adopting_a_legacy_install_recognises_files_earlier_releases_shipped() {
     let act = |path: &str| {
         p.items
             .iter()
-            .find(|i| i.path == path)
+            .find(|i| &*i.path == path)
             .unwrap()
             .action
             .clone()
@@ -463,7 +463,7 @@ fn our_unedited_file_becoming_a_directory_is_deleted_then_created_through() {
     let act = |path: &str| {
         p.items
             .iter()
-            .find(|i| i.path == path)
+            .find(|i| &*i.path == path)
             .unwrap()
             .action
             .clone()
