@@ -130,18 +130,35 @@ impl Manifest {
             Err(e) => return Err(Error::io(path, e)),
         };
         let enc = Encoding::of(&bytes);
-        Manifest::parse(path, &bytes).map(|m| Some((m, enc)))
+        Manifest::parse_owned(path, bytes).map(|m| Some((m, enc)))
     }
 
     /// Parses manifest bytes read from `path`: the binary index, or the
     /// JSON document of older releases.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest> {
-        let m: Manifest = if index::is_index(bytes) {
-            decode(bytes)
+        let m = if index::is_index(bytes) {
+            decode(bytes).map(Decoded::into_manifest)
         } else {
             serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        };
+        Manifest::checked(path, m)
+    }
+
+    /// Like [`Manifest::parse`], dropping `bytes` once they are decoded,
+    /// before the maps are built: on a large home the file and the decoded
+    /// entries are not held at once, at the run's peak.
+    pub fn parse_owned(path: &Path, bytes: Vec<u8>) -> Result<Manifest> {
+        if !index::is_index(&bytes) {
+            return Manifest::parse(path, &bytes);
         }
-        .map_err(|msg| Error::Corrupt {
+        let decoded = decode(&bytes);
+        drop(bytes);
+        Manifest::checked(path, decoded.map(Decoded::into_manifest))
+    }
+
+    /// A decoded manifest, refused unless every path is a plain one.
+    fn checked(path: &Path, m: index::DecodeResult<Manifest>) -> Result<Manifest> {
+        let m = m.map_err(|msg| Error::Corrupt {
             path: path.to_path_buf(),
             msg,
             fix: CORRUPT_FIX.to_string(),
@@ -270,7 +287,7 @@ fn entry(w: &mut Writer, path: &str, e: &Entry) {
     }
 }
 
-fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<crate::Rel, Entry>> {
+fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<Vec<(crate::Rel, Entry)>> {
     let n = r.list()?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
@@ -298,9 +315,9 @@ fn read_entries(r: &mut Reader<'_>) -> index::DecodeResult<BTreeMap<crate::Rel, 
             },
         ));
     }
-    // Sorted (the reader checked): the map is bulk-built in one pass, its
-    // nodes full (inserting in order would leave them half empty).
-    Ok(v.into_iter().collect())
+    // Sorted (the reader checked): [`Decoded::into_manifest`] bulk-builds
+    // the map in one pass, its nodes full.
+    Ok(v)
 }
 
 /// The generation the manifest at `path` records (0 when there is none, it
@@ -322,7 +339,32 @@ pub fn generation_of(path: &Path) -> u64 {
     head().unwrap_or(0)
 }
 
-fn decode(bytes: &[u8]) -> index::DecodeResult<Manifest> {
+/// A manifest's fields as decoded, in file order, before the maps are
+/// built (see [`Manifest::parse_owned`]).
+struct Decoded {
+    format: u32,
+    version: Version,
+    generation: u64,
+    files: Vec<(crate::Rel, Entry)>,
+    dirs: Vec<String>,
+    units: Vec<(crate::Rel, Entry)>,
+}
+
+impl Decoded {
+    /// The maps, bulk-built from the sorted lists (full nodes).
+    fn into_manifest(self) -> Manifest {
+        Manifest {
+            format: self.format,
+            version: self.version,
+            files: self.files.into_iter().collect(),
+            dirs: self.dirs.into_iter().collect(),
+            units: self.units.into_iter().collect(),
+            generation: self.generation,
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> index::DecodeResult<Decoded> {
     let mut r = Reader::open(bytes, Kind::Manifest)?;
     let format = u32::try_from(r.varint()?).map_err(|_| "bad format number".to_string())?;
     let version = r.str()?;
@@ -336,13 +378,13 @@ fn decode(bytes: &[u8]) -> index::DecodeResult<Manifest> {
     }
     let units = read_entries(&mut r)?;
     r.end()?;
-    Ok(Manifest {
+    Ok(Decoded {
         format,
         version,
-        files,
-        dirs: dirs.into_iter().collect(),
-        units,
         generation,
+        files,
+        dirs,
+        units,
     })
 }
 
