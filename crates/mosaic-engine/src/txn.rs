@@ -1810,6 +1810,25 @@ pub fn sweep(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
 
 /// Complete backups of this home, newest first.
 pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
+    records(
+        paths,
+        |mp| read_json::<BackupMeta>(mp).ok(),
+        |m| {
+            m.kind = kind_of_record(m.kind, m.generation, &m.command);
+            m.complete && paths.is_this_home(&m.home)
+        },
+        |m| &m.id,
+    )
+}
+
+/// The records below the backups directory that `read` reads and `keep`
+/// keeps (after fixing them up), newest first by `id`.
+fn records<T>(
+    paths: &Paths,
+    read: impl Fn(&Path) -> Option<T>,
+    keep: impl Fn(&mut T) -> bool,
+    id: impl Fn(&T) -> &str,
+) -> Result<Vec<T>> {
     let dir = paths.backups();
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
@@ -1819,20 +1838,24 @@ pub fn list(paths: &Paths) -> Result<Vec<BackupMeta>> {
     let mut out = Vec::new();
     for entry in rd {
         let entry = entry.at(&dir)?;
-        let mp = entry.path().join("meta.json");
-        let Ok(mut meta) = read_json::<BackupMeta>(&mp) else {
-            continue;
-        };
-        // Records written before kinds existed: fleet commands' are edits.
-        if meta.generation == 0 && meta.command.starts_with("fleet") {
-            meta.kind = Kind::FleetEdit;
-        }
-        if meta.complete && paths.is_this_home(&meta.home) {
-            out.push(meta);
+        if let Some(mut r) = read(&entry.path().join("meta.json")) {
+            if keep(&mut r) {
+                out.push(r);
+            }
         }
     }
-    out.sort_by(|a, b| b.id.cmp(&a.id));
+    out.sort_by(|a, b| id(b).cmp(id(a)));
     Ok(out)
+}
+
+/// The kind of a record: records written before kinds existed say
+/// nothing, and fleet commands' are edits.
+fn kind_of_record(kind: Kind, generation: u64, command: &str) -> Kind {
+    if generation == 0 && command.starts_with("fleet") {
+        Kind::FleetEdit
+    } else {
+        kind
+    }
 }
 
 /// What [`prune`] and [`next_generation`] need of a backup record: its
@@ -1862,33 +1885,21 @@ struct Head {
 }
 
 /// The heads of the complete records of this home, newest first (as
-/// [`list`] orders them).
+/// [`list`] orders them), each streamed from its file.
 fn list_heads(paths: &Paths) -> Result<Vec<Head>> {
-    let dir = paths.backups();
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.at(&dir)?;
-        let Ok(f) = std::fs::File::open(entry.path().join("meta.json")) else {
-            continue;
-        };
-        let reader = std::io::BufReader::with_capacity(64 * 1024, f);
-        let Ok(mut head) = serde_json::from_reader::<_, Head>(reader) else {
-            continue;
-        };
-        if head.generation == 0 && head.command.starts_with("fleet") {
-            head.kind = Kind::FleetEdit;
-        }
-        if head.complete && paths.is_this_home(&head.home) {
-            out.push(head);
-        }
-    }
-    out.sort_by(|a, b| b.id.cmp(&a.id));
-    Ok(out)
+    records(
+        paths,
+        |mp| {
+            let f = std::fs::File::open(mp).ok()?;
+            let reader = std::io::BufReader::with_capacity(64 * 1024, f);
+            serde_json::from_reader::<_, Head>(reader).ok()
+        },
+        |h| {
+            h.kind = kind_of_record(h.kind, h.generation, &h.command);
+            h.complete && paths.is_this_home(&h.home)
+        },
+        |h| &h.id,
+    )
 }
 
 /// Marks fleet edit `id` as undone (so the next undo goes further back).
