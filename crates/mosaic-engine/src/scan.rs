@@ -233,10 +233,7 @@ pub fn scan(
     }
     // The manifest's entries are found by a cursor while the paths come in
     // order (they usually do: the manifest's own keys), by lookup if not.
-    let mut cursor = manifest.map(|m| m.files.iter().peekable());
-    // The highest path looked up by the cursor: the cursor stands at the
-    // first entry not below it.
-    let mut high: Option<&str> = None;
+    let mut recorded = manifest.map(|m| crate::plan::Cursor::new(&m.files));
     let mut found = Vec::with_capacity(paths.len());
     for (rel, key) in paths.into_iter().zip(&keys) {
         let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
@@ -245,17 +242,7 @@ pub fn scan(
         } else {
             // A preserved path only needs to be known present or absent.
             let need_hash = !preserve.matches(rel);
-            let entry = match (&mut cursor, manifest) {
-                (Some(c), _) if high.is_none_or(|h| h < rel) => {
-                    high = Some(rel);
-                    while c.peek().is_some_and(|(k, _)| &***k < rel) {
-                        c.next();
-                    }
-                    c.peek().filter(|(k, _)| &***k == rel).map(|(_, e)| *e)
-                }
-                (_, Some(m)) => m.files.get(rel),
-                (_, None) => None,
-            };
+            let entry = recorded.as_mut().and_then(|c| c.get(rel)).map(|(_, e)| e);
             let known = entry.and_then(|e| e.observed.as_ref());
             let (dir, name) = parents.of(rel)?;
             stat_at(dir, name, known, need_hash)?
