@@ -477,11 +477,12 @@ fn legacy_install_without_manifest_is_adopted_with_backups() {
         "fleet readme from the old installer\n"
     );
     let snap = snapshot(&w.home());
+    settle();
     w.mosaic(Some(&r1))
         .args(["update", "--offline"])
         .assert()
         .success();
-    assert_same(&snap, &snapshot(&w.home()), "second run after adoption");
+    assert_same_settled(&snap, &snapshot(&w.home()), "second run after adoption");
 }
 
 #[test]
@@ -956,11 +957,12 @@ fn a_release_turning_our_file_into_a_directory_updates_cleanly() {
         .stdout(predicate::str::contains("created docs/x/y.md"));
     assert_eq!(w.read("docs/x/y.md"), "a file below a dir in 1.1\n");
     let snap = snapshot(&w.home());
+    settle();
     w.mosaic(Some(&r2))
         .args(["update", "--offline"])
         .assert()
         .success();
-    assert_same(&snap, &snapshot(&w.home()), "second update");
+    assert_same_settled(&snap, &snapshot(&w.home()), "second update");
     // Back again: the directory the release made is in the way of the file
     // the earlier generation shipped, so the rollback plans a blocker and
     // changes nothing.

@@ -105,13 +105,14 @@ fn legacy_socket_is_migrated_in_rosters_and_env_files_keeping_every_other_byte()
         ROSTER
     );
     let snap = snapshot(&w.home());
+    settle();
     w.mosaic(Some(&r))
         .args(["update", "--offline"])
         .env("TMUX_TMPDIR", tmux.tmpdir())
         .assert()
         .success()
         .stdout(predicate::str::contains("up to date"));
-    assert_same(&snap, &snapshot(&w.home()), "second update");
+    assert_same_settled(&snap, &snapshot(&w.home()), "second update");
 }
 
 /// Valid YAML the old line regex missed: it reported nothing and the fleet
@@ -189,6 +190,7 @@ fn live_sessions_on_the_legacy_socket_defer_the_migration() {
         .unwrap();
     assert!(st.success());
     let snap = snapshot(&w.home());
+    settle();
     w.mosaic(Some(&r))
         .args(["update", "--offline"])
         .env("TMUX_TMPDIR", tmux.tmpdir())
@@ -197,7 +199,7 @@ fn live_sessions_on_the_legacy_socket_defer_the_migration() {
         .stderr(predicate::str::contains("socket migration deferred"))
         .stderr(predicate::str::contains("mosaic update --relaunch"))
         .stdout(predicate::str::contains("migrated").not());
-    assert_same(&snap, &snapshot(&w.home()), "deferred migration");
+    assert_same_settled(&snap, &snapshot(&w.home()), "deferred migration");
     let ls = tmux
         .tmux(Some("mosaic-factory"))
         .args(["has-session", "-t", "=coder0"])
