@@ -162,7 +162,7 @@ fn previous_source(
     }
     Ok(Source {
         version: prev.version.clone(),
-        files,
+        files: files.into_iter().collect(),
     })
 }
 

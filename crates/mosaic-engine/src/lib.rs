@@ -29,6 +29,7 @@ pub mod plan;
 pub mod preserve;
 pub mod scan;
 pub mod session;
+pub mod sorted;
 pub mod source;
 pub mod sync;
 pub mod txn;

@@ -51,7 +51,7 @@ impl Disk {
 #[derive(Debug, Clone, Default)]
 pub struct DiskView {
     /// Relative path → state, for every path in the source or the manifest.
-    pub paths: BTreeMap<crate::Rel, Disk>,
+    pub paths: crate::sorted::SortedMap<crate::Rel, Disk>,
     /// Relative directory path → state, for every ancestor of those paths.
     pub ancestors: BTreeMap<String, Disk>,
 }
@@ -195,7 +195,7 @@ impl Plan {
 
 /// Decides every path (SPEC §4.2; rows are read top-down).
 pub fn plan(
-    source: &BTreeMap<crate::Rel, SourceFile>,
+    source: &crate::sorted::SortedMap<crate::Rel, SourceFile>,
     manifest: Option<&Manifest>,
     disk: &DiskView,
     preserve: &Preserve,
@@ -216,7 +216,7 @@ pub fn plan(
 /// record of them): those are ours (replaced, or deleted when no longer
 /// shipped); every other differing shipped file takes the legacy row.
 pub fn plan_adopting(
-    source: &BTreeMap<crate::Rel, SourceFile>,
+    source: &crate::sorted::SortedMap<crate::Rel, SourceFile>,
     recognised: &Manifest,
     disk: &DiskView,
     preserve: &Preserve,
@@ -226,7 +226,7 @@ pub fn plan_adopting(
 }
 
 fn plan_inner(
-    source: &BTreeMap<crate::Rel, SourceFile>,
+    source: &crate::sorted::SortedMap<crate::Rel, SourceFile>,
     manifest: Option<&Manifest>,
     have_manifest: bool,
     disk: &DiskView,
@@ -422,7 +422,7 @@ fn dirs_to_create(items: &[Item], disk: &DiskView, deleting: &BTreeSet<crate::Re
 /// Directories we created that hold no shipped file any more, deepest first.
 fn dirs_to_remove(
     items: &[Item],
-    source: &BTreeMap<crate::Rel, SourceFile>,
+    source: &crate::sorted::SortedMap<crate::Rel, SourceFile>,
     manifest: Option<&Manifest>,
 ) -> Vec<String> {
     let Some(m) = manifest else { return Vec::new() };

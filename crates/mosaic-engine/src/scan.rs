@@ -205,12 +205,11 @@ pub fn scan(
     preserve: &Preserve,
 ) -> Result<DiskView> {
     let keys: Vec<crate::Rel> = paths.into_iter().collect();
-    let paths: Vec<&str> = keys.iter().map(|k| &**k).collect();
     let mut view = DiskView::default();
     let mut parents = Parents::new(home)?;
     let mut ancestors: BTreeSet<&str> = BTreeSet::new();
-    for rel in &paths {
-        let mut cur = *rel;
+    for key in &keys {
+        let mut cur: &str = key;
         while let Some(i) = cur.rfind('/') {
             cur = &cur[..i];
             ancestors.insert(cur);
@@ -234,8 +233,9 @@ pub fn scan(
     // The manifest's entries are found by a cursor while the paths come in
     // order (they usually do: the manifest's own keys), by lookup if not.
     let mut recorded = manifest.map(|m| crate::plan::Cursor::new(&m.files));
-    let mut found = Vec::with_capacity(paths.len());
-    for (rel, key) in paths.into_iter().zip(&keys) {
+    let mut found = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let rel: &str = key;
         let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
         let d = if under_blocked {
             Disk::Absent
@@ -249,8 +249,7 @@ pub fn scan(
         };
         found.push((key.clone(), d));
     }
-    // Bulk-built (sorted first if need be): full nodes, unlike inserting in
-    // order, which leaves them half empty.
+    // In order already (the usual case), the vector is the map as it is.
     view.paths = found.into_iter().collect();
     Ok(view)
 }

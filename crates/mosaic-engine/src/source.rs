@@ -16,7 +16,7 @@ use crate::fsutil::{hash_file, Fingerprint};
 use crate::index::{self, Kind, Reader, Writer};
 use semver::Version;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -104,7 +104,7 @@ pub struct Source {
     /// `V_new`.
     pub version: Version,
     /// Path (relative, `/`-separated) → file.
-    pub files: BTreeMap<crate::Rel, SourceFile>,
+    pub files: crate::sorted::SortedMap<crate::Rel, SourceFile>,
 }
 
 /// The stat-fingerprint hash cache of one tree on disk, read as a cursor:
@@ -189,7 +189,7 @@ impl<'a> CacheCursor<'a> {
 /// The cache file's bytes; `files` sorted by path.
 fn encode_cache(
     dir: &Path,
-    files: &BTreeMap<crate::Rel, SourceFile>,
+    files: &crate::sorted::SortedMap<crate::Rel, SourceFile>,
     fps: &[Fingerprint],
 ) -> Vec<u8> {
     let mut w = Writer::new(96 * files.len());
@@ -348,9 +348,9 @@ impl Source {
         stale |= sorted.len() != old.len;
         drop(old);
         drop(bytes);
-        // In path order already: the map is bulk-built in one pass, its
-        // nodes full (inserting in order would leave them half empty).
-        let files: BTreeMap<crate::Rel, SourceFile> = sorted.into_iter().collect();
+        // In path order already: the vector becomes the map as it is, with
+        // no copy and no sort.
+        let files: crate::sorted::SortedMap<crate::Rel, SourceFile> = sorted.into_iter().collect();
         if let (Some(c), true, true) = (cache, persist, stale) {
             if let Some(parent) = c.parent() {
                 crate::fsutil::create_dirs(parent, 0o700)?;

@@ -398,7 +398,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
         .count();
     let mut ops = Vec::with_capacity(writes);
     let mut obstacles = std::collections::BTreeSet::new();
-    let mut shipped_at = plan::Cursor::new(&source.files);
+    let mut shipped_at = source.files.cursor();
     for item in &plan.items {
         let shipped = shipped_at.get(&item.path);
         let write = |rel: String| {
@@ -465,7 +465,7 @@ pub fn next_manifest_bytes(
     let n = plan
         .items
         .iter()
-        .scan(plan::Cursor::new(&inputs.source.files), |c, i| {
+        .scan(inputs.source.files.cursor(), |c, i| {
             Some(plan::records_entry(i, c.get(&i.path).is_some()))
         })
         .filter(|recorded| *recorded)
@@ -510,8 +510,8 @@ fn next_files<'a>(
     view: &'a plan::DiskView,
 ) -> Result<impl Iterator<Item = (&'a crate::Rel, crate::manifest::Entry)> + 'a> {
     let mut fresh = scan::Lookup::new(&inputs.paths.home)?;
-    let mut shipped = plan::Cursor::new(&inputs.source.files);
-    let mut seen = plan::Cursor::new(&view.paths);
+    let mut shipped = inputs.source.files.cursor();
+    let mut seen = view.paths.cursor();
     Ok(plan.items.iter().filter_map(move |item| {
         let (_, s) = shipped.get(&item.path)?;
         let observed = plan::observe_after(
@@ -689,6 +689,10 @@ pub fn plan_sync<'s, A>(
         report.warnings.extend(u.warnings());
     }
     summarise(&mut report);
+    // Collected through a filter, the list grew by doubling: up to half of
+    // it spare, held to the end of the run (a change per file on a fresh
+    // install).
+    report.changes.shrink_to_fit();
     Ok(SyncPlan {
         session,
         report,
@@ -710,6 +714,10 @@ impl SyncPlan<'_, Locked> {
         if self.report.blocked > 0 {
             return Err(Error::Blocked(self.report.blocked));
         }
+        // Moved out, not copied: the plan is spent by this call, and a
+        // report of a large install (a change per file) is a tenth of the
+        // run's peak heap.
+        let mut report = std::mem::take(&mut self.report);
         // A run that writes no longer needs the old manifest's files (the
         // next manifest comes from the plan, the source and the disk view):
         // they go before the transaction, not after it, off the run's peak.
@@ -726,7 +734,6 @@ impl SyncPlan<'_, Locked> {
             }
             Ok(next)
         };
-        let mut report = self.report.clone();
         let paths = &self.session.paths;
         if ops.is_empty() {
             let next = || -> Result<Manifest> {
@@ -780,30 +787,27 @@ impl SyncPlan<'_, Locked> {
                 to_version: report.to_version.clone(),
                 kind: txn::Kind::Generation,
             };
-            // What the plan saw at each path below the home, checked again
-            // when the transaction starts.
-            let planned = ops
-                .iter()
-                .filter_map(|op| {
-                    let rel = op.rel();
-                    let disk = match (rel.strip_prefix('/'), &self.units) {
-                        (Some(_), Some(u)) => std::path::Path::new(rel)
-                            .strip_prefix(&u.dir)
-                            .ok()
-                            .and_then(|name| u.view.paths.get(name.to_str()?)),
-                        (Some(_), None) => None,
-                        (None, _) => self.view.paths.get(rel),
-                    };
-                    let seen = match disk? {
-                        Disk::Absent => txn::Seen::Absent,
-                        Disk::File { fp, .. } => txn::Seen::File(*fp),
-                        Disk::Dir => txn::Seen::Dir,
-                        Disk::Symlink => txn::Seen::Symlink,
-                        Disk::Other => txn::Seen::Other,
-                    };
-                    Some((op.rel(), seen))
+            // What the plan saw at a path, checked again when the
+            // transaction starts: looked up in the disk views the plan was
+            // made from, not copied into a map of its own (a map entry per
+            // written path was a tenth of a fresh install's peak heap).
+            let planned = |rel: &str| {
+                let disk = match (rel.strip_prefix('/'), &self.units) {
+                    (Some(_), Some(u)) => std::path::Path::new(rel)
+                        .strip_prefix(&u.dir)
+                        .ok()
+                        .and_then(|name| u.view.paths.get(name.to_str()?)),
+                    (Some(_), None) => None,
+                    (None, _) => self.view.paths.get(rel),
+                };
+                Some(match disk? {
+                    Disk::Absent => txn::Seen::Absent,
+                    Disk::File { fp, .. } => txn::Seen::File(*fp),
+                    Disk::Dir => txn::Seen::Dir,
+                    Disk::Symlink => txn::Seen::Symlink,
+                    Disk::Other => txn::Seen::Other,
                 })
-                .collect();
+            };
             let applied = txn::apply_planned(
                 paths,
                 self.session.token(),

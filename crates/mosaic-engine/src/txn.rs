@@ -715,17 +715,18 @@ pub fn apply(
     info: &RunInfo,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
 ) -> Result<Applied> {
-    apply_planned(paths, locked, ops, &BTreeMap::new(), info, manifest)
+    apply_planned(paths, locked, ops, &|_| None, info, manifest)
 }
 
-/// Like [`apply`], first checking every path in `planned` against what the
-/// plan saw there: a path changed since (an edit saved between plan and
-/// apply) fails the run before anything is written, and the edit stays.
+/// Like [`apply`], first checking every path an op is on against what the
+/// plan saw there (`planned` of the path; `None`: not checked): a path
+/// changed since (an edit saved between plan and apply) fails the run
+/// before anything is written, and the edit stays.
 pub fn apply_planned(
     paths: &Paths,
     _locked: &Locked,
     ops: &[Op<'_>],
-    planned: &BTreeMap<&str, Seen>,
+    planned: &dyn Fn(&str) -> Option<Seen>,
     info: &RunInfo,
     manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
 ) -> Result<Applied> {
@@ -806,10 +807,10 @@ pub fn apply_planned(
         } else {
             stat_of(&mut roots, rel)?
         };
-        if let Some(want) = planned.get(rel) {
+        if let Some(want) = planned(rel) {
             let same = match (want, before) {
                 (Seen::Absent, "absent") | (Seen::Dir, "dir") | (Seen::Symlink, "symlink") => true,
-                (Seen::File(a), "file") => Some(*a) == fp,
+                (Seen::File(a), "file") => Some(a) == fp,
                 (Seen::Other, b) => !matches!(b, "absent" | "file" | "dir" | "symlink"),
                 _ => false,
             };

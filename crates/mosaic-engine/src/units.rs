@@ -35,7 +35,7 @@ pub fn fleet_installed(units_dir: &Path) -> bool {
 }
 
 /// The shipped units, by file name.
-pub fn shipped(source: &Source) -> BTreeMap<crate::Rel, SourceFile> {
+pub fn shipped(source: &Source) -> crate::sorted::SortedMap<crate::Rel, SourceFile> {
     source
         .files
         .iter()
@@ -52,7 +52,7 @@ pub struct UnitPlan {
     /// The active unit directory.
     pub dir: std::path::PathBuf,
     /// Shipped units by name.
-    pub shipped: BTreeMap<crate::Rel, SourceFile>,
+    pub shipped: crate::sorted::SortedMap<crate::Rel, SourceFile>,
     /// Decisions by name.
     pub plan: Plan,
     /// What was on disk.

@@ -10,7 +10,7 @@ const FP: Fingerprint = Fingerprint {
     ino: 1,
 };
 
-fn src(files: &[(&str, &str)]) -> BTreeMap<crate::Rel, SourceFile> {
+fn src(files: &[(&str, &str)]) -> crate::sorted::SortedMap<crate::Rel, SourceFile> {
     files
         .iter()
         .map(|(p, h)| {

@@ -1,0 +1,312 @@
+//! [`SortedMap`]: a map kept as one vector sorted by key, for the per-file
+//! maps a run builds once from entries that already come in path order and
+//! then only reads (the source's files, the disk view).
+//!
+//! `BTreeMap::from_iter` first collects into a vector, then sorts it (the
+//! stable sort allocates a scratch buffer of up to the whole input, sorted
+//! or not), then builds nodes while the vector is still held: a map of
+//! 100,000 files was held about twice over at the moment it was built, and
+//! the source and the home are built at the same time. Here the vector *is*
+//! the map: building from ordered entries allocates nothing but them, and a
+//! lookup is a binary search (or a [`Cursor`] walk for keys asked in order).
+
+use std::borrow::Borrow;
+
+/// A map in one vector sorted by key, keys unique.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SortedMap<K, V> {
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for SortedMap<K, V> {
+    fn default() -> Self {
+        SortedMap {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for SortedMap<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(k, v)| (k, v)))
+            .finish()
+    }
+}
+
+/// Iterator over the entries of a [`SortedMap`], in key order.
+pub type Iter<'a, K, V> =
+    std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+
+fn pair<K, V>((k, v): &(K, V)) -> (&K, &V) {
+    (k, v)
+}
+
+impl<K: Ord, V> SortedMap<K, V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn find<Q>(&self, key: &Q) -> Result<usize, usize>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.entries.binary_search_by(|(k, _)| k.borrow().cmp(key))
+    }
+
+    /// The value of `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.get_key_value(key).map(|(_, v)| v)
+    }
+
+    /// The stored key and the value of `key`.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let i = self.find(key).ok()?;
+        Some(pair(&self.entries[i]))
+    }
+
+    /// The value of `key`, mutable.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let i = self.find(key).ok()?;
+        Some(&mut self.entries[i].1)
+    }
+
+    /// Whether `key` has an entry.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `value`, returning the value it replaces. Linear in
+    /// the entries after `key`: for a few additions to a built map, not for
+    /// building one (collect instead).
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let i = self.find(key).ok()?;
+        Some(self.entries.remove(i).1)
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        self.entries.iter().map(pair as fn(&(K, V)) -> (&K, &V))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator + Clone {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// The values in key order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + Clone {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    /// The values in key order, mutable.
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Keeps the entries `keep` holds to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.entries.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    /// A cursor at the start, for keys asked in ascending order.
+    pub fn cursor(&self) -> Cursor<'_, K, V> {
+        Cursor {
+            entries: &self.entries,
+            pos: 0,
+        }
+    }
+
+    /// Restores the invariant after entries were pushed in any order: a
+    /// stable sort (skipped when they already are in order, the usual
+    /// case), then of equal keys the last pushed wins, as in a `BTreeMap`.
+    fn normalise(&mut self) {
+        if self.entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            return;
+        }
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // `dedup_by` keeps the first of a run; reversed, that is the last.
+        self.entries.reverse();
+        self.entries.dedup_by(|a, b| a.0 == b.0);
+        self.entries.reverse();
+    }
+}
+
+impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut m = SortedMap {
+            entries: iter.into_iter().collect(),
+        };
+        m.normalise();
+        // Collected from an iterator of unknown length, the vector grew by
+        // doubling; what it has spare would be held as long as the map.
+        // (Shrinking a large allocation remaps it in place: no copy.)
+        m.entries.shrink_to_fit();
+        m
+    }
+}
+
+impl<K: Ord, V> Extend<(K, V)> for SortedMap<K, V> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        self.entries.extend(iter);
+        self.normalise();
+    }
+}
+
+impl<K: Ord, V, const N: usize> From<[(K, V); N]> for SortedMap<K, V> {
+    fn from(a: [(K, V); N]) -> Self {
+        a.into_iter().collect()
+    }
+}
+
+impl<'a, K: Ord, V> IntoIterator for &'a SortedMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Iter<'a, K, V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<K, V> IntoIterator for SortedMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> std::ops::Index<&Q> for SortedMap<K, V> {
+    type Output = V;
+    fn index(&self, key: &Q) -> &V {
+        self.get(key)
+            .expect("no entry for the key in the SortedMap")
+    }
+}
+
+/// Finds keys of a [`SortedMap`] asked in ascending order (a plan's items,
+/// which come in path order) by walking it once; asked out of order, it
+/// falls back to a binary search.
+pub struct Cursor<'a, K, V> {
+    entries: &'a [(K, V)],
+    /// Every entry before this index is behind the cursor.
+    pos: usize,
+}
+
+impl<'a, K: Ord, V> Cursor<'a, K, V> {
+    /// The entry of `key`, if any.
+    pub fn get<Q>(&mut self, key: &Q) -> Option<(&'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let entries = self.entries;
+        if self.pos > 0 && key <= entries[self.pos - 1].0.borrow() {
+            let i = entries
+                .binary_search_by(|(k, _)| k.borrow().cmp(key))
+                .ok()?;
+            return Some(pair(&entries[i]));
+        }
+        while self.pos < entries.len() && entries[self.pos].0.borrow() < key {
+            self.pos += 1;
+        }
+        entries
+            .get(self.pos)
+            .filter(|(k, _)| k.borrow() == key)
+            .map(pair)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SortedMap;
+
+    #[test]
+    fn built_from_any_order_the_last_of_equal_keys_wins_as_in_a_btreemap() {
+        let pairs = [("b", 1), ("a", 2), ("c", 3), ("a", 4), ("b", 5)];
+        let m: SortedMap<&str, i32> = pairs.into_iter().collect();
+        let b: std::collections::BTreeMap<&str, i32> = pairs.into_iter().collect();
+        assert_eq!(m.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+        let mut m = m;
+        m.extend([("0", 9), ("c", 7)]);
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), ["0", "a", "b", "c"]);
+        assert_eq!(m["c"], 7);
+        assert_eq!(m.insert("bb", 8), None);
+        assert_eq!(m.insert("bb", 6), Some(8));
+        assert_eq!(m.remove("a"), Some(4));
+        assert_eq!(m.get("a"), None);
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn ordered_input_is_taken_as_it_is_without_a_copy() {
+        let v: Vec<(u32, u32)> = (0..1000).map(|i| (i, i)).collect();
+        let ptr = v.as_ptr();
+        let m: SortedMap<u32, u32> = v.into_iter().collect();
+        assert_eq!(m.entries.as_ptr(), ptr, "collected in place");
+    }
+
+    #[test]
+    fn a_cursor_finds_keys_in_and_out_of_order() {
+        let map: SortedMap<crate::Rel, u32> = [("a", 1), ("b/c", 2), ("d", 3)]
+            .map(|(k, v)| (k.into(), v))
+            .into();
+        let mut c = map.cursor();
+        for (k, want) in [
+            ("a", Some(1)),
+            ("a", Some(1)),
+            ("b", None),
+            ("b/c", Some(2)),
+            ("a", Some(1)),
+            ("c", None),
+            ("b/c", Some(2)),
+            ("d", Some(3)),
+            ("e", None),
+            ("d", Some(3)),
+        ] {
+            assert_eq!(c.get(k).map(|(_, v)| *v), want, "{k}");
+        }
+    }
+}
