@@ -531,8 +531,23 @@ impl<'a, V> Cursor<'a, V> {
 }
 
 #[cfg(test)]
-mod cursor_tests {
+pub(crate) mod cursor_tests {
     use super::Cursor;
+
+    /// Keys asked in and out of order of the map `a → 1, b/c → 2, d → 3`,
+    /// and what a cursor must find (shared with `sorted::Cursor`'s test).
+    pub(crate) const CASES: &[(&str, Option<u32>)] = &[
+        ("a", Some(1)),
+        ("a", Some(1)),
+        ("b", None),
+        ("b/c", Some(2)),
+        ("a", Some(1)),
+        ("c", None),
+        ("b/c", Some(2)),
+        ("d", Some(3)),
+        ("e", None),
+        ("d", Some(3)),
+    ];
 
     #[test]
     fn a_cursor_finds_keys_in_and_out_of_order() {
@@ -540,18 +555,7 @@ mod cursor_tests {
             .map(|(k, v)| (k.into(), v))
             .into();
         let mut c = Cursor::new(&map);
-        for (k, want) in [
-            ("a", Some(1)),
-            ("a", Some(1)),
-            ("b", None),
-            ("b/c", Some(2)),
-            ("a", Some(1)),
-            ("c", None),
-            ("b/c", Some(2)),
-            ("d", Some(3)),
-            ("e", None),
-            ("d", Some(3)),
-        ] {
+        for &(k, want) in CASES {
             assert_eq!(c.get(k).map(|(_, v)| *v), want, "{k}");
         }
     }

@@ -294,18 +294,7 @@ mod tests {
             .map(|(k, v)| (k.into(), v))
             .into();
         let mut c = map.cursor();
-        for (k, want) in [
-            ("a", Some(1)),
-            ("a", Some(1)),
-            ("b", None),
-            ("b/c", Some(2)),
-            ("a", Some(1)),
-            ("c", None),
-            ("b/c", Some(2)),
-            ("d", Some(3)),
-            ("e", None),
-            ("d", Some(3)),
-        ] {
+        for &(k, want) in crate::plan::cursor_tests::CASES {
             assert_eq!(c.get(k).map(|(_, v)| *v), want, "{k}");
         }
     }
