@@ -491,11 +491,11 @@ mod tests {
         assert_eq!(s.files["a/x"].sha256, crate::Sha256::of(b"two!"));
     }
 
+    /// (path, fingerprint) of every file, in path order.
+    type Fps = Vec<(String, Fingerprint)>;
+
     /// Every (path, fingerprint) of the cache file, and of the tree.
-    fn cached_and_real(
-        tree: &Path,
-        cache: &Path,
-    ) -> (Vec<(String, Fingerprint)>, Vec<(String, Fingerprint)>) {
+    fn cached_and_real(tree: &Path, cache: &Path) -> (Fps, Fps) {
         let bytes = std::fs::read(cache).unwrap();
         let mut c = CacheCursor::open(&bytes, tree);
         let mut cached = Vec::new();
