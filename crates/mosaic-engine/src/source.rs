@@ -16,7 +16,6 @@ use crate::fsutil::{hash_file, Fingerprint};
 use crate::index::{self, Kind, Reader, Writer};
 use semver::Version;
 use std::borrow::Cow;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -170,14 +169,20 @@ impl<'a> CacheCursor<'a> {
         }
     }
 
-    /// The cached hash of `rel` if its fingerprint is `fp`; `rel` must
-    /// come in ascending order across calls.
-    fn take(&mut self, rel: &str, fp: &Fingerprint) -> Option<crate::Sha256> {
+    /// The cached entry of `rel`, if any, skipping the entries before it;
+    /// `rel` must come in ascending order across calls.
+    fn seek(&mut self, rel: &str) -> Option<&(String, Fingerprint, crate::Sha256)> {
         while self.head.as_ref().is_some_and(|(p, _, _)| p.as_str() < rel) {
             self.advance();
         }
-        let (p, cfp, _) = self.head.as_ref()?;
-        if p != rel || cfp != fp {
+        self.head.as_ref().filter(|(p, _, _)| p == rel)
+    }
+
+    /// The cached hash of `rel` if its fingerprint is `fp`; `rel` must
+    /// come in ascending order across calls.
+    fn take(&mut self, rel: &str, fp: &Fingerprint) -> Option<crate::Sha256> {
+        let (_, cfp, _) = self.seek(rel)?;
+        if cfp != fp {
             return None;
         }
         let (_, _, sha) = self.head.take().expect("checked above");
@@ -198,16 +203,9 @@ fn matched_fingerprints(
     let mut cache = CacheCursor::open(bytes, dir);
     let mut out = Vec::with_capacity(files.len());
     for (rel, _) in files {
-        while cache
-            .head
-            .as_ref()
-            .is_some_and(|(p, _, _)| p.as_str() < &**rel)
-        {
-            cache.advance();
-        }
-        let fp = match &cache.head {
-            Some((p, fp, _)) if p.as_str() == &**rel => *fp,
-            _ => {
+        let fp = match cache.seek(rel) {
+            Some((_, fp, _)) => *fp,
+            None => {
                 let path = crate::fsutil::join_rel(dir, rel);
                 Fingerprint::of(&std::fs::symlink_metadata(&path).at(&path)?)
             }
