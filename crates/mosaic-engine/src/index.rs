@@ -18,8 +18,10 @@
 //! list are front-coded: the length of the prefix shared with the previous
 //! path, then the rest. A reader checks the length, the checksum and that
 //! each list is strictly sorted, so a truncated, corrupt or hand-edited
-//! index is refused instead of misread. The whole file is read with one
-//! `read` and decoded in one pass.
+//! index is refused instead of misread. The manifest is read with one
+//! `read` and decoded in one pass; the source hash cache is streamed
+//! through a 64 KiB window ([`Reader::stream`]) and its checksum checked
+//! once read ([`Reader::verify`]), so it is never held whole.
 
 use crate::fsutil::Fingerprint;
 use sha2::{Digest, Sha256};
@@ -137,73 +139,231 @@ impl Writer {
 /// Why an index was refused (rendered into `Error::Corrupt` by the caller).
 pub type DecodeResult<T> = std::result::Result<T, String>;
 
-/// Reads a body written by [`Writer`].
+/// Reads a body written by [`Writer`]: from bytes in memory
+/// ([`Reader::open`], checksum checked first) or streamed from a file
+/// through a small window ([`Reader::stream`], checksum checked by
+/// [`Reader::verify`] once read), so a large index need not be held whole.
 #[derive(Debug)]
 pub struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    src: Src<'a>,
     prev: String,
 }
+
+/// Where a [`Reader`]'s body bytes come from.
+#[derive(Debug)]
+enum Src<'a> {
+    /// The whole body in memory, its checksum already checked.
+    Slice { buf: &'a [u8], pos: usize },
+    /// A file, read in chunks into `window[lo..]` and hashed as it is read.
+    Stream(Box<Stream>),
+}
+
+#[derive(Debug)]
+struct Stream {
+    file: std::fs::File,
+    window: Vec<u8>,
+    /// The first unconsumed byte of `window`.
+    lo: usize,
+    /// Body bytes consumed by the decoder.
+    pos: u64,
+    /// Body bytes read from the file (and hashed).
+    read: u64,
+    body_len: u64,
+    sum: [u8; 32],
+    hasher: Sha256,
+}
+
+/// The chunk a streamed [`Reader`] reads at a time.
+const CHUNK: usize = 64 * 1024;
+
+impl Stream {
+    /// Reads until `n` unconsumed bytes are in the window or the body ends.
+    fn fill(&mut self, n: usize) -> std::io::Result<()> {
+        use std::io::Read;
+        if self.window.len() - self.lo >= n {
+            return Ok(());
+        }
+        self.window.drain(..self.lo);
+        self.lo = 0;
+        while self.window.len() < n && self.read < self.body_len {
+            let want = (self.body_len - self.read).min(CHUNK.max(n) as u64) as usize;
+            let at = self.window.len();
+            self.window.resize(at + want, 0);
+            let got = self.file.read(&mut self.window[at..])?;
+            self.window.truncate(at + got);
+            if got == 0 {
+                break;
+            }
+            self.hasher.update(&self.window[at..]);
+            self.read += got as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Src<'_> {
+    fn pos(&self) -> u64 {
+        match self {
+            Src::Slice { pos, .. } => *pos as u64,
+            Src::Stream(s) => s.pos,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Src::Slice { buf, .. } => buf.len() as u64,
+            Src::Stream(s) => s.body_len,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> DecodeResult<&[u8]> {
+        let early = |pos: u64| format!("index ends early at byte {pos}");
+        match self {
+            Src::Slice { buf, pos } => {
+                let end = pos
+                    .checked_add(n)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or_else(|| early(*pos as u64))?;
+                let s = &buf[*pos..end];
+                *pos = end;
+                Ok(s)
+            }
+            Src::Stream(s) => {
+                if (n as u64) > s.body_len - s.pos {
+                    return Err(early(s.pos));
+                }
+                s.fill(n)
+                    .map_err(|e| format!("reading the index failed: {e}"))?;
+                if s.window.len() - s.lo < n {
+                    return Err(early(s.pos));
+                }
+                let at = s.lo;
+                s.lo += n;
+                s.pos += n as u64;
+                Ok(&s.window[at..at + n])
+            }
+        }
+    }
+}
+
+/// Checks the header (magic, version, kind) of `head` and returns the body
+/// length it gives.
+fn check_header(head: &[u8], kind: Kind) -> DecodeResult<u64> {
+    if !is_index(head) {
+        return Err("not a mosaic index (bad magic)".into());
+    }
+    if head.len() < HEADER {
+        return Err(format!(
+            "index truncated: {} bytes, the header alone is {HEADER}",
+            head.len()
+        ));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(format!(
+            "index version {version}, this mosaic reads version {VERSION}"
+        ));
+    }
+    let k = u32_at(12);
+    if k != kind as u32 {
+        return Err(format!(
+            "index of kind {k}, expected {} ({kind:?})",
+            kind as u32
+        ));
+    }
+    Ok(u64::from_le_bytes(
+        head[16..24].try_into().expect("8 bytes"),
+    ))
+}
+
+fn truncated(body: u64, body_len: u64) -> String {
+    format!("index truncated or padded: body is {body} bytes, header says {body_len}")
+}
+
+const CHECKSUM_MISMATCH: &str = "index checksum mismatch (the file is damaged)";
 
 impl<'a> Reader<'a> {
     /// Checks the container (magic, version, kind, length, checksum) and
     /// returns a reader over its body.
     pub fn open(bytes: &'a [u8], kind: Kind) -> DecodeResult<Reader<'a>> {
-        if !is_index(bytes) {
-            return Err("not a mosaic index (bad magic)".into());
-        }
-        if bytes.len() < HEADER {
-            return Err(format!(
-                "index truncated: {} bytes, the header alone is {HEADER}",
-                bytes.len()
-            ));
-        }
-        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
-        let version = u32_at(8);
-        if version != VERSION {
-            return Err(format!(
-                "index version {version}, this mosaic reads version {VERSION}"
-            ));
-        }
-        let k = u32_at(12);
-        if k != kind as u32 {
-            return Err(format!(
-                "index of kind {k}, expected {} ({kind:?})",
-                kind as u32
-            ));
-        }
-        let body_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        let body_len = check_header(bytes, kind)?;
         let body = &bytes[HEADER..];
         if body.len() as u64 != body_len {
-            return Err(format!(
-                "index truncated or padded: body is {} bytes, header says {body_len}",
-                body.len()
-            ));
+            return Err(truncated(body.len() as u64, body_len));
         }
         if Sha256::digest(body).as_slice() != &bytes[24..56] {
-            return Err("index checksum mismatch (the file is damaged)".into());
+            return Err(CHECKSUM_MISMATCH.into());
         }
         Ok(Reader {
-            buf: body,
-            pos: 0,
+            src: Src::Slice { buf: body, pos: 0 },
             prev: String::new(),
         })
     }
 
-    fn take(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| format!("index ends early at byte {}", self.pos))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
+    /// Checks the container's header and length and returns a reader that
+    /// streams the body from `file` (at its start). Nothing read from it
+    /// may be trusted until [`Reader::verify`] has checked the checksum.
+    pub fn stream(mut file: std::fs::File, kind: Kind) -> DecodeResult<Reader<'static>> {
+        use std::io::Read;
+        let size = file
+            .metadata()
+            .map_err(|e| format!("reading the index failed: {e}"))?
+            .len();
+        let mut head = [0u8; HEADER];
+        let mut got = 0;
+        while got < HEADER {
+            match file.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading the index failed: {e}")),
+            }
+        }
+        let body_len = check_header(&head[..got], kind)?;
+        let body = size.saturating_sub(HEADER as u64);
+        if body != body_len {
+            return Err(truncated(body, body_len));
+        }
+        Ok(Reader {
+            src: Src::Stream(Box::new(Stream {
+                file,
+                window: Vec::with_capacity(CHUNK),
+                lo: 0,
+                pos: 0,
+                read: 0,
+                body_len,
+                sum: head[24..56].try_into().expect("32 bytes"),
+                hasher: Sha256::new(),
+            })),
+            prev: String::new(),
+        })
+    }
+
+    /// Reads the rest of a streamed body and checks its checksum (a reader
+    /// over bytes was checked when opened).
+    pub fn verify(self) -> DecodeResult<()> {
+        let Src::Stream(mut s) = self.src else {
+            return Ok(());
+        };
+        while s.read < s.body_len {
+            s.lo = s.window.len();
+            let before = s.read;
+            s.fill(CHUNK)
+                .map_err(|e| format!("reading the index failed: {e}"))?;
+            if s.read == before {
+                return Err(truncated(s.read, s.body_len));
+            }
+        }
+        if s.hasher.finalize().as_slice() != s.sum {
+            return Err(CHECKSUM_MISMATCH.into());
+        }
+        Ok(())
     }
 
     /// One byte.
     pub fn u8(&mut self) -> DecodeResult<u8> {
-        Ok(self.take(1)?[0])
+        Ok(self.src.take(1)?[0])
     }
 
     /// An unsigned varint.
@@ -216,14 +376,14 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(format!("bad varint at byte {}", self.pos))
+        Err(format!("bad varint at byte {}", self.src.pos()))
     }
 
     /// A count of items that each take at least `min_item` bytes (bounded
     /// by what is left, so a corrupt count cannot allocate without limit).
     pub fn count(&mut self, min_item: usize) -> DecodeResult<usize> {
         let n = self.varint()?;
-        let left = (self.buf.len() - self.pos) as u64;
+        let left = self.src.len() - self.src.pos();
         if n.saturating_mul(min_item.max(1) as u64) > left {
             return Err(format!("count {n} exceeds the index size"));
         }
@@ -233,19 +393,19 @@ impl<'a> Reader<'a> {
     /// A fixed 16-byte little-endian signed integer.
     pub fn i128(&mut self) -> DecodeResult<i128> {
         Ok(i128::from_le_bytes(
-            self.take(16)?.try_into().expect("16 bytes"),
+            self.src.take(16)?.try_into().expect("16 bytes"),
         ))
     }
 
     /// Length-prefixed bytes.
-    pub fn bytes(&mut self) -> DecodeResult<&'a [u8]> {
+    pub fn bytes(&mut self) -> DecodeResult<&[u8]> {
         let n = self.varint()?;
         let n = usize::try_from(n).map_err(|_| format!("length {n} too large"))?;
-        self.take(n)
+        self.src.take(n)
     }
 
     /// Length-prefixed UTF-8.
-    pub fn str(&mut self) -> DecodeResult<&'a str> {
+    pub fn str(&mut self) -> DecodeResult<&str> {
         std::str::from_utf8(self.bytes()?).map_err(|e| format!("a string is not UTF-8 ({e})"))
     }
 
@@ -258,9 +418,11 @@ impl<'a> Reader<'a> {
     /// The next path of the current list; it must sort after the previous one.
     pub fn path(&mut self) -> DecodeResult<String> {
         let shared = self.varint()? as usize;
-        let rest = self.bytes()?;
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| format!("length {n} too large"))?;
+        let rest = self.src.take(n)?;
         if shared > self.prev.len() || !self.prev.is_char_boundary(shared) {
-            return Err(format!("bad path prefix at byte {}", self.pos));
+            return Err(format!("bad path prefix at byte {}", self.src.pos()));
         }
         let rest = std::str::from_utf8(rest).map_err(|e| format!("a path is not UTF-8 ({e})"))?;
         let mut p = String::with_capacity(shared + rest.len());
@@ -278,7 +440,10 @@ impl<'a> Reader<'a> {
     pub fn hash(&mut self) -> DecodeResult<crate::Sha256> {
         match self.u8()? {
             0 => Ok(crate::Sha256(
-                self.take(32)?.try_into().expect("take returns 32 bytes"),
+                self.src
+                    .take(32)?
+                    .try_into()
+                    .expect("take returns 32 bytes"),
             )),
             1 => Ok(crate::Sha256::parse_lenient(self.str()?)),
             t => Err(format!("bad hash tag {t}")),
@@ -297,12 +462,13 @@ impl<'a> Reader<'a> {
 
     /// Refuses trailing bytes after the last field.
     pub fn end(&self) -> DecodeResult<()> {
-        if self.pos == self.buf.len() {
+        let (pos, len) = (self.src.pos(), self.src.len());
+        if pos == len {
             Ok(())
         } else {
             Err(format!(
                 "{} unexpected bytes after the last entry",
-                self.buf.len() - self.pos
+                len - pos
             ))
         }
     }
@@ -351,6 +517,83 @@ mod tests {
         let mut bad = bytes.clone();
         *bad.last_mut().unwrap() ^= 1;
         let err = Reader::open(&bad, Kind::SourceCache).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+    }
+
+    /// An index that crosses many stream windows: paths, hashes and
+    /// fingerprints, and one item larger than a window.
+    fn big_index() -> (Vec<u8>, Vec<String>, Vec<u8>) {
+        let paths: Vec<String> = (0..5000)
+            .map(|i| format!("dir{:03}/file{i:05}.md", i / 40))
+            .collect();
+        let blob: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let mut w = Writer::new(0);
+        w.list(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            w.path(p);
+            w.hash(&crate::Sha256([i as u8; 32]));
+        }
+        w.bytes(&blob);
+        w.varint(42);
+        (w.finish(Kind::SourceCache), paths, blob)
+    }
+
+    fn file_of(bytes: &[u8]) -> (tempfile::TempDir, std::fs::File) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("i.idx");
+        std::fs::write(&p, bytes).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        (d, f)
+    }
+
+    #[test]
+    fn a_streamed_index_reads_as_the_bytes_do_and_damage_is_refused() {
+        let (bytes, paths, blob) = big_index();
+        for streamed in [false, true] {
+            let (_d, f) = file_of(&bytes);
+            let mut r = if streamed {
+                Reader::stream(f, Kind::SourceCache).unwrap()
+            } else {
+                Reader::open(&bytes, Kind::SourceCache).unwrap()
+            };
+            assert_eq!(r.list().unwrap(), paths.len());
+            for (i, p) in paths.iter().enumerate() {
+                assert_eq!(&r.path().unwrap(), p, "streamed: {streamed}");
+                assert_eq!(r.hash().unwrap(), crate::Sha256([i as u8; 32]));
+            }
+            assert_eq!(r.bytes().unwrap(), &blob[..]);
+            assert_eq!(r.varint().unwrap(), 42);
+            r.end().unwrap();
+            assert!(r.varint().unwrap_err().contains("ends early"));
+            r.verify().unwrap();
+        }
+        // Verified without being read to the end: the rest is read then.
+        let (_d, f) = file_of(&bytes);
+        let mut r = Reader::stream(f, Kind::SourceCache).unwrap();
+        r.list().unwrap();
+        r.path().unwrap();
+        r.verify().unwrap();
+        // A truncated or padded file is refused before any entry is read.
+        for cut in [bytes.len() - 1, HEADER + 3, HEADER, 30, 0] {
+            let (_d, f) = file_of(&bytes[..cut]);
+            assert!(Reader::stream(f, Kind::SourceCache).is_err(), "{cut}");
+        }
+        let mut padded = bytes.clone();
+        padded.push(0);
+        let (_d, f) = file_of(&padded);
+        assert!(Reader::stream(f, Kind::SourceCache)
+            .unwrap_err()
+            .contains("padded"));
+        let (_d, f) = file_of(&bytes);
+        assert!(Reader::stream(f, Kind::Manifest).is_err());
+        // A damaged byte in an entry decodes, but the checksum catches it.
+        let mut bad = bytes.clone();
+        let at = bad.len() - 3 * CHUNK;
+        bad[at] ^= 1;
+        let (_d, f) = file_of(&bad);
+        let mut r = Reader::stream(f, Kind::SourceCache).unwrap();
+        r.list().unwrap();
+        let err = r.verify().unwrap_err();
         assert!(err.contains("checksum"), "{err}");
     }
 

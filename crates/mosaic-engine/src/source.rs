@@ -108,28 +108,38 @@ pub struct Source {
 
 /// The stat-fingerprint hash cache of one tree on disk, read as a cursor:
 /// its entries are sorted by path and so is the walk of the tree
-/// ([`walk`]), so the two are merged in one pass, without a map.
-struct CacheCursor<'a> {
-    reader: Option<Reader<'a>>,
+/// ([`walk`]), so the two are merged in one pass, without a map. The file
+/// is streamed through a small window, not read whole (at 100,000 files it
+/// is 9.6 MB); what was taken from it counts only once
+/// [`CacheCursor::verify`] has checked its checksum.
+struct CacheCursor {
+    reader: Option<Reader<'static>>,
     left: usize,
     head: Option<(String, Fingerprint, crate::Sha256)>,
     len: usize,
+    /// An entry failed to decode: the file is damaged.
+    damaged: bool,
 }
 
-impl<'a> CacheCursor<'a> {
-    fn empty() -> CacheCursor<'static> {
+impl CacheCursor {
+    fn empty() -> CacheCursor {
         CacheCursor {
             reader: None,
             left: 0,
             head: None,
             len: 0,
+            damaged: false,
         }
     }
 
-    /// A cursor over `bytes` if they are a sound cache for `dir`; else empty.
-    fn open(bytes: &'a [u8], dir: &Path) -> CacheCursor<'a> {
-        let open = || -> index::DecodeResult<(Reader<'a>, usize)> {
-            let mut r = Reader::open(bytes, Kind::SourceCache)?;
+    /// A cursor over the cache file at `path` if it opens as a cache of
+    /// `dir`; else empty.
+    fn open(path: Option<&Path>, dir: &Path) -> CacheCursor {
+        let Some(file) = path.and_then(|p| std::fs::File::open(p).ok()) else {
+            return CacheCursor::empty();
+        };
+        let open = || -> index::DecodeResult<(Reader<'static>, usize)> {
+            let mut r = Reader::stream(file, Kind::SourceCache)?;
             if r.bytes()? != dir.as_os_str().as_encoded_bytes() {
                 return Err("another directory".into());
             }
@@ -143,6 +153,7 @@ impl<'a> CacheCursor<'a> {
                     left: n,
                     head: None,
                     len: n,
+                    damaged: false,
                 };
                 c.advance();
                 c
@@ -163,10 +174,18 @@ impl<'a> CacheCursor<'a> {
         let next = (|| Ok::<_, String>((r.path()?, r.fingerprint()?, r.hash()?)))();
         match next {
             Ok(e) => self.head = Some(e),
-            // Damage past the checksum cannot happen; if it does, the rest
-            // is a cold cache.
-            Err(_) => self.reader = None,
+            // The checksum will not hold either: see `verify`.
+            Err(_) => {
+                self.reader = None;
+                self.damaged = true;
+            }
         }
+    }
+
+    /// Whether the cache read was sound: read to its end, its checksum
+    /// held. When not, whatever was taken from it must be thrown away.
+    fn verify(self) -> bool {
+        !self.damaged && self.reader.is_none_or(|r| r.verify().is_ok())
     }
 
     /// The cached entry of `rel`, if any, skipping the entries before it;
@@ -192,25 +211,34 @@ impl<'a> CacheCursor<'a> {
 }
 
 /// The fingerprints of `files`, every one of which matched its entry in the
-/// cache `bytes` of `dir` (so the entry's fingerprint is the file's): read
-/// back from the cache in one pass. A file not found there (it cannot
-/// happen) is stat'ed again.
+/// cache at `cache` of `dir` (so the entry's fingerprint is the file's):
+/// read back from the cache in one pass. A file not found there, or every
+/// file if the cache does not read back soundly (neither can happen under
+/// the session's lock), is stat'ed again.
 fn matched_fingerprints(
-    bytes: &[u8],
+    cache: Option<&Path>,
     dir: &Path,
     files: &[(crate::Rel, SourceFile)],
 ) -> Result<Vec<Fingerprint>> {
-    let mut cache = CacheCursor::open(bytes, dir);
+    let stat = |rel: &str| -> Result<Fingerprint> {
+        let path = crate::fsutil::join_rel(dir, rel);
+        Ok(Fingerprint::of(
+            &std::fs::symlink_metadata(&path).at(&path)?,
+        ))
+    };
+    let mut cached = CacheCursor::open(cache, dir);
     let mut out = Vec::with_capacity(files.len());
     for (rel, _) in files {
-        let fp = match cache.seek(rel) {
+        out.push(match cached.seek(rel) {
             Some((_, fp, _)) => *fp,
-            None => {
-                let path = crate::fsutil::join_rel(dir, rel);
-                Fingerprint::of(&std::fs::symlink_metadata(&path).at(&path)?)
-            }
-        };
-        out.push(fp);
+            None => stat(rel)?,
+        });
+    }
+    if !cached.verify() {
+        out.clear();
+        for (rel, _) in files {
+            out.push(stat(rel)?);
+        }
     }
     Ok(out)
 }
@@ -301,6 +329,81 @@ fn walk(
     Ok(())
 }
 
+/// What [`walk_cached`] found.
+struct Walked {
+    /// Every file, in path order.
+    sorted: Vec<(crate::Rel, SourceFile)>,
+    /// The fingerprints a rebuilt cache needs, kept from the first file
+    /// that differs (`fps[i]` is the one of `sorted[fps_from + i]`): the
+    /// files before it matched the cache, so theirs are the cache's and
+    /// are read back from it only if it is rebuilt. A no-op keeps none (at
+    /// 100,000 files that was 3.2 MB held through the peak).
+    fps: Vec<Fingerprint>,
+    fps_from: Option<usize>,
+    /// Whether anything differs from the cache (it is rebuilt then).
+    stale: bool,
+}
+
+/// Walks the tree `dir`, taking the hash of each file whose fingerprint
+/// the cache `old` holds and hashing the others. `None` when the cache
+/// turned out damaged once read (what it gave cannot be trusted).
+fn walk_cached(dir: &Path, mut old: CacheCursor) -> Result<Option<Walked>> {
+    let mut stale = false;
+    let mut fps: Vec<Fingerprint> = Vec::new();
+    let mut fps_from: Option<usize> = None;
+    let mut sorted = Vec::with_capacity(old.len);
+    let root: std::sync::Arc<Path> = std::sync::Arc::from(dir);
+    // Each file is settled as the walk finds it (the walk and the cache
+    // are both in path order): no list of every file's full metadata is
+    // held at once.
+    walk(
+        dir,
+        dir,
+        &mut String::new(),
+        &mut |Found { rel, path, meta }| {
+            let fp = Fingerprint::of(&meta);
+            let sha256 = match old.take(&rel, &fp) {
+                Some(sha) => sha,
+                None => {
+                    stale = true;
+                    hash_file(&path)?
+                }
+            };
+            if stale {
+                if fps_from.is_none() {
+                    fps_from = Some(sorted.len());
+                    fps.reserve(old.len.saturating_sub(sorted.len()));
+                }
+                fps.push(fp);
+            }
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            sorted.push((
+                crate::Rel::from(rel),
+                SourceFile {
+                    sha256,
+                    mode,
+                    content: Content::InTree(root.clone()),
+                },
+            ));
+            Ok(())
+        },
+    )?;
+    stale |= sorted.len() != old.len;
+    if !old.verify() {
+        return Ok(None);
+    }
+    Ok(Some(Walked {
+        sorted,
+        fps,
+        fps_from,
+        stale,
+    }))
+}
+
 impl Source {
     /// The tree embedded in this binary, at the crate's version.
     pub fn embedded() -> Source {
@@ -332,71 +435,26 @@ impl Source {
         cache: Option<&Path>,
         persist: bool,
     ) -> Result<Source> {
-        let bytes = cache
-            .and_then(|c| std::fs::read(c).ok())
-            .unwrap_or_default();
-        let mut old = CacheCursor::open(&bytes, dir);
-        // The cache is rebuilt only when something differs from it.
-        let mut stale = false;
-        // The fingerprints a rebuilt cache needs, kept from the first file
-        // that differs (`fps[i]` is the one of `sorted[fps_from + i]`): the
-        // files before it matched the cache, so theirs are the cache's and
-        // are read back from it only if it is rebuilt. A no-op keeps none
-        // (at 100,000 files that was 3.2 MB held through the peak).
-        let mut fps: Vec<Fingerprint> = Vec::new();
-        let mut fps_from: Option<usize> = None;
-        let mut sorted = Vec::with_capacity(old.len);
-        let root: std::sync::Arc<Path> = std::sync::Arc::from(dir);
-        // Each file is settled as the walk finds it (the walk and the cache
-        // are both in path order): no list of every file's full metadata is
-        // held at once.
-        walk(
-            dir,
-            dir,
-            &mut String::new(),
-            &mut |Found { rel, path, meta }| {
-                let fp = Fingerprint::of(&meta);
-                let sha256 = match old.take(&rel, &fp) {
-                    Some(sha) => sha,
-                    None => {
-                        stale = true;
-                        hash_file(&path)?
-                    }
-                };
-                if stale {
-                    if fps_from.is_none() {
-                        fps_from = Some(sorted.len());
-                        fps.reserve(old.len.saturating_sub(sorted.len()));
-                    }
-                    fps.push(fp);
-                }
-                let mode = if meta.permissions().mode() & 0o111 != 0 {
-                    0o755
-                } else {
-                    0o644
-                };
-                sorted.push((
-                    crate::Rel::from(rel),
-                    SourceFile {
-                        sha256,
-                        mode,
-                        content: Content::InTree(root.clone()),
-                    },
-                ));
-                Ok(())
-            },
-        )?;
-        stale |= sorted.len() != old.len;
-        drop(old);
+        let walked = match walk_cached(dir, CacheCursor::open(cache, dir))? {
+            Some(w) => w,
+            // A cache found damaged once read: everything taken from it is
+            // thrown away and the tree is hashed again.
+            None => walk_cached(dir, CacheCursor::empty())?.expect("no cache is sound"),
+        };
+        let Walked {
+            sorted,
+            fps,
+            fps_from,
+            stale,
+        } = walked;
         let fps = if stale {
             let from = fps_from.unwrap_or(sorted.len());
-            let mut all = matched_fingerprints(&bytes, dir, &sorted[..from])?;
+            let mut all = matched_fingerprints(cache, dir, &sorted[..from])?;
             all.extend(fps);
             all
         } else {
             Vec::new()
         };
-        drop(bytes);
         // In path order already: the vector becomes the map as it is, with
         // no copy and no sort.
         let files: crate::sorted::SortedMap<crate::Rel, SourceFile> = sorted.into_iter().collect();
@@ -489,18 +547,56 @@ mod tests {
         assert_eq!(s.files["a/x"].sha256, crate::Sha256::of(b"two!"));
     }
 
+    #[test]
+    fn a_cache_whose_checksum_fails_is_thrown_away_even_after_its_entries_were_read() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        for (name, body) in [("a", "one"), ("b", "two"), ("c", "three")] {
+            std::fs::write(tree.join(name), body).unwrap();
+        }
+        let cache = d.path().join("cache.idx");
+        let v = Version::new(1, 0, 0);
+        let s = Source::from_dir(&tree, v.clone(), Some(&cache), true).unwrap();
+        // Entries that decode and match every file's fingerprint, with
+        // wrong hashes, under a checksum that does not hold: the cache is
+        // streamed, so the walk takes them before the checksum is known.
+        let mut poisoned = s.clone();
+        for f in poisoned.files.values_mut() {
+            f.sha256 = crate::Sha256([7; 32]);
+        }
+        let fps: Vec<Fingerprint> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Fingerprint::of(&std::fs::symlink_metadata(tree.join(n)).unwrap()))
+            .collect();
+        let mut bytes = encode_cache(&tree, &poisoned.files, &fps);
+        bytes[30] ^= 1;
+        std::fs::write(&cache, &bytes).unwrap();
+        let s = Source::from_dir(&tree, v, Some(&cache), true).unwrap();
+        for (name, body) in [("a", "one"), ("b", "two"), ("c", "three")] {
+            assert_eq!(
+                s.files[name].sha256,
+                crate::Sha256::of(body.as_bytes()),
+                "{name}"
+            );
+        }
+        // ...and rewritten sound.
+        let (cached, real) = cached_and_real(&tree, &cache);
+        assert_eq!(cached, real);
+    }
+
     /// (path, fingerprint) of every file, in path order.
     type Fps = Vec<(String, Fingerprint)>;
 
     /// Every (path, fingerprint) of the cache file, and of the tree.
     fn cached_and_real(tree: &Path, cache: &Path) -> (Fps, Fps) {
-        let bytes = std::fs::read(cache).unwrap();
-        let mut c = CacheCursor::open(&bytes, tree);
+        let mut c = CacheCursor::open(Some(cache), tree);
         let mut cached = Vec::new();
         while let Some((p, fp, _)) = c.head.clone() {
             cached.push((p, fp));
             c.advance();
         }
+        assert!(c.verify(), "the cache reads back sound");
         let mut real = Vec::new();
         walk(tree, tree, &mut String::new(), &mut |f| {
             real.push((f.rel, Fingerprint::of(&f.meta)));
