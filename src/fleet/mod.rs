@@ -646,8 +646,8 @@ fn apply_writes(session: &Session<Locked>, command: &str, writes: &[PendingWrite
         .iter()
         .map(|w| txn::Op::Write {
             rel: match w.path.strip_prefix(&paths.home) {
-                Ok(rel) => rel.to_string_lossy().into_owned(),
-                Err(_) => w.path.to_string_lossy().into_owned(),
+                Ok(rel) => rel.to_string_lossy().into_owned().into(),
+                Err(_) => w.path.to_string_lossy().into_owned().into(),
             },
             bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&w.bytes[..])),
             mode: w.mode,

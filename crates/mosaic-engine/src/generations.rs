@@ -195,7 +195,7 @@ fn last_fleet_edit(paths: &Paths) -> Result<BackupMeta> {
 /// its backed-up copy (or away, if the edit created it) when it still holds
 /// what the edit wrote.
 /// Each path to put back, with its backed-up copy (`None`: remove it).
-type Restores = Vec<(String, Option<PathBuf>)>;
+type Restores = Vec<(crate::Rel, Option<PathBuf>)>;
 
 fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
     let meta = last_fleet_edit(paths)?;
@@ -323,11 +323,11 @@ pub fn resolve(session: &Session<Locked>, rel: &str, how: Resolution) -> Result<
     let (new_rel, bytes, mode) = check_resolve(paths, rel)?;
     let rel = rel.trim_end_matches('/').to_string();
     let mut ops = vec![Op::Remove {
-        rel: new_rel.clone(),
+        rel: new_rel.as_str().into(),
     }];
     if how == Resolution::Take {
         ops.push(Op::Write {
-            rel: rel.clone(),
+            rel: rel.as_str().into(),
             sha256: crate::Sha256::of(&bytes),
             bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&bytes[..])),
             mode,

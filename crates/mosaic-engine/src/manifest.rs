@@ -57,7 +57,7 @@ pub struct Manifest {
     pub version: Version,
     /// Shipped files below the home, by relative path (shared, not copied,
     /// by the disk view and the plan: see [`crate::Rel`]).
-    pub files: BTreeMap<crate::Rel, Entry>,
+    pub files: crate::sorted::SortedMap<crate::Rel, Entry>,
     /// Directories below the home that mosaic created (removed again when
     /// they become empty after the release drops their files).
     #[serde(default)]
@@ -107,7 +107,7 @@ impl Manifest {
         Manifest {
             format: FORMAT,
             version,
-            files: BTreeMap::new(),
+            files: crate::sorted::SortedMap::new(),
             dirs: BTreeSet::new(),
             units: BTreeMap::new(),
             generation: 0,

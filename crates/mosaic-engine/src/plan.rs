@@ -498,69 +498,6 @@ pub fn observe_after(
     observed.filter(|o| !crate::fsutil::racy(&o.fp))
 }
 
-/// Finds keys of a sorted map for keys asked in ascending order (a plan's
-/// items, which come in path order) by walking the map once, instead of a
-/// lookup each. Asked out of order, it falls back to a lookup.
-pub struct Cursor<'a, V> {
-    map: &'a BTreeMap<crate::Rel, V>,
-    it: std::iter::Peekable<std::collections::btree_map::Iter<'a, crate::Rel, V>>,
-    /// The last entry walked past: every key up to it is behind the cursor.
-    passed: Option<&'a str>,
-}
-
-impl<'a, V> Cursor<'a, V> {
-    /// A cursor at the start of `map`.
-    pub fn new(map: &'a BTreeMap<crate::Rel, V>) -> Cursor<'a, V> {
-        Cursor {
-            map,
-            it: map.iter().peekable(),
-            passed: None,
-        }
-    }
-
-    /// The entry of `key`, if any.
-    pub fn get(&mut self, key: &str) -> Option<(&'a crate::Rel, &'a V)> {
-        if self.passed.is_some_and(|p| key <= p) {
-            return self.map.get_key_value(key);
-        }
-        while let Some((k, _)) = self.it.next_if(|(k, _)| &***k < key) {
-            self.passed = Some(&**k);
-        }
-        self.it.peek().copied().filter(|(k, _)| &***k == key)
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod cursor_tests {
-    use super::Cursor;
-
-    /// Keys asked in and out of order of the map `a → 1, b/c → 2, d → 3`,
-    /// and what a cursor must find (shared with `sorted::Cursor`'s test).
-    pub(crate) const CASES: &[(&str, Option<u32>)] = &[
-        ("a", Some(1)),
-        ("a", Some(1)),
-        ("b", None),
-        ("b/c", Some(2)),
-        ("a", Some(1)),
-        ("c", None),
-        ("b/c", Some(2)),
-        ("d", Some(3)),
-        ("e", None),
-        ("d", Some(3)),
-    ];
-
-    #[test]
-    fn a_cursor_finds_keys_in_and_out_of_order() {
-        let map: std::collections::BTreeMap<crate::Rel, u32> = [("a", 1), ("b/c", 2), ("d", 3)]
-            .map(|(k, v)| (k.into(), v))
-            .into();
-        let mut c = Cursor::new(&map);
-        for &(k, want) in CASES {
-            assert_eq!(c.get(k).map(|(_, v)| *v), want, "{k}");
-        }
-    }
-}
-
 /// Whether [`next_entry`] records an entry for `item` (its path `shipped`
 /// or not), decided from the action alone.
 pub fn records_entry(item: &Item, shipped: bool) -> bool {

@@ -232,7 +232,7 @@ pub fn scan(
     }
     // The manifest's entries are found by a cursor while the paths come in
     // order (they usually do: the manifest's own keys), by lookup if not.
-    let mut recorded = manifest.map(|m| crate::plan::Cursor::new(&m.files));
+    let mut recorded = manifest.map(|m| m.files.cursor());
     let mut found = Vec::with_capacity(keys.len());
     for key in &keys {
         let rel: &str = key;

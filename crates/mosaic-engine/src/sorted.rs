@@ -1,6 +1,6 @@
 //! [`SortedMap`]: a map kept as one vector sorted by key, for the per-file
 //! maps a run builds once from entries that already come in path order and
-//! then only reads (the source's files, the disk view).
+//! then mostly reads (the source's files, the manifest's, the disk view).
 //!
 //! `BTreeMap::from_iter` first collects into a vector, then sorts it (the
 //! stable sort allocates a scratch buffer of up to the whole input, sorted
@@ -152,6 +152,22 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.entries.retain_mut(|(k, v)| keep(k, v));
     }
 
+    /// Replaces each key that `other` holds too by `other`'s (equal) key:
+    /// for shared keys such as `Arc<str>` paths, the two maps then hold
+    /// one allocation per path between them instead of one each. The
+    /// order cannot change: only equal keys are swapped.
+    pub fn share_keys<V2>(&mut self, other: &SortedMap<K, V2>)
+    where
+        K: Clone,
+    {
+        let mut theirs = other.cursor();
+        for (k, _) in &mut self.entries {
+            if let Some((same, _)) = theirs.get(&*k) {
+                *k = same.clone();
+            }
+        }
+    }
+
     /// A cursor at the start, for keys asked in ascending order.
     pub fn cursor(&self) -> Cursor<'_, K, V> {
         Cursor {
@@ -226,6 +242,26 @@ impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> std::ops::Index<&Q> for SortedMap<K
     }
 }
 
+impl<K: serde::Serialize, V: serde::Serialize> serde::Serialize for SortedMap<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.entries.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Read as a `BTreeMap` would be (of equal keys the last wins), then taken
+/// over in order without a copy.
+impl<'de, K, V> serde::Deserialize<'de> for SortedMap<K, V>
+where
+    K: serde::Deserialize<'de> + Ord,
+    V: serde::Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(std::collections::BTreeMap::<K, V>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
 /// Finds keys of a [`SortedMap`] asked in ascending order (a plan's items,
 /// which come in path order) by walking it once; asked out of order, it
 /// falls back to a binary search.
@@ -289,12 +325,45 @@ mod tests {
     }
 
     #[test]
+    fn shared_keys_are_the_other_maps_allocations_and_the_map_is_unchanged() {
+        let rel = |s: &str| -> crate::Rel { s.into() };
+        let mut ours: SortedMap<crate::Rel, u32> = [("a", 1), ("b", 2), ("c/d", 3), ("e", 4)]
+            .map(|(k, v)| (rel(k), v))
+            .into();
+        let theirs: SortedMap<crate::Rel, ()> = [("0", ()), ("b", ()), ("c/d", ()), ("f", ())]
+            .map(|(k, v)| (rel(k), v))
+            .into();
+        let before = ours.clone();
+        ours.share_keys(&theirs);
+        assert!(ours == before, "same keys and values");
+        for (k, _) in ours.iter() {
+            let shared = theirs
+                .get_key_value(&**k)
+                .is_some_and(|(t, _)| std::sync::Arc::ptr_eq(t, k));
+            assert_eq!(shared, ["b", "c/d"].contains(&&**k), "{k}");
+        }
+    }
+
+    #[test]
     fn a_cursor_finds_keys_in_and_out_of_order() {
         let map: SortedMap<crate::Rel, u32> = [("a", 1), ("b/c", 2), ("d", 3)]
             .map(|(k, v)| (k.into(), v))
             .into();
         let mut c = map.cursor();
-        for &(k, want) in crate::plan::cursor_tests::CASES {
+        // Keys asked in and out of order, and what the cursor must find.
+        let cases = [
+            ("a", Some(1)),
+            ("a", Some(1)),
+            ("b", None),
+            ("b/c", Some(2)),
+            ("a", Some(1)),
+            ("c", None),
+            ("b/c", Some(2)),
+            ("d", Some(3)),
+            ("e", None),
+            ("d", Some(3)),
+        ];
+        for (k, want) in cases {
             assert_eq!(c.get(k).map(|(_, v)| *v), want, "{k}");
         }
     }

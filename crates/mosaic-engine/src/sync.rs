@@ -219,7 +219,23 @@ impl Inputs {
             preserve,
             prescan,
             manifest_json,
-        })
+        }
+        .sharing_paths())
+    }
+
+    /// The manifest and the view scanned ahead, read at the same time as
+    /// the source, hold a copy of each path the source holds too; they
+    /// take the source's instead (at 100,000 files, 100,000 allocations
+    /// of 50–60 bytes less through the plan, the run's peak).
+    fn sharing_paths(mut self) -> Inputs {
+        let source = &self.source.files;
+        if let Some(m) = self.manifest.as_mut() {
+            m.files.share_keys(source);
+        }
+        if let Some(v) = self.prescan.as_mut() {
+            v.paths.share_keys(source);
+        }
+        self
     }
 
     /// Loads the source, the manifest and the preserve set for `paths`.
@@ -238,7 +254,8 @@ impl Inputs {
             preserve,
             prescan,
             manifest_json,
-        })
+        }
+        .sharing_paths())
     }
 
     /// Scans the disk and plans (the view scanned ahead is used up).
@@ -401,7 +418,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
     let mut shipped_at = source.files.cursor();
     for item in &plan.items {
         let shipped = shipped_at.get(&item.path);
-        let write = |rel: String| {
+        let write = |rel: crate::Rel| {
             let (key, s) = shipped.expect("written paths ship");
             Op::Write {
                 rel,
@@ -416,24 +433,26 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
             | Action::FixMode { .. }
             | Action::Update
             | Action::UpdateLegacy
-            | Action::ConflictReplaced => ops.push(write(item.path.to_string())),
-            Action::Conflict => ops.push(write(format!("{}.mosaic-new", item.path))),
+            | Action::ConflictReplaced => ops.push(write(item.path.clone())),
+            Action::Conflict => ops.push(write(format!("{}.mosaic-new", item.path).into())),
             Action::ObstacleReplaced { obstacle, .. } => {
                 if obstacles.insert(obstacle.clone()) {
                     ops.push(Op::Remove {
-                        rel: obstacle.clone(),
+                        rel: obstacle.as_str().into(),
                     });
                 }
-                ops.push(write(item.path.to_string()));
+                ops.push(write(item.path.clone()));
             }
             Action::Delete => ops.push(Op::Remove {
-                rel: item.path.to_string(),
+                rel: item.path.clone(),
             }),
             _ => {}
         }
     }
     for d in &plan.rmdirs {
-        ops.push(Op::RemoveDirIfEmpty { rel: d.clone() });
+        ops.push(Op::RemoveDirIfEmpty {
+            rel: d.as_str().into(),
+        });
     }
     ops
 }
@@ -554,6 +573,9 @@ pub struct SyncPlan<'s, A> {
     view: plan::DiskView,
     rewrites: Vec<crate::migrate::Rewrite>,
     units: Option<crate::units::UnitPlan>,
+    /// How many of the report's changes, the first ones, describe the
+    /// plan's items ([`describe`]); the rest come from elsewhere.
+    described: usize,
     /// The legacy sessions live now (non-empty with `--relaunch` means the
     /// caller stops them before executing and restarts them after).
     pub legacy_live: Vec<String>,
@@ -583,7 +605,7 @@ impl<A> SyncPlan<'_, A> {
         let mut ops = ops_for(&self.plan, &self.inputs.source);
         for r in &self.rewrites {
             ops.push(Op::Write {
-                rel: r.rel.clone(),
+                rel: r.rel.as_str().into(),
                 bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
                 mode: r.mode,
                 sha256: crate::Sha256::of(&r.bytes),
@@ -620,6 +642,7 @@ pub fn plan_sync<'s, A>(
     check_downgrade(&inputs, opts.allow_downgrade)?;
     let (plan, view) = inputs.plan(opts.conflict)?;
     report.changes = plan.items.iter().filter_map(describe).collect();
+    let described = report.changes.len();
     report.blocked = plan.blockers().count();
 
     // SPEC §5.1: the legacy socket, unless its sessions are live.
@@ -701,6 +724,7 @@ pub fn plan_sync<'s, A>(
         view,
         rewrites,
         units,
+        described,
         legacy_live,
         stop_legacy,
         command: opts.command.clone(),
@@ -718,12 +742,20 @@ impl SyncPlan<'_, Locked> {
         // report of a large install (a change per file) is a tenth of the
         // run's peak heap.
         let mut report = std::mem::take(&mut self.report);
+        // The changes that describe the plan's items (one per file on a
+        // fresh install) are let go through the transaction and described
+        // again from the plan once it has landed (`describe` reads only the
+        // plan, which this run does not change); the others are kept.
+        #[cfg(debug_assertions)]
+        let planned_changes = report.changes.clone();
+        let others = report.changes.split_off(self.described);
+        report.changes = Vec::new();
         // A run that writes no longer needs the old manifest's files (the
         // next manifest comes from the plan, the source and the disk view):
         // they go before the transaction, not after it, off the run's peak.
         if !self.ops().is_empty() {
             if let Some(m) = self.inputs.manifest.as_mut() {
-                m.files = BTreeMap::new();
+                m.files = crate::sorted::SortedMap::new();
             }
         }
         let ops = self.ops();
@@ -837,6 +869,16 @@ impl SyncPlan<'_, Locked> {
             report.backup = applied.backup.map(|b| b.display().to_string());
             report.warnings.extend(applied.warnings);
         }
+        report.changes = Vec::with_capacity(self.described + others.len());
+        report
+            .changes
+            .extend(self.plan.items.iter().filter_map(describe));
+        report.changes.extend(others);
+        #[cfg(debug_assertions)]
+        assert!(
+            report.changes == planned_changes,
+            "the changes described again are the planned ones"
+        );
         Ok(report)
     }
 }
@@ -921,21 +963,24 @@ impl<A> SyncPlan<'_, A> {
 /// cannot trust, racily clean now, is no news: `old`'s stays, and a stale
 /// one only costs the next run a read).
 fn nothing_new_to_record(old: &Manifest, next: &Manifest) -> bool {
-    let same_entries = |a: &BTreeMap<crate::Rel, Entry>, b: &BTreeMap<crate::Rel, Entry>| {
+    fn same_entries<'a>(
+        a: impl ExactSizeIterator<Item = (&'a crate::Rel, &'a Entry)>,
+        mut b: impl ExactSizeIterator<Item = (&'a crate::Rel, &'a Entry)>,
+    ) -> bool {
         a.len() == b.len()
-            && a.iter().zip(b).all(|((ka, ea), (kb, eb))| {
+            && a.zip(&mut b).all(|((ka, ea), (kb, eb))| {
                 ka == kb
                     && ea.sha256 == eb.sha256
                     && ea.mode == eb.mode
                     && (eb.observed.is_none() || ea.observed == eb.observed)
             })
-    };
+    }
     old.format == next.format
         && old.version == next.version
         && old.generation == next.generation
         && old.dirs == next.dirs
-        && same_entries(&old.files, &next.files)
-        && same_entries(&old.units, &next.units)
+        && same_entries(old.files.iter(), next.files.iter())
+        && same_entries(old.units.iter(), next.units.iter())
 }
 
 fn check_downgrade(inputs: &Inputs, allow: bool) -> Result<()> {

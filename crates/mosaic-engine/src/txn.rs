@@ -73,7 +73,7 @@ pub enum Op<'a> {
     /// Atomically write a file.
     Write {
         /// Relative path.
-        rel: String,
+        rel: crate::Rel,
         /// Content.
         bytes: Payload<'a>,
         /// Mode.
@@ -84,17 +84,17 @@ pub enum Op<'a> {
     /// Remove a file, a symlink (the link itself) or a directory tree.
     Remove {
         /// Relative path.
-        rel: String,
+        rel: crate::Rel,
     },
     /// Remove a directory if it is empty.
     RemoveDirIfEmpty {
         /// Relative path.
-        rel: String,
+        rel: crate::Rel,
     },
     /// Make `rel` what `from` holds (a file, link or tree), or absent.
     Restore {
         /// Relative path.
-        rel: String,
+        rel: crate::Rel,
         /// Source in a backup, or `None` for "absent".
         from: Option<PathBuf>,
     },
@@ -103,6 +103,12 @@ pub enum Op<'a> {
 impl Op<'_> {
     /// The relative path the operation is about.
     pub fn rel(&self) -> &str {
+        self.shared_rel()
+    }
+
+    /// The same path, as the shared allocation the op holds (a backup
+    /// record takes a reference to it, not a copy).
+    pub fn shared_rel(&self) -> &crate::Rel {
         match self {
             Op::Write { rel, .. }
             | Op::Remove { rel }
@@ -171,8 +177,8 @@ impl Before {
 /// What was at one path before the run (as recorded in the backup).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Record {
-    /// Relative path below the home.
-    pub rel: String,
+    /// Relative path below the home (shared with the op and the plan).
+    pub rel: crate::Rel,
     /// Operation kind.
     pub kind: RecKind,
     /// What was there before.
@@ -738,7 +744,7 @@ pub fn apply_planned(
     let removed: BTreeSet<&str> = ops
         .iter()
         .filter_map(|o| match o {
-            Op::Remove { rel } => Some(rel.as_str()),
+            Op::Remove { rel } => Some(&**rel),
             _ => None,
         })
         .collect();
@@ -822,7 +828,7 @@ pub fn apply_planned(
             }
         }
         records.push(Record {
-            rel: rel.to_string(),
+            rel: op.shared_rel().clone(),
             kind: op.kind(),
             before: Before::of(before),
             fp,
@@ -831,7 +837,7 @@ pub fn apply_planned(
     }
     if manifest.is_some() {
         records.push(Record {
-            rel: MANIFEST_REL.to_string(),
+            rel: MANIFEST_REL.into(),
             kind: RecKind::Manifest,
             before: Before::of(kind_of(&mut roots, MANIFEST_REL)?),
             fp: None,
@@ -903,7 +909,7 @@ pub fn apply_planned(
             .records
             .iter()
             .filter(|r| r.before == Before::Dir && r.kind != RecKind::Rmdir)
-            .map(|r| r.rel.as_str())
+            .map(|r| &*r.rel)
             .collect();
         for rec in &meta.records {
             if rec.before == Before::Absent || rec.kind == RecKind::Rmdir || under(&rec.rel, &trees)
@@ -1179,18 +1185,17 @@ fn apply_ops<'o>(
     warnings: &mut Vec<String>,
     touched: &mut BTreeSet<&'o str>,
 ) -> Result<()> {
-    let record: BTreeMap<&str, &Record> =
-        meta.records.iter().map(|r| (r.rel.as_str(), r)).collect();
+    let record: BTreeMap<&str, &Record> = meta.records.iter().map(|r| (&*r.rel, r)).collect();
     let tag = meta.tmp_tag.as_str();
     failpoint::pause("before-apply");
     // Removals first: an obstacle must go before its replacement is written.
     let mut removed = BTreeSet::new();
     for op in ops {
         if let Op::Remove { rel } = op {
-            let rec = record[rel.as_str()];
+            let rec = record[&**rel];
             if let Some((dir, name)) = roots.parent(rel)? {
                 unchanged(&dir, &name, rec, false)?;
-                touched.insert(rel.as_str());
+                touched.insert(&**rel);
                 if rec.before == Before::File {
                     // Aside first, then look at what really moved: an edit
                     // saved after the check goes into the backup.
@@ -1208,7 +1213,7 @@ fn apply_ops<'o>(
                     dir.remove_tree(&name)?;
                 }
             }
-            removed.insert(rel.as_str());
+            removed.insert(&**rel);
         }
     }
     for d in &meta.mkdirs {
@@ -1276,7 +1281,7 @@ fn apply_ops<'o>(
                 let _ = dir.unlink(&tmp);
                 return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((rel.as_str(), at));
+            temps.push((&**rel, at));
         }
     }
     if !temps.is_empty() {
@@ -1318,13 +1323,13 @@ fn apply_ops<'o>(
             Op::Restore { rel, from } => {
                 // Still what the run found (an edit since is never lost).
                 if let Some((dir, name)) = roots.parent(rel)? {
-                    unchanged(&dir, &name, record[rel.as_str()], false)?;
+                    unchanged(&dir, &name, record[&**rel], false)?;
                 }
-                touched.insert(rel.as_str());
+                touched.insert(&**rel);
                 restore_path(roots, from.as_deref(), rel, tag)?
             }
             Op::RemoveDirIfEmpty { rel } => {
-                touched.insert(rel.as_str());
+                touched.insert(&**rel);
                 let Some((dir, name)) = roots.parent(rel)? else {
                     continue;
                 };
@@ -1421,7 +1426,7 @@ fn restore_touched(
     };
     for rec in meta.records.iter().rev() {
         let path = target(home, &rec.rel);
-        let untouched = touched.is_some_and(|t| !t.contains(rec.rel.as_str()));
+        let untouched = touched.is_some_and(|t| !t.contains(&*rec.rel));
         let parent = match roots.parent(&rec.rel) {
             Ok(p) => p,
             // Reachable only through a link now, and the run never acted
@@ -1625,7 +1630,7 @@ fn check_meta(paths: &Paths, meta: &BackupMeta, mpath: &Path, bdir: &Path) -> Re
     let bad = meta
         .records
         .iter()
-        .map(|r| r.rel.as_str())
+        .map(|r| &*r.rel)
         .find(|rel| !(safe_rel(rel) || ok_abs(rel)))
         .or_else(|| {
             meta.mkdirs
@@ -1978,7 +1983,9 @@ pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
         _ => depth(a).cmp(&depth(b)),
     });
     for d in meta.mkdirs.iter().rev() {
-        ops.push(Op::RemoveDirIfEmpty { rel: d.clone() });
+        ops.push(Op::RemoveDirIfEmpty {
+            rel: d.as_str().into(),
+        });
     }
     ops
 }
@@ -2051,7 +2058,7 @@ mod tests {
 
     fn write(rel: &str, bytes: &'static [u8]) -> Op<'static> {
         Op::Write {
-            rel: rel.to_string(),
+            rel: rel.into(),
             bytes: Payload::Bytes(Cow::Borrowed(bytes)),
             mode: 0o644,
             sha256: crate::Sha256::of(bytes),

@@ -91,7 +91,10 @@ pub fn plan_refresh(
                 })
                 .collect()
         } else {
-            m.units.clone()
+            m.units
+                .iter()
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect()
         };
         u
     });
@@ -147,7 +150,7 @@ impl UnitPlan {
                 continue;
             };
             let write = |rel: String| Op::Write {
-                rel,
+                rel: rel.into(),
                 bytes: crate::txn::Payload::of(key, s),
                 mode: s.mode,
                 sha256: s.sha256,
