@@ -49,22 +49,105 @@ pub fn is_index(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-/// Builds a body, then [`Writer::finish`] wraps it in the container.
+/// Builds a body, then [`Writer::finish`] wraps it in the container; or,
+/// made with [`Writer::to_file`], writes it to a file as it goes (a window
+/// at a time) and [`Writer::finish_file`] puts the header in front.
 #[derive(Debug)]
-pub struct Writer {
+pub struct Writer<'f> {
     buf: Vec<u8>,
     prev: Vec<u8>,
+    sink: Option<Sink<'f>>,
 }
 
-impl Writer {
+/// Where a streaming [`Writer`] spills its body.
+#[derive(Debug)]
+struct Sink<'f> {
+    file: &'f mut std::fs::File,
+    hasher: Sha256,
+    /// Body bytes written to the file so far.
+    written: u64,
+    /// Whether the header's place was written (the first spill).
+    started: bool,
+    /// The first write error; reported by [`Writer::finish_file`].
+    failed: Option<std::io::Error>,
+}
+
+impl Writer<'static> {
     /// An empty body with room for about `cap` bytes.
-    pub fn new(cap: usize) -> Writer {
+    pub fn new(cap: usize) -> Writer<'static> {
         let mut buf = Vec::with_capacity(HEADER + cap);
         buf.resize(HEADER, 0);
         Writer {
             buf,
             prev: Vec::new(),
+            sink: None,
         }
+    }
+}
+
+impl<'f> Writer<'f> {
+    /// A body written to `file` (empty, at its start) as it is built: the
+    /// header's place is kept and filled by [`Writer::finish_file`]; no
+    /// more than about one window of it is held.
+    pub fn to_file(file: &'f mut std::fs::File) -> Writer<'f> {
+        let mut buf = Vec::with_capacity(HEADER + CHUNK + 4096);
+        buf.resize(HEADER, 0);
+        Writer {
+            buf,
+            prev: Vec::new(),
+            sink: Some(Sink {
+                file,
+                hasher: Sha256::new(),
+                written: 0,
+                started: false,
+                failed: None,
+            }),
+        }
+    }
+
+    /// Writes what was built to the file, when streaming and a window is
+    /// full (called between entries).
+    fn spill(&mut self, at_least: usize) {
+        use std::io::Write;
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if self.buf.len() < at_least {
+            return;
+        }
+        // The header's place, the first time: its bytes come last.
+        let body_from = if sink.started { 0 } else { HEADER };
+        sink.started = true;
+        sink.hasher.update(&self.buf[body_from..]);
+        sink.written += (self.buf.len() - body_from) as u64;
+        if sink.failed.is_none() {
+            if let Err(e) = sink.file.write_all(&self.buf) {
+                sink.failed = Some(e);
+            }
+        }
+        self.buf.clear();
+    }
+
+    /// Finishes a body made with [`Writer::to_file`]: the rest of it, then
+    /// the header and checksum at the start of the file.
+    pub fn finish_file(mut self, kind: Kind) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        // A body that fit in one window still has the header's place.
+        self.spill(0);
+        let sink = self
+            .sink
+            .take()
+            .expect("finish_file is for to_file writers");
+        if let Some(e) = sink.failed {
+            return Err(e);
+        }
+        let mut head = [0u8; HEADER];
+        head[..8].copy_from_slice(MAGIC);
+        head[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        head[12..16].copy_from_slice(&(kind as u32).to_le_bytes());
+        head[16..24].copy_from_slice(&sink.written.to_le_bytes());
+        head[24..56].copy_from_slice(&sink.hasher.finalize());
+        sink.file.write_all_at(&head, 0)
     }
 
     /// One byte.
@@ -100,6 +183,7 @@ impl Writer {
 
     /// The next path of the current list (callers give them sorted).
     pub fn path(&mut self, p: &str) {
+        self.spill(CHUNK);
         let p = p.as_bytes();
         let shared = p.iter().zip(&self.prev).take_while(|(a, b)| a == b).count();
         self.varint(shared as u64);
@@ -123,8 +207,10 @@ impl Writer {
         self.varint(fp.ino);
     }
 
-    /// The finished file: header, checksum and body.
+    /// The finished file: header, checksum and body (of a writer made with
+    /// [`Writer::new`]).
     pub fn finish(mut self, kind: Kind) -> Vec<u8> {
+        assert!(self.sink.is_none(), "finish is for in-memory writers");
         let body_len = (self.buf.len() - HEADER) as u64;
         let sum = Sha256::digest(&self.buf[HEADER..]);
         self.buf[..8].copy_from_slice(MAGIC);
@@ -595,6 +681,40 @@ mod tests {
         r.list().unwrap();
         let err = r.verify().unwrap_err();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn a_body_written_to_a_file_as_it_goes_is_the_body_built_in_memory() {
+        let fill = |w: &mut Writer<'_>, n: usize| {
+            w.varint(7);
+            w.list(n);
+            for i in 0..n {
+                w.path(&format!("dir{:03}/file{i:05}.md", i / 40));
+                w.hash(&crate::Sha256([i as u8; 32]));
+            }
+            w.bytes(b"tail");
+        };
+        // One entry (within the first window) and many windows' worth.
+        for n in [0, 1, 5000] {
+            let mut mem = Writer::new(0);
+            fill(&mut mem, n);
+            let want = mem.finish(Kind::Manifest);
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("m.idx");
+            let mut f = std::fs::File::create(&p).unwrap();
+            let mut w = Writer::to_file(&mut f);
+            fill(&mut w, n);
+            w.finish_file(Kind::Manifest).unwrap();
+            drop(f);
+            let got = std::fs::read(&p).unwrap();
+            assert!(
+                got == want,
+                "{n} entries: {} vs {} bytes",
+                got.len(),
+                want.len()
+            );
+            Reader::open(&got, Kind::Manifest).unwrap();
+        }
     }
 
     #[test]

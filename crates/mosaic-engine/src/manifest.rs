@@ -239,13 +239,43 @@ pub fn encode_streamed<'a>(
     units: &BTreeMap<crate::Rel, Entry>,
 ) -> Vec<u8> {
     let mut w = Writer::new(100 * (n + units.len()) + 16 * dirs.len());
+    encode_body(&mut w, version, generation, n, files, dirs, units);
+    w.finish(Kind::Manifest)
+}
+
+/// Like [`encode_streamed`], written to `file` (empty, at its start) as it
+/// is encoded instead of returned: a transaction writes the next manifest
+/// of a large install without holding its bytes (10 MB at 100,000 files).
+pub fn encode_streamed_to<'a>(
+    file: &mut std::fs::File,
+    version: &Version,
+    generation: u64,
+    n: usize,
+    files: impl Iterator<Item = (&'a str, Entry)>,
+    dirs: &BTreeSet<String>,
+    units: &BTreeMap<crate::Rel, Entry>,
+) -> std::io::Result<()> {
+    let mut w = Writer::to_file(file);
+    encode_body(&mut w, version, generation, n, files, dirs, units);
+    w.finish_file(Kind::Manifest)
+}
+
+fn encode_body<'a>(
+    w: &mut Writer<'_>,
+    version: &Version,
+    generation: u64,
+    n: usize,
+    files: impl Iterator<Item = (&'a str, Entry)>,
+    dirs: &BTreeSet<String>,
+    units: &BTreeMap<crate::Rel, Entry>,
+) {
     w.varint(u64::from(FORMAT));
     w.bytes(version.to_string().as_bytes());
     w.varint(generation);
     w.list(n);
     let mut got = 0;
     for (path, e) in files {
-        entry(&mut w, path, &e);
+        entry(w, path, &e);
         got += 1;
     }
     assert_eq!(
@@ -256,18 +286,17 @@ pub fn encode_streamed<'a>(
     for d in dirs {
         w.path(d);
     }
-    entries(&mut w, units);
-    w.finish(Kind::Manifest)
+    entries(w, units);
 }
 
-fn entries(w: &mut Writer, map: &BTreeMap<crate::Rel, Entry>) {
+fn entries(w: &mut Writer<'_>, map: &BTreeMap<crate::Rel, Entry>) {
     w.list(map.len());
     for (path, e) in map {
         entry(w, path, e);
     }
 }
 
-fn entry(w: &mut Writer, path: &str, e: &Entry) {
+fn entry(w: &mut Writer<'_>, path: &str, e: &Entry) {
     {
         w.path(path);
         w.hash(&e.sha256);

@@ -481,6 +481,49 @@ pub fn next_manifest_bytes(
     units: Option<&BTreeMap<crate::Rel, crate::manifest::Entry>>,
     generation: u64,
 ) -> Result<Vec<u8>> {
+    next_manifest_parts(inputs, plan, view, units, |n, files, dirs, units| {
+        crate::manifest::encode_streamed(&inputs.source.version, generation, n, files, dirs, units)
+    })
+}
+
+/// [`next_manifest_bytes`], written into `file` as it is encoded (see
+/// [`crate::manifest::encode_streamed_to`]).
+pub fn next_manifest_to(
+    file: &mut std::fs::File,
+    inputs: &Inputs,
+    plan: &Plan,
+    view: &plan::DiskView,
+    units: Option<&BTreeMap<crate::Rel, crate::manifest::Entry>>,
+    generation: u64,
+) -> Result<()> {
+    next_manifest_parts(inputs, plan, view, units, |n, files, dirs, units| {
+        crate::manifest::encode_streamed_to(
+            file,
+            &inputs.source.version,
+            generation,
+            n,
+            files,
+            dirs,
+            units,
+        )
+    })?
+    .map_err(|e| Error::io(inputs.paths.manifest(), e))
+}
+
+/// What the next manifest is made of, handed to `encode`: the number of
+/// files, their entries in path order, the directories and the units.
+fn next_manifest_parts<R>(
+    inputs: &Inputs,
+    plan: &Plan,
+    view: &plan::DiskView,
+    units: Option<&BTreeMap<crate::Rel, crate::manifest::Entry>>,
+    encode: impl FnOnce(
+        usize,
+        &mut dyn Iterator<Item = (&str, crate::manifest::Entry)>,
+        &std::collections::BTreeSet<String>,
+        &BTreeMap<crate::Rel, crate::manifest::Entry>,
+    ) -> R,
+) -> Result<R> {
     let n = plan
         .items
         .iter()
@@ -493,11 +536,9 @@ pub fn next_manifest_bytes(
     let units = units
         .or(inputs.manifest.as_ref().map(|m| &m.units))
         .unwrap_or(&empty);
-    Ok(crate::manifest::encode_streamed(
-        &inputs.source.version,
-        generation,
+    Ok(encode(
         n,
-        next_files(inputs, plan, view)?.map(|(p, e)| (&**p, e)),
+        &mut next_files(inputs, plan, view)?.map(|(p, e)| (&**p, e)),
         &next_dirs(inputs, plan),
         units,
     ))
@@ -846,9 +887,10 @@ impl SyncPlan<'_, Locked> {
                 &ops,
                 &planned,
                 &info,
-                Some(&mut |generation| {
+                Some(&mut |generation, file| {
                     let units = self.units.as_ref().map(|u| u.next_entries());
-                    let bytes = next_manifest_bytes(
+                    next_manifest_to(
+                        file,
                         &self.inputs,
                         &self.plan,
                         &self.view,
@@ -856,14 +898,19 @@ impl SyncPlan<'_, Locked> {
                         generation,
                     )?;
                     // The streamed encoding is the map's (checked in every
-                    // debug build, so every test run checks it).
+                    // debug build, so every test run checks it), read back
+                    // from the file as written (opened for writing only:
+                    // read through another descriptor of it).
                     #[cfg(debug_assertions)]
                     {
+                        use std::os::fd::AsRawFd;
                         let mut m = make_manifest()?;
                         m.generation = generation;
-                        assert!(m.to_bytes() == bytes, "streamed manifest differs");
+                        let again = format!("/proc/self/fd/{}", file.as_raw_fd());
+                        let written = std::fs::read(again).expect("read the manifest temp back");
+                        assert!(m.to_bytes() == written, "streamed manifest differs");
                     }
-                    Ok(Some(bytes))
+                    Ok(())
                 }),
             )?;
             report.backup = applied.backup.map(|b| b.display().to_string());

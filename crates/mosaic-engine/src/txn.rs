@@ -710,16 +710,21 @@ pub enum Seen {
     Other,
 }
 
+/// Writes the next manifest of the generation it is given into the file it
+/// is given (a fresh temp, atomically renamed into place once written and
+/// flushed), so a large one is streamed, never held whole.
+pub type ManifestWriter<'a> = &'a mut dyn FnMut(u64, &mut std::fs::File) -> Result<()>;
+
 /// Applies `ops` transactionally, then, when `manifest` is given, writes the
 /// manifest it produces (called after every op has landed, so it can stat
-/// the results; `None` from it removes the manifest).
+/// the results).
 /// On any error the tree is restored and the error returned.
 pub fn apply(
     paths: &Paths,
     locked: &Locked,
     ops: &[Op<'_>],
     info: &RunInfo,
-    manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
+    manifest: Option<ManifestWriter<'_>>,
 ) -> Result<Applied> {
     apply_planned(paths, locked, ops, &|_| None, info, manifest)
 }
@@ -734,7 +739,7 @@ pub fn apply_planned(
     ops: &[Op<'_>],
     planned: &dyn Fn(&str) -> Option<Seen>,
     info: &RunInfo,
-    manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
+    manifest: Option<ManifestWriter<'_>>,
 ) -> Result<Applied> {
     let home = &paths.home;
     fsutil::mark_run_start();
@@ -835,6 +840,9 @@ pub fn apply_planned(
             after: afters.remove(rel).flatten(),
         });
     }
+    // The prepare's own maps (a path each) are done with; the transaction
+    // holds the records and the ops from here.
+    drop((seen, dir_kinds, afters));
     if manifest.is_some() {
         records.push(Record {
             rel: MANIFEST_REL.into(),
@@ -1181,7 +1189,7 @@ fn apply_ops<'o>(
     bdir: &Path,
     ops: &'o [Op<'_>],
     meta: &BackupMeta,
-    manifest: Option<&mut dyn FnMut(u64) -> Result<Option<Vec<u8>>>>,
+    manifest: Option<ManifestWriter<'_>>,
     warnings: &mut Vec<String>,
     touched: &mut BTreeSet<&'o str>,
 ) -> Result<()> {
@@ -1348,23 +1356,29 @@ fn apply_ops<'o>(
         }
     }
     roots.sync()?;
+    // Let go before the next manifest is built, the run's peak on a large
+    // fresh install: each is a list or map of every written path.
+    drop((temps, dirs, record, removed));
     failpoint::hit("before-manifest");
     failpoint::pause("before-manifest");
     let Some(manifest) = manifest else {
         return Ok(());
     };
-    let next = manifest(meta.generation)?;
     touched.insert(MANIFEST_REL);
-    match next {
-        Some(bytes) => {
-            let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
-            write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
-                std::io::Write::write_all(f, &bytes)
-            })?;
-        }
-        None => remove_any(roots, MANIFEST_REL)?,
+    let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
+    // The writer's own error (not an I/O one) is kept as it is.
+    let mut failed = None;
+    let written = write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
+        manifest(meta.generation, f).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            failed = Some(e);
+            io
+        })
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => written,
     }
-    Ok(())
 }
 
 fn under(rel: &str, dirs: &BTreeSet<&str>) -> bool {
