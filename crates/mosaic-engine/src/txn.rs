@@ -758,14 +758,23 @@ pub fn apply_planned(
     let mut mkdirs: BTreeSet<String> = BTreeSet::new();
     let mut afters = afters(ops)?;
     let mut records = Vec::with_capacity(ops.len() + 1);
-    let mut seen = BTreeSet::new();
+    // The record of each op (`rec_of[i]` indexes `records`), and of each
+    // path seen so far.
+    let mut rec_of: Vec<u32> = Vec::with_capacity(ops.len());
+    let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
     for op in ops {
         // The first op on a path sees its state before the run; that is what
         // the backup must hold.
         let rel = op.rel();
-        if !seen.insert(rel) {
+        if let Some(&r) = seen.get(rel) {
+            rec_of.push(r);
             continue;
         }
+        let r = u32::try_from(records.len()).map_err(|_| {
+            Error::Input("more than 4 billion paths in one run; split it".to_string())
+        })?;
+        seen.insert(rel, r);
+        rec_of.push(r);
         let inside = !rel.starts_with('/');
         let below_removed = inside && under_removed(rel);
         // A path below a missing directory is missing too: not looked up
@@ -948,11 +957,11 @@ pub fn apply_planned(
 
     // --- apply.
     let mut warnings = Vec::new();
-    let mut touched = BTreeSet::new();
+    let mut touched = Touched(vec![false; meta.records.len()]);
     let applied = apply_ops(
         &mut roots,
         &bdir,
-        ops,
+        (ops, &rec_of),
         &meta,
         manifest,
         &mut warnings,
@@ -1117,15 +1126,15 @@ fn settle_replaced(
 /// replaces (a path that was absent) or an exchange whose outcome is settled
 /// (see [`settle_replaced`]).
 #[allow(clippy::too_many_arguments)]
-fn rename_one<'o>(
+fn rename_one(
     roots: &mut Roots,
     tmp: &str,
-    rel: &'o str,
+    rel: &str,
     rec: &Record,
     fresh: bool,
     bdir: &Path,
     warnings: &mut Vec<String>,
-    touched: &mut BTreeSet<&'o str>,
+    touched: &mut bool,
 ) -> Result<()> {
     // The directory is opened afresh: one swapped for a link since the
     // temp was written fails here, and nothing is written through it.
@@ -1146,11 +1155,11 @@ fn rename_one<'o>(
             Rename::Replace
         };
         if how == Rename::Replace {
-            touched.insert(rel);
+            *touched = true;
         }
         match dir.rename_to(tmp, &dir, &name, how) {
             Ok(()) => {
-                touched.insert(rel);
+                *touched = true;
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::Input(format!(
@@ -1164,7 +1173,7 @@ fn rename_one<'o>(
     }
     // Swap atomically, then look at what came out: whatever was there at
     // that instant ends up in the file's place or in the backup.
-    touched.insert(rel);
+    *touched = true;
     match dir.rename_to(tmp, &dir, &name, Rename::Exchange) {
         Ok(()) => warnings.extend(settle_replaced(
             &dir,
@@ -1184,26 +1193,30 @@ fn rename_one<'o>(
     Ok(())
 }
 
-fn apply_ops<'o>(
+fn apply_ops(
     roots: &mut Roots,
     bdir: &Path,
-    ops: &'o [Op<'_>],
+    (ops, rec_of): (&[Op<'_>], &[u32]),
     meta: &BackupMeta,
     manifest: Option<ManifestWriter<'_>>,
     warnings: &mut Vec<String>,
-    touched: &mut BTreeSet<&'o str>,
+    touched: &mut Touched,
 ) -> Result<()> {
-    let record: BTreeMap<&str, &Record> = meta.records.iter().map(|r| (&*r.rel, r)).collect();
+    // The record of op `i`, and its index.
+    let record = |i: usize| {
+        let r = rec_of[i] as usize;
+        (&meta.records[r], r)
+    };
     let tag = meta.tmp_tag.as_str();
     failpoint::pause("before-apply");
     // Removals first: an obstacle must go before its replacement is written.
     let mut removed = BTreeSet::new();
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         if let Op::Remove { rel } = op {
-            let rec = record[&**rel];
+            let (rec, r) = record(i);
             if let Some((dir, name)) = roots.parent(rel)? {
                 unchanged(&dir, &name, rec, false)?;
-                touched.insert(&**rel);
+                touched.0[r] = true;
                 if rec.before == Before::File {
                     // Aside first, then look at what really moved: an edit
                     // saved after the check goes into the backup.
@@ -1237,13 +1250,14 @@ fn apply_ops<'o>(
     // directories must not run out of descriptors); a temp whose handle was
     // closed is removed on failure through a fresh lookup of its directory.
     const HELD: usize = 256;
-    // (path, index of its directory's handle); the temp's name is derived
-    // again from the path and the run tag, not held.
-    let mut temps: Vec<(&str, usize)> = Vec::new();
+    // (index of the op, index of its directory's handle); the temp's name
+    // is derived again from the path and the run tag, not held.
+    let writes = ops.iter().filter(|o| matches!(o, Op::Write { .. })).count();
+    let mut temps: Vec<(u32, u32)> = Vec::with_capacity(writes);
     // Handles on the framework tree's directories, for its files' content.
     let mut source: Option<(&Path, crate::scan::Lookup)> = None;
     let mut dirs: Vec<(String, Option<Dir>)> = Vec::new();
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         if let Op::Write {
             rel, bytes, mode, ..
         } = op
@@ -1289,7 +1303,9 @@ fn apply_ops<'o>(
                 let _ = dir.unlink(&tmp);
                 return Err(Error::io(dir.join(&name), e));
             }
-            temps.push((&**rel, at));
+            // Both fit: `rec_of` has an entry per op in a u32, and there
+            // are no more handles than ops.
+            temps.push((index_u32(i), index_u32(at)));
         }
     }
     if !temps.is_empty() {
@@ -1297,21 +1313,33 @@ fn apply_ops<'o>(
     }
     failpoint::pause("before-rename");
     let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
-    for (i, (rel, _)) in temps.iter().enumerate() {
+    for (k, &(i, _)) in temps.iter().enumerate() {
+        let rel = ops[i as usize].rel();
         let tmp = &tmp_of(rel);
-        if i == temps.len() / 2 {
+        if k == temps.len() / 2 {
             failpoint::hit("mid-apply");
         }
         let fresh = removed.contains(rel) || under(rel, &removed);
-        let done = rename_one(roots, tmp, rel, record[rel], fresh, bdir, warnings, touched);
+        let (rec, r) = record(i as usize);
+        let done = rename_one(
+            roots,
+            tmp,
+            rel,
+            rec,
+            fresh,
+            bdir,
+            warnings,
+            &mut touched.0[r],
+        );
         if let Err(e) = done {
             // The temps not renamed yet are removed through the handles they
             // were made with (one in a directory moved out of the home
             // meanwhile too); recovery would not find that one.
-            for (j, (rel, at)) in temps.iter().enumerate().skip(i) {
+            for (j, &(i, at)) in temps.iter().enumerate().skip(k) {
+                let rel = ops[i as usize].rel();
                 let tmp = &tmp_of(rel);
-                if j > i || !touched.contains(*rel) {
-                    match &dirs[*at].1 {
+                if j > k || !touched.0[record(i as usize).1] {
+                    match &dirs[at as usize].1 {
                         Some(dir) => {
                             let _ = dir.unlink(tmp);
                         }
@@ -1326,18 +1354,19 @@ fn apply_ops<'o>(
             return Err(e);
         }
     }
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Restore { rel, from } => {
+                let (rec, r) = record(i);
                 // Still what the run found (an edit since is never lost).
                 if let Some((dir, name)) = roots.parent(rel)? {
-                    unchanged(&dir, &name, record[&**rel], false)?;
+                    unchanged(&dir, &name, rec, false)?;
                 }
-                touched.insert(&**rel);
+                touched.0[r] = true;
                 restore_path(roots, from.as_deref(), rel, tag)?
             }
             Op::RemoveDirIfEmpty { rel } => {
-                touched.insert(&**rel);
+                touched.0[record(i).1] = true;
                 let Some((dir, name)) = roots.parent(rel)? else {
                     continue;
                 };
@@ -1358,13 +1387,16 @@ fn apply_ops<'o>(
     roots.sync()?;
     // Let go before the next manifest is built, the run's peak on a large
     // fresh install: each is a list or map of every written path.
-    drop((temps, dirs, record, removed));
+    drop((temps, dirs, removed));
     failpoint::hit("before-manifest");
     failpoint::pause("before-manifest");
     let Some(manifest) = manifest else {
         return Ok(());
     };
-    touched.insert(MANIFEST_REL);
+    // The manifest's record is the last one (see `apply_planned`).
+    if let Some(t) = touched.0.last_mut() {
+        *t = true;
+    }
     let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
     // The writer's own error (not an I/O one) is kept as it is.
     let mut failed = None;
@@ -1379,6 +1411,16 @@ fn apply_ops<'o>(
         Some(e) => Err(e),
         None => written,
     }
+}
+
+/// Which of a run's records (by index) it has acted on so far: a failed
+/// run restores only those.
+struct Touched(Vec<bool>);
+
+/// An op or handle index, which fits a u32 (checked when the records were
+/// made: no more than u32::MAX ops).
+fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than 4 billion ops")
 }
 
 fn under(rel: &str, dirs: &BTreeSet<&str>) -> bool {
@@ -1428,7 +1470,7 @@ fn restore_touched(
     home: &Path,
     bdir: &Path,
     meta: &BackupMeta,
-    touched: Option<&BTreeSet<&str>>,
+    touched: Option<&Touched>,
 ) -> Result<Vec<String>> {
     let files = bdir.join("files");
     let mut roots = Roots::new(home)?;
@@ -1438,9 +1480,9 @@ fn restore_touched(
     } else {
         meta.tmp_tag.clone()
     };
-    for rec in meta.records.iter().rev() {
+    for (r, rec) in meta.records.iter().enumerate().rev() {
         let path = target(home, &rec.rel);
-        let untouched = touched.is_some_and(|t| !t.contains(&*rec.rel));
+        let untouched = touched.is_some_and(|t| !t.0[r]);
         let parent = match roots.parent(&rec.rel) {
             Ok(p) => p,
             // Reachable only through a link now, and the run never acted
