@@ -471,23 +471,10 @@ pub fn next_manifest(inputs: &Inputs, plan: &Plan, view: &plan::DiskView) -> Res
     Ok(m)
 }
 
-/// [`next_manifest`] encoded as it is computed (the entries are streamed
-/// into the index in path order, never held in a second map beside the old
-/// manifest), with `units` and `generation` as given.
-pub fn next_manifest_bytes(
-    inputs: &Inputs,
-    plan: &Plan,
-    view: &plan::DiskView,
-    units: Option<&BTreeMap<crate::Rel, crate::manifest::Entry>>,
-    generation: u64,
-) -> Result<Vec<u8>> {
-    next_manifest_parts(inputs, plan, view, units, |n, files, dirs, units| {
-        crate::manifest::encode_streamed(&inputs.source.version, generation, n, files, dirs, units)
-    })
-}
-
-/// [`next_manifest_bytes`], written into `file` as it is encoded (see
-/// [`crate::manifest::encode_streamed_to`]).
+/// [`next_manifest`] written into `file` as it is encoded (see
+/// [`crate::manifest::encode_streamed_to`]): the entries are streamed in
+/// path order, never held in a second map beside the old manifest nor as
+/// bytes, with `units` and `generation` as given.
 pub fn next_manifest_to(
     file: &mut std::fs::File,
     inputs: &Inputs,
@@ -830,28 +817,23 @@ impl SyncPlan<'_, Locked> {
                         .is_some_and(|old| nothing_new_to_record(old, next))
             };
             let generation = self.inputs.manifest.as_ref().map_or(0, |m| m.generation);
-            let units = self.units.as_ref().map(|u| u.next_entries());
-            let streamed = || {
-                next_manifest_bytes(
-                    &self.inputs,
-                    &self.plan,
-                    &self.view,
-                    units.as_ref(),
-                    generation,
-                )
-            };
-            let write = match self.nothing_new() {
+            let rewrite = match self.nothing_new() {
                 Some(nothing) => {
                     debug_assert_eq!(nothing, slow(&next()?), "the quick no-op check agrees");
-                    (!nothing).then(streamed).transpose()?
+                    !nothing
                 }
-                None => {
-                    let next = next()?;
-                    (!slow(&next)).then(|| next.to_bytes())
-                }
+                None => !slow(&next()?),
             };
-            if let Some(bytes) = write {
-                txn::write_manifest(paths, self.session.token(), &bytes)?;
+            if rewrite {
+                // The next manifest comes from the plan, the source and the
+                // disk view, streamed into its file: the old one's files go
+                // first, off the run's peak.
+                if let Some(m) = self.inputs.manifest.as_mut() {
+                    m.files = crate::sorted::SortedMap::new();
+                }
+                txn::write_manifest(paths, self.session.token(), &mut |f| {
+                    self.write_next_manifest(f, generation)
+                })?;
             }
         } else {
             let info = RunInfo {
@@ -887,31 +869,7 @@ impl SyncPlan<'_, Locked> {
                 &ops,
                 &planned,
                 &info,
-                Some(&mut |generation, file| {
-                    let units = self.units.as_ref().map(|u| u.next_entries());
-                    next_manifest_to(
-                        file,
-                        &self.inputs,
-                        &self.plan,
-                        &self.view,
-                        units.as_ref(),
-                        generation,
-                    )?;
-                    // The streamed encoding is the map's (checked in every
-                    // debug build, so every test run checks it), read back
-                    // from the file as written (opened for writing only:
-                    // read through another descriptor of it).
-                    #[cfg(debug_assertions)]
-                    {
-                        use std::os::fd::AsRawFd;
-                        let mut m = make_manifest()?;
-                        m.generation = generation;
-                        let again = format!("/proc/self/fd/{}", file.as_raw_fd());
-                        let written = std::fs::read(again).expect("read the manifest temp back");
-                        assert!(m.to_bytes() == written, "streamed manifest differs");
-                    }
-                    Ok(())
-                }),
+                Some(&mut |generation, file| self.write_next_manifest(file, generation)),
             )?;
             report.backup = applied.backup.map(|b| b.display().to_string());
             report.warnings.extend(applied.warnings);
@@ -927,6 +885,38 @@ impl SyncPlan<'_, Locked> {
             "the changes described again are the planned ones"
         );
         Ok(report)
+    }
+}
+
+impl<A> SyncPlan<'_, A> {
+    /// Writes the next manifest of `generation` into `file` as it is
+    /// encoded ([`next_manifest_to`], the units' entries as this run leaves
+    /// them). Every debug build (so every test run) reads it back from the
+    /// file as written and checks it is the map's encoding: the file is
+    /// opened for writing only, so through another descriptor of it.
+    fn write_next_manifest(&self, file: &mut std::fs::File, generation: u64) -> Result<()> {
+        let units = self.units.as_ref().map(|u| u.next_entries());
+        next_manifest_to(
+            file,
+            &self.inputs,
+            &self.plan,
+            &self.view,
+            units.as_ref(),
+            generation,
+        )?;
+        #[cfg(debug_assertions)]
+        {
+            use std::os::fd::AsRawFd;
+            let mut m = next_manifest(&self.inputs, &self.plan, &self.view)?;
+            if let Some(u) = &units {
+                m.units = u.clone();
+            }
+            m.generation = generation;
+            let again = format!("/proc/self/fd/{}", file.as_raw_fd());
+            let written = std::fs::read(again).expect("read the manifest temp back");
+            assert!(m.to_bytes() == written, "streamed manifest differs");
+        }
+        Ok(())
     }
 }
 

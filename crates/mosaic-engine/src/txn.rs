@@ -186,7 +186,7 @@ pub struct Record {
     /// The stat fingerprint of the file that was there (checked again right
     /// before it is replaced, so an edit made meanwhile is never lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fp: Option<Fingerprint>,
+    pub fp: Option<Box<Fingerprint>>,
     /// What the run leaves there: `absent`, or the sha256 of the file it
     /// writes; unset when unknown. Recovery only undoes a path that still
     /// holds what the run left, never a later edit.
@@ -672,26 +672,20 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// What the last op on each path leaves there (see [`Record::after`]).
-fn afters<'o>(ops: &'o [Op<'_>]) -> Result<BTreeMap<&'o str, Option<After>>> {
-    let mut out = Vec::with_capacity(ops.len());
-    for op in ops {
-        let after = match op {
-            Op::Write { sha256, .. } => Some(After::File(*sha256)),
-            Op::Remove { .. } | Op::Restore { from: None, .. } => Some(After::Absent),
-            Op::Restore {
-                from: Some(from), ..
-            } => match std::fs::symlink_metadata(from) {
-                Ok(m) if m.is_file() => Some(After::File(fsutil::hash_file(from)?)),
-                _ => None,
-            },
-            Op::RemoveDirIfEmpty { .. } => None,
-        };
-        out.push((op.rel(), after));
-    }
-    // Bulk-built (full nodes); of several ops on one path the last wins, as
-    // `BTreeMap::from_iter` keeps the last of equal keys.
-    Ok(out.into_iter().collect())
+/// What `op` leaves at its path (see [`Record::after`]); the record of a
+/// path takes it from the last op on that path.
+fn after_of(op: &Op<'_>) -> Result<Option<After>> {
+    Ok(match op {
+        Op::Write { sha256, .. } => Some(After::File(*sha256)),
+        Op::Remove { .. } | Op::Restore { from: None, .. } => Some(After::Absent),
+        Op::Restore {
+            from: Some(from), ..
+        } => match std::fs::symlink_metadata(from) {
+            Ok(m) if m.is_file() => Some(After::File(fsutil::hash_file(from)?)),
+            _ => None,
+        },
+        Op::RemoveDirIfEmpty { .. } => None,
+    })
 }
 
 /// What the plan saw at a path, checked again when the transaction starts
@@ -756,25 +750,29 @@ pub fn apply_planned(
     let under_removed = |rel: &str| under(rel, &removed);
     let mut dir_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
     let mut mkdirs: BTreeSet<String> = BTreeSet::new();
-    let mut afters = afters(ops)?;
-    let mut records = Vec::with_capacity(ops.len() + 1);
-    // The record of each op (`rec_of[i]` indexes `records`), and of each
-    // path seen so far.
+    let mut records: Vec<Record> = Vec::with_capacity(ops.len() + 1);
+    // The record of each op (`rec_of[i]` indexes `records`): an op on a
+    // path an earlier op is on shares that one's.
+    let links = op_links(ops)?;
     let mut rec_of: Vec<u32> = Vec::with_capacity(ops.len());
-    let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         // The first op on a path sees its state before the run; that is what
         // the backup must hold.
         let rel = op.rel();
-        if let Some(&r) = seen.get(rel) {
+        let link = links[i] as usize;
+        if link < i {
+            let r = rec_of[link];
             rec_of.push(r);
+            // A path is backed up unless every op on it only removes an
+            // empty directory.
+            let rec = &mut records[r as usize];
+            if rec.kind == RecKind::Rmdir {
+                rec.kind = op.kind();
+            }
             continue;
         }
-        let r = u32::try_from(records.len()).map_err(|_| {
-            Error::Input("more than 4 billion paths in one run; split it".to_string())
-        })?;
-        seen.insert(rel, r);
-        rec_of.push(r);
+        let last = &ops[link];
+        rec_of.push(index_u32(records.len()));
         let inside = !rel.starts_with('/');
         let below_removed = inside && under_removed(rel);
         // A path below a missing directory is missing too: not looked up
@@ -845,13 +843,15 @@ pub fn apply_planned(
             rel: op.shared_rel().clone(),
             kind: op.kind(),
             before: Before::of(before),
-            fp,
-            after: afters.remove(rel).flatten(),
+            // Boxed: only a path that held a file has one, and a record is
+            // held for each path a run writes (a fresh install: none).
+            fp: fp.map(Box::new),
+            after: after_of(last)?,
         });
     }
     // The prepare's own maps (a path each) are done with; the transaction
     // holds the records and the ops from here.
-    drop((seen, dir_kinds, afters));
+    drop((links, dir_kinds));
     if manifest.is_some() {
         records.push(Record {
             rel: MANIFEST_REL.into(),
@@ -1032,13 +1032,35 @@ fn backup_parent(files: &Dir, rel: &str) -> Result<(Dir, String)> {
 }
 
 /// Rewrites the manifest alone (a run whose only change is the manifest's
-/// refreshed fingerprints).
-pub fn write_manifest(paths: &Paths, _locked: &Locked, bytes: &[u8]) -> Result<()> {
-    let mut roots = Roots::new(&paths.home)?;
+/// refreshed fingerprints): `write` streams it into a fresh temp, renamed
+/// into place once written and flushed.
+pub fn write_manifest(
+    paths: &Paths,
+    _locked: &Locked,
+    write: &mut dyn FnMut(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
+    write_manifest_in(&mut Roots::new(&paths.home)?, write)
+}
+
+/// Writes the manifest through `write` into a temp beside it and renames it
+/// into place; the writer's own error (not an I/O one) is kept as it is.
+fn write_manifest_in(
+    roots: &mut Roots,
+    write: &mut dyn FnMut(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
-    write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
-        std::io::Write::write_all(f, bytes)
-    })
+    let mut failed = None;
+    let written = write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
+        write(f).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            failed = Some(e);
+            io
+        })
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => written,
+    }
 }
 
 /// Keeps a backup that still holds pre-run copies of paths recovery left
@@ -1057,7 +1079,9 @@ fn unchanged(dir: &Dir, name: &str, rec: &Record, expect_absent: bool) -> Result
         st.is_none()
     } else {
         match rec.before {
-            Before::File => st.is_some_and(|s| s.kind == dirfd::Kind::File && Some(s.fp) == rec.fp),
+            Before::File => {
+                st.is_some_and(|s| s.kind == dirfd::Kind::File && Some(&s.fp) == rec.fp.as_deref())
+            }
             Before::Absent => st.is_none(),
             _ => true,
         }
@@ -1086,7 +1110,7 @@ fn settle_replaced(
 ) -> Result<Option<String>> {
     let st = dir.stat(tmp)?;
     // The rename itself moves the ctime: type, size, mtime and inode decide.
-    let recorded = match (st, rec.fp) {
+    let recorded = match (st, rec.fp.as_deref()) {
         (None, _) => return Ok(None),
         (Some(s), Some(fp)) => {
             s.kind == dirfd::Kind::File
@@ -1397,28 +1421,44 @@ fn apply_ops(
     if let Some(t) = touched.0.last_mut() {
         *t = true;
     }
-    let (dir, name) = roots.parent_made(MANIFEST_REL, 0o700)?;
-    // The writer's own error (not an I/O one) is kept as it is.
-    let mut failed = None;
-    let written = write_at(&dir, &name, &fsutil::unique_tag(), 0o600, &mut |f| {
-        manifest(meta.generation, f).map_err(|e| {
-            let io = std::io::Error::other(e.to_string());
-            failed = Some(e);
-            io
-        })
-    });
-    match failed {
-        Some(e) => Err(e),
-        None => written,
-    }
+    let generation = meta.generation;
+    write_manifest_in(roots, &mut |f| manifest(generation, f))
 }
 
 /// Which of a run's records (by index) it has acted on so far: a failed
 /// run restores only those.
 struct Touched(Vec<bool>);
 
-/// An op or handle index, which fits a u32 (checked when the records were
-/// made: no more than u32::MAX ops).
+/// How each op is linked to the other ops on its path: for the first op on
+/// a path, the index of the last one (its own when it is alone); for any
+/// later op, the index of the first (always smaller than its own). Op
+/// indices are sorted by path (stable, so of equal paths the earliest
+/// leads): 8 bytes an op, where maps by path of the first record and of the
+/// last op's outcome were 80.
+fn op_links(ops: &[Op<'_>]) -> Result<Vec<u32>> {
+    if u32::try_from(ops.len()).is_err() {
+        return Err(Error::Input(format!(
+            "{} operations in one run, more than mosaic can record; split the change",
+            ops.len()
+        )));
+    }
+    let mut by_path: Vec<u32> = (0..ops.len()).map(index_u32).collect();
+    by_path.sort_by(|&a, &b| ops[a as usize].rel().cmp(ops[b as usize].rel()));
+    let mut links: Vec<u32> = (0..ops.len()).map(index_u32).collect();
+    for group in by_path.chunk_by(|&a, &b| ops[a as usize].rel() == ops[b as usize].rel()) {
+        let (lead, rest) = (group[0], &group[1..]);
+        for &i in rest {
+            links[i as usize] = lead;
+        }
+        if let Some(&last) = rest.last() {
+            links[lead as usize] = last;
+        }
+    }
+    Ok(links)
+}
+
+/// An op or handle index, which fits a u32 (checked before the records are
+/// made: no more than u32::MAX ops, see [`op_links`]).
 fn index_u32(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 4 billion ops")
 }
@@ -2091,6 +2131,18 @@ mod journal_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ops_on_a_path_share_the_first_ones_record_and_the_last_ones_outcome() {
+        let ops: Vec<Op<'static>> = ["b", "a", "b/c", "a", "c", "b", "a"]
+            .iter()
+            .map(|r| Op::Remove { rel: (*r).into() })
+            .collect();
+        // "b" is at 0 and 5, "a" at 1, 3 and 6: each first op names its
+        // path's last, each later op its path's first.
+        assert_eq!(op_links(&ops).unwrap(), [5, 6, 2, 1, 4, 0, 1]);
+        assert!(op_links(&[]).unwrap().is_empty());
+    }
     use crate::session::Session;
 
     fn paths(t: &Path) -> Paths {
@@ -2156,6 +2208,36 @@ mod tests {
         let ops = rollback_ops(&p, &meta);
         apply(&p, s.token(), &ops, &info(), None).unwrap();
         assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), big);
+    }
+
+    #[test]
+    fn a_path_two_ops_are_on_is_recorded_once_as_it_was_before_and_as_the_last_leaves_it() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        std::fs::create_dir_all(p.home.join("a")).unwrap();
+        std::fs::write(p.home.join("a/f"), b"old").unwrap();
+        let s = Session::lock(p.clone()).unwrap();
+        // The first leaves nothing known (a file is no empty directory),
+        // the last leaves the path absent.
+        let ops = [
+            Op::RemoveDirIfEmpty { rel: "a/f".into() },
+            write("b", b"b"),
+            Op::Restore {
+                rel: "a/f".into(),
+                from: None,
+            },
+        ];
+        let done = apply(&p, s.token(), &ops, &info(), None).unwrap();
+        assert!(!p.home.join("a/f").exists());
+        let meta: BackupMeta = read_json(&done.backup.unwrap().join("meta.json")).unwrap();
+        let recs: Vec<_> = meta.records.iter().filter(|r| &*r.rel == "a/f").collect();
+        assert_eq!(recs.len(), 1, "{:?}", meta.records);
+        assert_eq!(recs[0].before, Before::File);
+        assert_eq!(recs[0].after, Some(After::Absent));
+        // The backup holds what was there before the first op.
+        let meta = list(&p).unwrap().remove(0);
+        apply(&p, s.token(), &rollback_ops(&p, &meta), &info(), None).unwrap();
+        assert_eq!(std::fs::read(p.home.join("a/f")).unwrap(), b"old");
     }
 
     #[test]
