@@ -254,6 +254,29 @@ fn fleet_across_real_sshd_hosts() {
         secs("HostA")
     );
 
+    // ---- a runtime dir too long for ssh's control socket ----
+    // ssh binds DIR/%C.XXXXXXXXXXXXXXXX (40 + 17 bytes) and a socket path
+    // holds 107: below this dir it cannot, and every host was UNREACHABLE
+    // ("unix_listener: ... too long for Unix domain socket"). mosaic keeps
+    // its sockets in /tmp/mosaic-UID/ssh then (a private tmpfs here).
+    let long = format!("/root/{}", "r".repeat(60));
+    let out = rig.mosaic_private_tmp(&["fleet", "ps", "--json", "--roster", roster], &long);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: Value = json_contract::parse(&out.stdout).unwrap();
+    for h in ["HostA", "hostb", "hostc"] {
+        assert_eq!(host_view(&doc, h)["status"], "ok", "{}", host_view(&doc, h));
+    }
+    assert_eq!(
+        record(&doc, "b1")["state"],
+        "running",
+        "{}",
+        record(&doc, "b1")
+    );
+    assert!(
+        !rig.ctl.join(&long[6..]).join("mosaic/ssh").exists(),
+        "no control dir below the long runtime dir"
+    );
+
     // ---- verify: hosts down and a dead remote pane fail it ----
     let (out, _) = rig.mosaic(&["fleet", "verify", "--roster", roster], &[]);
     let v = text(&out);

@@ -442,6 +442,27 @@ impl Rig {
         (out, t.elapsed())
     }
 
+    /// [`Rig::mosaic`] with `XDG_RUNTIME_DIR` set to `runtime_dir` (below
+    /// `/root`, the controller dir) and a private tmpfs on `/tmp` in its
+    /// namespace, so a fallback below `/tmp` stays in the test.
+    pub fn mosaic_private_tmp(&self, args: &[&str], runtime_dir: &str) -> Output {
+        let mut cmd = Command::new("unshare");
+        common::scrub_env(&mut cmd);
+        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /root && mount -t tmpfs tmpfs /tmp && mkdir -m 0700 -p \"$XDG_RUNTIME_DIR\" && exec \"$@\"")
+            .arg(&self.ctl)
+            .arg(env!("CARGO_BIN_EXE_mosaic"))
+            .args(args)
+            .env("HOME", "/root")
+            .env("USER", "root")
+            .env("LANG", "C.UTF-8")
+            .env("XDG_RUNTIME_DIR", runtime_dir)
+            .env("MOSAIC_SSH_CONNECT_TIMEOUT_SECS", "2")
+            .env("MOSAIC_SSH_TIMEOUT_SECS", "8")
+            .env_remove("XDG_CONFIG_HOME");
+        common::run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("mosaic")
+    }
+
     /// Removes the controller's ssh control sockets (masters exit with them
     /// gone? no: ask each to exit), for a cold start.
     pub fn close_masters(&self) {

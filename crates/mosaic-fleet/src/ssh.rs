@@ -88,17 +88,34 @@ pub fn connect_timeout() -> u64 {
     )
 }
 
+/// The longest control directory whose sockets ssh can still bind: a
+/// socket path is at most 107 bytes (`sun_path` with its NUL), and ssh
+/// binds `DIR/%C` (40 hex digits) plus a `.` and 16 random characters
+/// before renaming it into place.
+pub const MAX_CONTROL_DIR_LEN: usize = 107 - 1 - 40 - 17;
+
 /// Where the control sockets live: `$XDG_RUNTIME_DIR/mosaic/ssh`, else
-/// `/tmp/mosaic-UID/ssh`.
+/// (no `XDG_RUNTIME_DIR`, or one so long that ssh could not bind a socket
+/// below it) `/tmp/mosaic-UID/ssh`.
 pub fn control_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d).join("mosaic/ssh"),
-        _ => {
-            // SAFETY: geteuid has no preconditions.
-            let uid = unsafe { libc::geteuid() };
-            PathBuf::from(format!("/tmp/mosaic-{uid}/ssh"))
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    control_dir_for(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), uid)
+}
+
+/// [`control_dir`] for a given `XDG_RUNTIME_DIR` and uid (pure).
+pub fn control_dir_for(runtime_dir: Option<&std::ffi::OsStr>, uid: u32) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    match runtime_dir.filter(|v| !v.is_empty()) {
+        Some(d) if Path::new(d).is_absolute() => {
+            let dir = Path::new(d).join("mosaic/ssh");
+            if dir.as_os_str().as_bytes().len() <= MAX_CONTROL_DIR_LEN {
+                return dir;
+            }
         }
+        _ => {}
     }
+    PathBuf::from(format!("/tmp/mosaic-{uid}/ssh"))
 }
 
 /// Creates the control directory (and its `mosaic` parent) mode 0700 and
@@ -572,6 +589,33 @@ mod tests {
             v[v.len() - 4..],
             ["ops@build1.example.org", "sh", "-s", "--"]
         );
+    }
+
+    #[test]
+    fn control_dir_falls_back_when_ssh_could_not_bind_below_it() {
+        use std::ffi::OsStr;
+        let d = |x: Option<&str>| control_dir_for(x.map(OsStr::new), 1000);
+        assert_eq!(
+            d(Some("/run/user/1000")),
+            Path::new("/run/user/1000/mosaic/ssh")
+        );
+        assert_eq!(d(None), Path::new("/tmp/mosaic-1000/ssh"));
+        assert_eq!(d(Some("")), Path::new("/tmp/mosaic-1000/ssh"));
+        assert_eq!(d(Some("run")), Path::new("/tmp/mosaic-1000/ssh"));
+        // 49 bytes with /mosaic/ssh is the longest that fits; one more does not.
+        let fits = format!("/{}", "r".repeat(MAX_CONTROL_DIR_LEN - 12));
+        assert_eq!(d(Some(&fits)), Path::new(&fits).join("mosaic/ssh"));
+        assert_eq!(d(Some(&fits)).as_os_str().len(), MAX_CONTROL_DIR_LEN);
+        let long = format!("{fits}r");
+        assert_eq!(d(Some(&long)), Path::new("/tmp/mosaic-1000/ssh"));
+        // The socket ssh binds below the chosen dir fits in sun_path.
+        let tmp = format!(
+            "{}/{}.{}",
+            d(Some(&fits)).display(),
+            "0".repeat(40),
+            "x".repeat(16)
+        );
+        assert_eq!(tmp.len(), 107);
     }
 
     #[test]
