@@ -416,24 +416,36 @@ impl Rig {
         PathBuf::from("/root/.config/mosaic/fleet/roster.yaml")
     }
 
-    /// Runs `mosaic ARGS` as the controller: its own mount namespace with
-    /// `/root` = the controller dir, `HOME=/root`, the rig's runtime dir.
-    pub fn mosaic(&self, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
+    /// `unshare -m sh -c SETUP` that runs `mosaic ARGS` as the controller:
+    /// `/root` = the controller dir, `HOME=/root`, `runtime_dir` as
+    /// `XDG_RUNTIME_DIR`. `setup` (run by sh, `$0` the controller dir)
+    /// ends with `exec "$@"`.
+    fn controller(&self, setup: &str, args: &[&str], runtime_dir: &Path) -> Command {
         let mut cmd = Command::new("unshare");
         common::scrub_env(&mut cmd);
-        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$0\" /root && exec \"$@\"")
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", setup])
             .arg(&self.ctl)
             .arg(env!("CARGO_BIN_EXE_mosaic"))
             .args(args)
             .env("HOME", "/root")
             .env("USER", "root")
             .env("LANG", "C.UTF-8")
-            .env("XDG_RUNTIME_DIR", &self.ctl_run)
-            .env("TMUX_TMPDIR", &self.ctl_tmux)
+            .env("XDG_RUNTIME_DIR", runtime_dir)
             .env("MOSAIC_SSH_CONNECT_TIMEOUT_SECS", "2")
             .env("MOSAIC_SSH_TIMEOUT_SECS", "8")
             .env_remove("XDG_CONFIG_HOME");
+        cmd
+    }
+
+    /// Runs `mosaic ARGS` as the controller: its own mount namespace with
+    /// `/root` = the controller dir, `HOME=/root`, the rig's runtime dir.
+    pub fn mosaic(&self, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
+        let mut cmd = self.controller(
+            "mount --bind \"$0\" /root && exec \"$@\"",
+            args,
+            &self.ctl_run,
+        );
+        cmd.env("TMUX_TMPDIR", &self.ctl_tmux);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -446,20 +458,11 @@ impl Rig {
     /// `/root`, the controller dir) and a private tmpfs on `/tmp` in its
     /// namespace, so a fallback below `/tmp` stays in the test.
     pub fn mosaic_private_tmp(&self, args: &[&str], runtime_dir: &str) -> Output {
-        let mut cmd = Command::new("unshare");
-        common::scrub_env(&mut cmd);
-        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$0\" /root && mount -t tmpfs tmpfs /tmp && mkdir -m 0700 -p \"$XDG_RUNTIME_DIR\" && exec \"$@\"")
-            .arg(&self.ctl)
-            .arg(env!("CARGO_BIN_EXE_mosaic"))
-            .args(args)
-            .env("HOME", "/root")
-            .env("USER", "root")
-            .env("LANG", "C.UTF-8")
-            .env("XDG_RUNTIME_DIR", runtime_dir)
-            .env("MOSAIC_SSH_CONNECT_TIMEOUT_SECS", "2")
-            .env("MOSAIC_SSH_TIMEOUT_SECS", "8")
-            .env_remove("XDG_CONFIG_HOME");
+        let mut cmd = self.controller(
+            "mount --bind \"$0\" /root && mount -t tmpfs tmpfs /tmp && mkdir -m 0700 -p \"$XDG_RUNTIME_DIR\" && exec \"$@\"",
+            args,
+            Path::new(runtime_dir),
+        );
         common::run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("mosaic")
     }
 

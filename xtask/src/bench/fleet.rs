@@ -430,7 +430,17 @@ mod hosts {
                 std::fs::remove_dir_all(&base)?;
             }
             let ctl = base.join("ctl");
-            let run = base.join("run");
+            // The controller's XDG_RUNTIME_DIR, short: below a longer one
+            // (over 49 bytes with `mosaic/ssh`) mosaic keeps its control
+            // sockets in /tmp/mosaic-UID/ssh, outside the bench's tree,
+            // where `close_masters` would not find them.
+            let run = ctx.root.join("r");
+            if run.join("mosaic/ssh").as_os_str().len() > 49 {
+                bail!(
+                    "{} is too long for ssh's control sockets; run with a shorter TMPDIR",
+                    run.display()
+                );
+            }
             mkdir(&ctl.join(".ssh"))?;
             mkdir(&run)?;
             std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o700))?;
