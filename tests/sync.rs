@@ -1007,3 +1007,51 @@ fn a_fresh_install_of_many_files_fits_a_small_descriptor_limit() {
     assert_eq!(w.read("docs/many/f0599.md"), "file 599\n");
     assert_eq!(std::fs::read_dir(w.path("docs/many")).unwrap().count(), 600);
 }
+
+/// Git's racily-clean rule holds however long a run takes between its scan
+/// and what it records: a file whose mtime falls in the tick the scan saw it
+/// in is not trusted (an edit saved right after the scan would keep the
+/// fingerprint), judged against when the scan started, not when the
+/// transaction did. The pause after the load stretches that gap past the
+/// rule's slack; a settled file is trusted as before.
+#[test]
+fn a_fingerprint_the_scan_took_in_its_own_tick_is_not_trusted_however_long_the_run_takes() {
+    use mosaic_engine::manifest::Manifest;
+    let w = World::new();
+    let files = [("a.md", "a\n"), ("b.md", "b\n"), ("c.md", "c v1\n")];
+    let r1 = Release::new("1.0.0", &files);
+    let r2 = Release::new("1.1.0", &[files[0], files[1], ("c.md", "c v2\n")]);
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let set_mtime = |rel: &str, t: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(w.path(rel))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let observed = |rel: &str| {
+        let m = Manifest::load(&w.path(".mosaic/manifest.json"))
+            .unwrap()
+            .unwrap();
+        m.files[rel].observed.is_some()
+    };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    // The no-op that records settled fingerprints, and an update that writes.
+    for (release, what) in [(&r1, "no-op"), (&r2, "update")] {
+        set_mtime("a.md", std::time::SystemTime::now());
+        set_mtime("b.md", hour_ago);
+        w.mosaic(Some(release))
+            .args(["update", "--offline"])
+            .env("MOSAIC_FAILPOINT", "sleep:after-load")
+            .env("MOSAIC_FAILPOINT_SLEEP_MS", "300")
+            .assert()
+            .success();
+        assert!(
+            !observed("a.md"),
+            "{what}: a.md was stat'ed in its own tick"
+        );
+        assert!(observed("b.md"), "{what}: b.md is settled");
+    }
+    assert_eq!(w.read("c.md"), "c v2\n");
+}

@@ -355,8 +355,11 @@ impl Dir {
             .map_err(|e| Error::io(&self.path, e.into()))
     }
 
-    /// The names in this directory (without `.` and `..`), sorted.
-    pub fn entries(&self) -> Result<Vec<String>> {
+    /// The names in this directory (without `.` and `..`) in the order the
+    /// file system gives them, each with its kind when the directory entry
+    /// tells it (`None`: stat it). A name that is not UTF-8 is refused.
+    pub fn typed_entries(&self) -> Result<Vec<(String, Option<Kind>)>> {
+        use rustix::fs::FileType;
         let mut d =
             rustix::fs::Dir::read_from(&self.fd).map_err(|e| Error::io(&self.path, e.into()))?;
         let mut out = Vec::new();
@@ -366,8 +369,15 @@ impl Dir {
             if name == b"." || name == b".." {
                 continue;
             }
+            let kind = match ent.file_type() {
+                FileType::RegularFile => Some(Kind::File),
+                FileType::Directory => Some(Kind::Dir),
+                FileType::Symlink => Some(Kind::Symlink),
+                FileType::Unknown => None,
+                _ => Some(Kind::Special),
+            };
             match std::str::from_utf8(name) {
-                Ok(s) => out.push(s.to_string()),
+                Ok(s) => out.push((s.to_string(), kind)),
                 Err(_) => {
                     return Err(Error::Input(format!(
                         "{}: holds a name that is not UTF-8; move it aside and re-run",
@@ -376,6 +386,12 @@ impl Dir {
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// The names in this directory (without `.` and `..`), sorted.
+    pub fn entries(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self.typed_entries()?.into_iter().map(|(n, _)| n).collect();
         out.sort();
         Ok(out)
     }

@@ -17,11 +17,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The sha256 of a file's content, never following a symlink.
 pub fn hash_file(path: &Path) -> Result<crate::Sha256> {
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .at(path)?;
+    hash_open(f, path)
+}
+
+/// The sha256 of the rest of the open file `f` (`path` names it in errors).
+pub fn hash_open(mut f: File, path: &Path) -> Result<crate::Sha256> {
     let mut hasher = Sha256::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -76,8 +81,20 @@ pub struct Fingerprint {
     pub ino: u64,
 }
 
-/// When the current run started writing, nanoseconds since the epoch
-/// (see [`mark_run_start`]).
+impl Fingerprint {
+    /// What a cache records for a file whose fingerprint is racily clean
+    /// ([`racy`]): no file has it (inode 0, size `u64::MAX`), so the file is
+    /// hashed again next time.
+    pub const UNTRUSTED: Fingerprint = Fingerprint {
+        size: u64::MAX,
+        mtime_ns: i64::MIN,
+        ctime_ns: i64::MIN,
+        ino: 0,
+    };
+}
+
+/// When the current run started looking at files, nanoseconds since the
+/// epoch (see [`mark_run_start`]).
 static RUN_START_NS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
 
 fn now_ns() -> i64 {
@@ -87,8 +104,12 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// Marks the start of this process's run, once (the transaction calls it
-/// before it stats anything).
+/// Marks the start of this process's run, once: the first call wins. Every
+/// place that takes fingerprints calls it before its first stat (the home's
+/// scan, the source tree's walk, the transaction), so the start is never
+/// later than any fingerprint the run judges: a start marked after a file
+/// was stat'ed would let a fingerprint through that an edit saved just
+/// after the stat still matches.
 pub fn mark_run_start() {
     RUN_START_NS.get_or_init(now_ns);
 }
@@ -98,7 +119,7 @@ pub fn mark_run_start() {
 /// timestamp granularity; the start is now when the run marked none) cannot
 /// tell a later edit from the file it saw, so it is never trusted as clean.
 pub fn racy(fp: &Fingerprint) -> bool {
-    racy_at(fp, *RUN_START_NS.get().unwrap_or(&now_ns()))
+    racy_at(fp, RUN_START_NS.get().copied().unwrap_or_else(now_ns))
 }
 
 /// [`racy`] against a given run start. The granularity allowed for: a

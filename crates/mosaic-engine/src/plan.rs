@@ -240,6 +240,7 @@ fn plan_inner(
     let mut man = manifest.into_iter().flat_map(|m| m.files.iter()).peekable();
     let mut dsk = disk.paths.iter().peekable();
     let mut items = Vec::with_capacity(source.len());
+    let mut ancestors = Ancestors::new(disk);
     loop {
         let key: &crate::Rel = match (src.peek(), man.peek()) {
             (None, None) => break,
@@ -269,7 +270,7 @@ fn plan_inner(
             recorded,
             have_manifest,
             d,
-            disk,
+            &mut ancestors,
             preserve,
             conflict,
         );
@@ -302,6 +303,37 @@ fn plan_inner(
     }
 }
 
+/// [`blocking_ancestor`] remembered for the last parent directory asked
+/// about: the plan asks in path order, so a directory's files ask one after
+/// another, and the answer depends on the parent alone.
+struct Ancestors<'a> {
+    disk: &'a DiskView,
+    /// The parent of the last path asked about (`None` before the first).
+    parent: Option<String>,
+    found: Option<(String, &'a Disk)>,
+}
+
+impl<'a> Ancestors<'a> {
+    fn new(disk: &'a DiskView) -> Self {
+        Ancestors {
+            disk,
+            parent: None,
+            found: None,
+        }
+    }
+
+    fn blocking(&mut self, path: &str) -> Option<(String, &'a Disk)> {
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        if self.parent.as_deref() != Some(parent) {
+            self.found = blocking_ancestor(path, self.disk);
+            let p = self.parent.get_or_insert_with(String::new);
+            p.clear();
+            p.push_str(parent);
+        }
+        self.found.clone()
+    }
+}
+
 /// The first ancestor of `path` that is not a real directory.
 fn blocking_ancestor<'a>(path: &str, disk: &'a DiskView) -> Option<(String, &'a Disk)> {
     let mut idx = 0;
@@ -323,7 +355,7 @@ fn decide(
     recorded: Option<&Entry>,
     have_manifest: bool,
     d: &Disk,
-    disk: &DiskView,
+    ancestors: &mut Ancestors<'_>,
     preserve: &Preserve,
     conflict: ConflictMode,
 ) -> Action {
@@ -338,7 +370,7 @@ fn decide(
         // Seed only through real directories; a linked parent is the
         // operator's business and is never written through.
         return match (shipped, d) {
-            (Some(_), Disk::Absent) if blocking_ancestor(path, disk).is_none() => Action::Seed,
+            (Some(_), Disk::Absent) if ancestors.blocking(path).is_none() => Action::Seed,
             _ => Action::Preserved,
         };
     }
@@ -347,7 +379,7 @@ fn decide(
         let Some(m) = recorded else {
             return Action::Preserved;
         };
-        if blocking_ancestor(path, disk).is_some() {
+        if ancestors.blocking(path).is_some() {
             return Action::Orphaned;
         }
         return match d {
@@ -356,7 +388,7 @@ fn decide(
             _ => Action::Orphaned,
         };
     };
-    if let Some((anc, what)) = blocking_ancestor(path, disk) {
+    if let Some((anc, what)) = ancestors.blocking(path) {
         return blocked(anc, what);
     }
     match d {
@@ -426,8 +458,24 @@ fn dirs_to_remove(
     manifest: Option<&Manifest>,
 ) -> Vec<String> {
     let Some(m) = manifest else { return Vec::new() };
+    let gone = || {
+        items
+            .iter()
+            .filter(|i| matches!(i.action, Action::Delete | Action::Forget))
+    };
+    // Most runs delete nothing: no ancestor set of every shipped path then.
+    if gone().next().is_none() {
+        return Vec::new();
+    }
     let mut still_used: BTreeSet<&str> = BTreeSet::new();
+    let mut last_parent = None;
     for path in source.keys() {
+        // In path order, a directory's files follow one another.
+        let parent = path.rsplit_once('/').map(|(p, _)| p);
+        if parent == last_parent {
+            continue;
+        }
+        last_parent = parent;
         let mut cur: &str = path;
         while let Some(idx) = cur.rfind('/') {
             cur = &cur[..idx];
@@ -435,10 +483,7 @@ fn dirs_to_remove(
         }
     }
     let mut out = BTreeSet::new();
-    for item in items
-        .iter()
-        .filter(|i| matches!(i.action, Action::Delete | Action::Forget))
-    {
+    for item in gone() {
         let mut cur: &str = &item.path;
         while let Some(idx) = cur.rfind('/') {
             cur = &cur[..idx];

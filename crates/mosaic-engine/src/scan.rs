@@ -204,6 +204,7 @@ pub fn scan(
     manifest: Option<&Manifest>,
     preserve: &Preserve,
 ) -> Result<DiskView> {
+    crate::fsutil::mark_run_start();
     let keys: Vec<crate::Rel> = paths.into_iter().collect();
     let mut view = DiskView::default();
     let mut parents = Parents::new(home)?;

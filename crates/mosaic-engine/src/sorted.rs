@@ -191,6 +191,38 @@ impl<K: Ord, V> SortedMap<K, V> {
     }
 }
 
+impl<V> SortedMap<crate::Rel, V> {
+    /// [`SortedMap::share_keys`] of this map and of `twin`, whose keys are
+    /// this map's own allocations (the view scanned ahead holds the
+    /// manifest's paths): a twin's key takes its counterpart's replacement,
+    /// found by address with no second search. A twin that holds other
+    /// keys as well is shared by search.
+    pub fn share_keys_with_twin<V2, V3>(
+        &mut self,
+        twin: &mut SortedMap<crate::Rel, V3>,
+        other: &SortedMap<crate::Rel, V2>,
+    ) {
+        let mut theirs = other.cursor();
+        let tw = &mut twin.entries;
+        let mut t = 0;
+        for (k, _) in &mut self.entries {
+            // The twin's key at `t`, if it is this very allocation, keeps
+            // it alive: no other allocation can have its address.
+            let twin_here = t < tw.len() && std::ptr::addr_eq(tw[t].0.as_ptr(), k.as_ptr());
+            if let Some((same, _)) = theirs.get(&**k) {
+                *k = same.clone();
+            }
+            if twin_here {
+                tw[t].0 = k.clone();
+                t += 1;
+            }
+        }
+        if t < tw.len() {
+            twin.share_keys(other);
+        }
+    }
+}
+
 impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut m = SortedMap {
@@ -263,8 +295,8 @@ where
 }
 
 /// Finds keys of a [`SortedMap`] asked in ascending order (a plan's items,
-/// which come in path order) by walking it once; asked out of order, it
-/// falls back to a binary search.
+/// which come in path order) by galloping forward from the last one found;
+/// asked out of order, it falls back to a binary search.
 pub struct Cursor<'a, K, V> {
     entries: &'a [(K, V)],
     /// Every entry before this index is behind the cursor.
@@ -285,9 +317,18 @@ impl<'a, K: Ord, V> Cursor<'a, K, V> {
                 .ok()?;
             return Some(pair(&entries[i]));
         }
-        while self.pos < entries.len() && entries[self.pos].0.borrow() < key {
-            self.pos += 1;
+        // Gallop ahead (1, 2, 4, … entries), then search the last stride:
+        // the next key costs one comparison, one far ahead a few dozen.
+        let rest = &entries[self.pos..];
+        let less = |(k, _): &(K, V)| k.borrow() < key;
+        let mut lo = 0;
+        let mut step = 1;
+        while lo + step <= rest.len() && less(&rest[lo + step - 1]) {
+            lo += step;
+            step *= 2;
         }
+        let end = (lo + step - 1).min(rest.len());
+        self.pos += lo + rest[lo..end].partition_point(less);
         entries
             .get(self.pos)
             .filter(|(k, _)| k.borrow() == key)
@@ -345,6 +386,40 @@ mod tests {
     }
 
     #[test]
+    fn a_twin_takes_the_shared_keys_by_address_or_by_search() {
+        let theirs: SortedMap<crate::Rel, u8> =
+            ["a", "b", "c/d"].map(|k| (crate::Rel::from(k), 0)).into();
+        let ptr_in = |m: &SortedMap<crate::Rel, u8>, k: &crate::Rel| {
+            m.get_key_value(&**k)
+                .is_some_and(|(t, _)| std::sync::Arc::ptr_eq(t, k))
+        };
+        for twin_extra in [None, Some("bb")] {
+            let ours: SortedMap<crate::Rel, u32> = ["a", "ab", "c/d", "z"]
+                .map(|k| (crate::Rel::from(k), 1))
+                .into();
+            let mut twin: SortedMap<crate::Rel, char> =
+                ours.iter().map(|(k, _)| (k.clone(), 'x')).collect();
+            if let Some(x) = twin_extra {
+                twin.insert(x.into(), 'y');
+            }
+            let (mut ours2, twin_before) = (ours.clone(), twin.clone());
+            ours2.share_keys_with_twin(&mut twin, &theirs);
+            assert!(ours2 == ours && twin == twin_before, "same keys and values");
+            for (k, _) in ours2
+                .iter()
+                .map(|(k, v)| (k, *v))
+                .chain(twin.iter().map(|(k, _)| (k, 0)))
+            {
+                assert_eq!(
+                    ptr_in(&theirs, k),
+                    ["a", "c/d"].contains(&&**k),
+                    "{k} {twin_extra:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_cursor_finds_keys_in_and_out_of_order() {
         let map: SortedMap<crate::Rel, u32> = [("a", 1), ("b/c", 2), ("d", 3)]
             .map(|(k, v)| (k.into(), v))
@@ -365,6 +440,22 @@ mod tests {
         ];
         for (k, want) in cases {
             assert_eq!(c.get(k).map(|(_, v)| *v), want, "{k}");
+        }
+    }
+
+    #[test]
+    fn a_galloping_cursor_agrees_with_a_search_at_every_stride() {
+        // Even numbers are keys; odd ones fall between them.
+        let map: SortedMap<u32, u32> = (0..1000u32).map(|i| (2 * i, i)).collect();
+        for stride in [1u32, 2, 3, 7, 64, 333, 1999, 5000] {
+            for start in [0u32, 1, 5] {
+                let mut c = map.cursor();
+                let mut k = start;
+                while k < 2100 {
+                    assert_eq!(c.get(&k), map.get_key_value(&k), "stride {stride}, key {k}");
+                    k += stride;
+                }
+            }
         }
     }
 }

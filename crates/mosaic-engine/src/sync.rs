@@ -229,11 +229,11 @@ impl Inputs {
     /// of 50–60 bytes less through the plan, the run's peak).
     fn sharing_paths(mut self) -> Inputs {
         let source = &self.source.files;
-        if let Some(m) = self.manifest.as_mut() {
-            m.files.share_keys(source);
-        }
-        if let Some(v) = self.prescan.as_mut() {
-            v.paths.share_keys(source);
+        match (self.manifest.as_mut(), self.prescan.as_mut()) {
+            (Some(m), Some(v)) => m.files.share_keys_with_twin(&mut v.paths, source),
+            (Some(m), None) => m.files.share_keys(source),
+            (None, Some(v)) => v.paths.share_keys(source),
+            (None, None) => {}
         }
         self
     }
@@ -269,7 +269,9 @@ impl Inputs {
             // The manifest's paths are scanned; add what only the source has
             // (few: the view scanned ahead is moved, not copied).
             Some(mut view) => {
-                let extra = shipped().filter(|k| !m.files.contains_key(k));
+                // Both in path order: one walk, not a search per path.
+                let mut recorded = m.files.cursor();
+                let extra = shipped().filter(move |k| recorded.get(&**k).is_none());
                 let more = scan::scan(&self.paths.home, extra, Some(m), &self.preserve)?;
                 view.paths.extend(more.paths);
                 for (k, v) in more.ancestors {
@@ -278,10 +280,11 @@ impl Inputs {
                 view
             }
             None => {
+                let mut shipped_at = self.source.files.cursor();
                 let dropped = m
                     .files
                     .keys()
-                    .filter(|&k| !self.source.files.contains_key(k))
+                    .filter(move |&k| shipped_at.get(&**k).is_none())
                     .cloned();
                 scan::scan(
                     &self.paths.home,
@@ -416,7 +419,7 @@ pub fn ops_for<'a>(plan: &Plan, source: &'a Source) -> Vec<Op<'a>> {
     let mut ops = Vec::with_capacity(writes);
     let mut obstacles = std::collections::BTreeSet::new();
     let mut shipped_at = source.files.cursor();
-    for item in &plan.items {
+    for item in plan.items.iter().filter(|i| i.action.changes_tree()) {
         let shipped = shipped_at.get(&item.path);
         let write = |rel: crate::Rel| {
             let (key, s) = shipped.expect("written paths ship");
@@ -665,6 +668,8 @@ pub fn plan_sync<'s, A>(
         ..SyncReport::default()
     };
     let mut inputs = Inputs::load_overlapped(paths, load)?;
+    // Tests stretch the time between the scan and everything after it.
+    crate::failpoint::pause("after-load");
     report.to_version = inputs.source.version.to_string();
     report.from_version = inputs.manifest.as_ref().map(|m| m.version.to_string());
     check_downgrade(&inputs, opts.allow_downgrade)?;
