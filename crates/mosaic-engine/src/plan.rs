@@ -517,23 +517,16 @@ impl Action {
     }
 }
 
-/// What to record as observed for `item` after the apply: the fingerprint
-/// `fresh` stats now, for a file just written (whose hash is the shipped
-/// one), else what the scan saw, unless that fingerprint is racily clean
-/// ([`crate::fsutil::racy`]). A stat, never a read.
-pub fn observe_after(
-    item: &Item,
-    fresh: impl FnOnce() -> Option<Fingerprint>,
-    shipped: &SourceFile,
-    seen: Option<&Disk>,
-) -> Option<Observed> {
+/// What to record as observed for `item` after the apply: what the scan
+/// saw, unless that fingerprint is racily clean ([`crate::fsutil::racy`]).
+/// A file this run writes is never recorded: its mtime is the run's own,
+/// racily clean by construction, so it is not even stat'ed (the first
+/// no-op after it has settled records it). Never a read.
+pub fn observe_after(item: &Item, seen: Option<&Disk>) -> Option<Observed> {
     // A fingerprint within the run's own time window is not trusted: an
     // edit saved in the same tick would look identical (racily clean).
     let observed = match seen {
-        _ if item.action.writes_shipped() => fresh().map(|fp| Observed {
-            fp,
-            sha256: shipped.sha256,
-        }),
+        _ if item.action.writes_shipped() => None,
         Some(Disk::File { sha256, fp, .. }) => Some(Observed {
             fp: *fp,
             sha256: *sha256,

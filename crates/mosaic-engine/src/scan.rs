@@ -158,7 +158,7 @@ impl Parents {
     }
 }
 
-/// Stats paths below a root through [`HELD_DIRS`] handles on their
+/// Opens files below a root through [`HELD_DIRS`] handles on their
 /// directories (for paths that come mostly in order), never following a
 /// link.
 pub struct Lookup {
@@ -181,16 +181,6 @@ impl Lookup {
                 self.parents.path_of(rel),
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             )),
-        }
-    }
-
-    /// The fingerprint of the regular file at `rel`; `None` when there is
-    /// none (absent, another kind of thing, below a link, unreadable).
-    pub fn file_fingerprint(&mut self, rel: &str) -> Option<crate::fsutil::Fingerprint> {
-        let (dir, name) = self.parents.of(rel).ok()?;
-        match dir?.stat(name).ok()?? {
-            st if st.kind == dirfd::Kind::File => Some(st.fp),
-            _ => None,
         }
     }
 }

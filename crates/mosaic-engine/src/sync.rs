@@ -551,25 +551,18 @@ fn next_dirs(inputs: &Inputs, plan: &Plan) -> std::collections::BTreeSet<String>
     dirs
 }
 
-/// The next manifest's files in path order (the plan's), each written
-/// file stat'ed through handles on its directory (a few held), never by
-/// full path.
+/// The next manifest's files in path order (the plan's), from the plan,
+/// the source and the disk view alone (no file is stat'ed again).
 fn next_files<'a>(
     inputs: &'a Inputs,
     plan: &'a Plan,
     view: &'a plan::DiskView,
 ) -> Result<impl Iterator<Item = (&'a crate::Rel, crate::manifest::Entry)> + 'a> {
-    let mut fresh = scan::Lookup::new(&inputs.paths.home)?;
     let mut shipped = inputs.source.files.cursor();
     let mut seen = view.paths.cursor();
     Ok(plan.items.iter().filter_map(move |item| {
         let (_, s) = shipped.get(&item.path)?;
-        let observed = plan::observe_after(
-            item,
-            || fresh.file_fingerprint(&item.path),
-            s,
-            seen.get(&item.path).map(|(_, d)| d),
-        );
+        let observed = plan::observe_after(item, seen.get(&item.path).map(|(_, d)| d));
         plan::next_entry(item, Some(s), observed).map(|e| (&item.path, e))
     }))
 }

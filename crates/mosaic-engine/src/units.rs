@@ -208,18 +208,7 @@ impl UnitPlan {
             if item.action == Action::Preserved {
                 continue;
             }
-            let path = self.dir.join(&*item.path);
-            let observed = plan::observe_after(
-                item,
-                || {
-                    std::fs::symlink_metadata(&path)
-                        .ok()
-                        .filter(|m| m.is_file())
-                        .map(|m| crate::fsutil::Fingerprint::of(&m))
-                },
-                s,
-                self.view.paths.get(&item.path),
-            );
+            let observed = plan::observe_after(item, self.view.paths.get(&item.path));
             out.insert(
                 item.path.clone(),
                 Entry {
