@@ -278,6 +278,26 @@ struct Found<'a> {
     stat: dirfd::Stat,
 }
 
+/// The order of two siblings in a sorted list of full paths: by name, a
+/// directory's as if it ended in `/`.
+fn path_order(
+    (a, ka): &(String, Option<dirfd::Kind>),
+    (b, kb): &(String, Option<dirfd::Kind>),
+) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len().min(b.len());
+    a[..n].cmp(&b[..n]).then_with(|| {
+        // One name is the other's start: what follows it decides (a name
+        // holds no `/`; nothing sorts first).
+        let next = |s: &[u8], k: &Option<dirfd::Kind>| {
+            s.get(n)
+                .copied()
+                .or((*k == Some(dirfd::Kind::Dir)).then_some(b'/'))
+        };
+        next(a, ka).cmp(&next(b, kb))
+    })
+}
+
 /// Every regular file below the open directory `dir`, in path order
 /// (siblings are sorted with a `/` after directory names, so `a.md` comes
 /// before `a/b.md`, as in a sorted list of full paths). Each directory is
@@ -321,13 +341,7 @@ fn walk(
     let mut order: Vec<usize> = (0..entries.len())
         .filter(|&i| entries[i].1.is_some())
         .collect();
-    let key = |i: usize| {
-        let (name, kind) = &entries[i];
-        name.as_bytes()
-            .iter()
-            .chain((*kind == Some(dirfd::Kind::Dir)).then_some(&b'/'))
-    };
-    order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+    order.sort_unstable_by(|&a, &b| path_order(&entries[a], &entries[b]));
     let len = rel.len();
     for i in order {
         let (name, kind) = &entries[i];
@@ -709,6 +723,27 @@ mod tests {
         let before = std::fs::read(&cache).unwrap();
         Source::from_dir(&tree, v, Some(&cache), true).unwrap();
         assert_eq!(std::fs::read(&cache).unwrap(), before, "not rewritten");
+    }
+
+    #[test]
+    fn siblings_sort_as_their_full_paths_do() {
+        use dirfd::Kind::{Dir, File};
+        let names = [
+            ("a", Dir),
+            ("a.md", File),
+            ("a-b", File),
+            ("a0", Dir),
+            ("b", File),
+            ("ab", File),
+            ("a", File),
+        ];
+        let key = |(n, k): &(&str, dirfd::Kind)| format!("{n}{}", if *k == Dir { "/" } else { "" });
+        for x in &names {
+            for y in &names {
+                let got = path_order(&(x.0.to_string(), Some(x.1)), &(y.0.to_string(), Some(y.1)));
+                assert_eq!(got, key(x).cmp(&key(y)), "{x:?} {y:?}");
+            }
+        }
     }
 
     #[test]
