@@ -254,7 +254,11 @@ fn zsh_autoloaded_from_fpath_offers_them_on_the_first_tab() {
             .env("LINE", &line);
         let o = common::run_with_timeout(&mut c, std::time::Duration::from_secs(30)).unwrap();
         let text = String::from_utf8_lossy(&o.stdout).replace('\r', "");
-        // The first batch of matches is the value completion of the word.
+        assert!(
+            text.contains("DONE=COMPLETION"),
+            "zsh: the completion of `{line}<TAB>` did not finish:\n{text}"
+        );
+        // Every batch of matches the completion of the word added.
         let mut got = Vec::new();
         for part in text.split("HITS=").skip(1) {
             if let Some((hits, _)) = part.split_once("=END") {
