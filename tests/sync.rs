@@ -1013,7 +1013,8 @@ fn a_fresh_install_of_many_files_fits_a_small_descriptor_limit() {
 /// in is not trusted (an edit saved right after the scan would keep the
 /// fingerprint), judged against when the scan started, not when the
 /// transaction did. The pause after the load stretches that gap past the
-/// rule's slack; a settled file is trusted as before.
+/// rule's slack (a.md's mtime is just ahead of the run's start); a settled
+/// file is trusted as before.
 #[test]
 fn a_fingerprint_the_scan_took_in_its_own_tick_is_not_trusted_however_long_the_run_takes() {
     use mosaic_engine::manifest::Manifest;
@@ -1039,12 +1040,15 @@ fn a_fingerprint_the_scan_took_in_its_own_tick_is_not_trusted_however_long_the_r
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     // The no-op that records settled fingerprints, and an update that writes.
     for (release, what) in [(&r1, "no-op"), (&r2, "update")] {
-        set_mtime("a.md", std::time::SystemTime::now());
+        // Half a second ahead: in the scan's window however slowly the run
+        // starts, and past the old rule's slack once the pause is over.
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(500);
+        set_mtime("a.md", soon);
         set_mtime("b.md", hour_ago);
         w.mosaic(Some(release))
             .args(["update", "--offline"])
             .env("MOSAIC_FAILPOINT", "sleep:after-load")
-            .env("MOSAIC_FAILPOINT_SLEEP_MS", "300")
+            .env("MOSAIC_FAILPOINT_SLEEP_MS", "1500")
             .assert()
             .success();
         assert!(

@@ -311,12 +311,11 @@ fn walk(
     rel: &mut String,
     out: &mut dyn FnMut(Found<'_>) -> Result<()>,
 ) -> Result<()> {
-    let input = |e: Error| {
-        Error::Input(format!(
-            "MOSAIC_FRAMEWORK_DIR {}: {}: {e}",
-            root.display(),
-            dir.path().display()
-        ))
+    // The errors name the path already; a framework tree that cannot be
+    // read is bad input (exit 2), as before.
+    let input = |e: Error| match e {
+        Error::Input(_) => e,
+        e => Error::Input(format!("MOSAIC_FRAMEWORK_DIR {}: {e}", root.display())),
     };
     let mut entries = dir.typed_entries().map_err(input)?;
     // The few entries whose kind the directory did not tell are stat'ed.
@@ -324,15 +323,19 @@ fn walk(
     for (name, kind) in &mut entries {
         let st = match kind {
             Some(dirfd::Kind::Dir) => None,
-            _ => match dir.stat(name)? {
+            _ => match dir.stat(name).map_err(input)? {
                 Some(st) => {
                     *kind = Some(st.kind);
                     Some(st)
                 }
-                // Gone since it was listed: as if it never was.
+                // Gone since it was listed: the tree is changing under the
+                // run, and what it ships cannot be told; nothing is planned.
                 None => {
-                    *kind = None;
-                    None
+                    return Err(Error::Input(format!(
+                        "MOSAIC_FRAMEWORK_DIR {}: {} vanished while it was read; re-run once the tree is settled",
+                        root.display(),
+                        dir.join(name).display()
+                    )))
                 }
             },
         };
@@ -350,7 +353,7 @@ fn walk(
         }
         rel.push_str(name);
         match (kind, stats[i]) {
-            (Some(dirfd::Kind::Dir), _) => walk(root, &dir.sub(name)?, rel, out)?,
+            (Some(dirfd::Kind::Dir), _) => walk(root, &dir.sub(name).map_err(input)?, rel, out)?,
             (Some(dirfd::Kind::File), Some(stat)) => out(Found {
                 rel,
                 dir,
