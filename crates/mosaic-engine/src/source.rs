@@ -341,9 +341,8 @@ fn walk(
         };
         stats.push(st);
     }
-    let mut order: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].1.is_some())
-        .collect();
+    // Every entry's kind is known now (a vanished one ended the walk).
+    let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| path_order(&entries[a], &entries[b]));
     let len = rel.len();
     for i in order {
