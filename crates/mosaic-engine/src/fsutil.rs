@@ -26,17 +26,31 @@ pub fn hash_file(path: &Path) -> Result<crate::Sha256> {
 }
 
 /// The sha256 of the rest of the open file `f` (`path` names it in errors).
-pub fn hash_open(mut f: File, path: &Path) -> Result<crate::Sha256> {
-    let mut hasher = Sha256::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+pub fn hash_open(f: File, path: &Path) -> Result<crate::Sha256> {
+    hash_rest(f).at(path)
+}
+
+/// The sha256 of the rest of the open file `f`.
+pub fn hash_rest(mut f: File) -> std::io::Result<crate::Sha256> {
+    // One buffer per thread, zeroed once: a fresh 64 KiB array per file
+    // was 4% of a 10,000-file fresh install in `memset` alone.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    Ok(crate::Sha256::finish(hasher))
+    BUF.with_borrow_mut(|buf| {
+        if buf.is_empty() {
+            buf.resize(64 * 1024, 0);
+        }
+        let mut hasher = Sha256::new();
+        loop {
+            let n = f.read(buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(crate::Sha256::finish(hasher))
+    })
 }
 
 /// Copies the rest of `from` into `to` in the kernel (`copy_file_range`,

@@ -394,7 +394,118 @@ fn open_tree(dir: &Path) -> Result<Dir> {
 /// Walks the tree `dir`, taking the hash of each file whose fingerprint
 /// the cache `old` holds and hashing the others. `None` when the cache
 /// turned out damaged once read (what it gave cannot be trusted).
-fn walk_cached(dir: &Path, mut old: CacheCursor) -> Result<Option<Walked>> {
+fn walk_cached(dir: &Path, old: CacheCursor) -> Result<Option<Walked>> {
+    std::thread::scope(|scope| {
+        let mut hashers = Hashers::new(scope);
+        let walked = walk_hashing(dir, old, &mut hashers);
+        let hashed = hashers.finish();
+        let Some(mut walked) = walked? else {
+            return Ok(None);
+        };
+        for (i, sha) in hashed.map_err(|(i, e)| Error::io(dir.join(&*walked.sorted[i].0), e))? {
+            walked.sorted[i].1.sha256 = sha;
+        }
+        Ok(Some(walked))
+    })
+}
+
+/// A file handed to a [`Hashers`] helper: its index in the walk's list.
+type Job = (usize, std::fs::File);
+
+/// What a helper hashed (index in the walk's list, hash), or the first
+/// file it could not read.
+type Hashed = std::result::Result<Vec<(usize, crate::Sha256)>, (usize, std::io::Error)>;
+
+/// Helpers that hash the files the cache cannot vouch for, off the walk's
+/// thread: the walk opens each (checked to be a regular file, never
+/// through a link) and hands it over, and hashes it itself while they are
+/// all busy. On a fresh install the walk is the run's only work until it
+/// ends (the home has nothing to scan), so the other cores hash; a no-op
+/// hashes nothing and starts none.
+struct Hashers<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    helpers: Vec<std::thread::ScopedJoinHandle<'scope, Hashed>>,
+}
+
+impl<'scope, 'env> Hashers<'scope, 'env> {
+    /// Files in flight at most (each an open descriptor).
+    const QUEUE: usize = 64;
+
+    fn new(scope: &'scope std::thread::Scope<'scope, 'env>) -> Self {
+        Hashers {
+            scope,
+            jobs: None,
+            helpers: Vec::new(),
+        }
+    }
+
+    /// Hands `file` (entry `i` of the walk's list) to a helper, started on
+    /// the first call; gives it back when they are all busy or gone.
+    fn give(&mut self, i: usize, file: std::fs::File) -> std::result::Result<(), std::fs::File> {
+        use std::sync::mpsc::TrySendError;
+        let jobs = self.jobs.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(Self::QUEUE);
+            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+            // The walk's thread is one hasher; the other cores, up to 3
+            // more, the rest.
+            let n = std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 4)
+                - 1;
+            for _ in 0..n {
+                let rx = rx.clone();
+                self.helpers.push(self.scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((i, file)) = job else { break };
+                        match crate::fsutil::hash_rest(file) {
+                            Ok(sha) => done.push((i, sha)),
+                            Err(e) => return Err((i, e)),
+                        }
+                    }
+                    Ok(done)
+                }));
+            }
+            tx
+        });
+        match jobs.try_send((i, file)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full((_, f)) | TrySendError::Disconnected((_, f))) => Err(f),
+        }
+    }
+
+    /// Waits for the helpers: every file handed over, hashed, or the first
+    /// that could not be read.
+    fn finish(self) -> Hashed {
+        drop(self.jobs);
+        let mut all = Vec::new();
+        let mut failed = None;
+        for h in self.helpers {
+            match h.join() {
+                Ok(Ok(done)) => all.extend(done),
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(all),
+        }
+    }
+}
+
+/// [`walk_cached`]'s walk; the hashes of the files given to `hashers` are
+/// filled in once they are done.
+fn walk_hashing(
+    dir: &Path,
+    mut old: CacheCursor,
+    hashers: &mut Hashers<'_, '_>,
+) -> Result<Option<Walked>> {
     crate::fsutil::mark_run_start();
     let mut stale = false;
     let mut fps: Vec<Fingerprint> = Vec::new();
@@ -420,7 +531,11 @@ fn walk_cached(dir: &Path, mut old: CacheCursor) -> Result<Option<Walked>> {
                 Some(sha) => sha,
                 None => {
                     stale = true;
-                    crate::fsutil::hash_open(dir.open_read(name)?, &dir.join(name))?
+                    match hashers.give(sorted.len(), dir.open_read(name)?) {
+                        // Filled in when the helper is done.
+                        Ok(()) => crate::Sha256([0; 32]),
+                        Err(file) => crate::fsutil::hash_open(file, &dir.join(name))?,
+                    }
                 }
             };
             if stale {
@@ -595,6 +710,33 @@ mod tests {
         // fingerprint with other content: the next walk hashes it again.
         assert_eq!(cached[0], ("fresh".to_string(), Fingerprint::UNTRUSTED));
         assert_eq!(cached[1], real[1], "a settled file's fingerprint is kept");
+    }
+
+    #[test]
+    fn every_file_hashed_off_the_walks_thread_gets_its_own_hash() {
+        // Far more files than the helpers' queue holds, in several
+        // directories: some are hashed by a helper and some by the walk,
+        // and each hash must land on its own file.
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        let mut want = Vec::new();
+        for i in 0..(Hashers::QUEUE * 8) {
+            let rel = format!("d{}/f{i:04}", i % 7);
+            let path = tree.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let body = format!("file {i} ").repeat(i % 50 + 1);
+            std::fs::write(&path, &body).unwrap();
+            want.push((rel, crate::Sha256::of(body.as_bytes())));
+        }
+        want.sort();
+        let cache = d.path().join("cache.idx");
+        let s = Source::from_dir(&tree, Version::new(1, 0, 0), Some(&cache), true).unwrap();
+        let got: Vec<_> = s
+            .files
+            .iter()
+            .map(|(rel, f)| (rel.to_string(), f.sha256))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
