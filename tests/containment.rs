@@ -313,3 +313,42 @@ fn orphan_backups_and_stale_temps_are_swept_under_the_lock() {
         .success()
         .stdout(predicates::str::contains("1.0.0 → 1.1.0"));
 }
+
+#[test]
+fn a_directory_swapped_for_a_link_while_its_files_are_renamed_fails_the_run() {
+    // The renames of one directory's files share one handle on it, opened
+    // after every temp is written; the path is checked again after its last
+    // rename, so a swap in the middle is caught as a fresh open per file
+    // would have caught it.
+    let files = |v: &str| {
+        [
+            ("grp/a.md", format!("a {v}\n")),
+            ("grp/b.md", format!("b {v}\n")),
+            ("grp/c.md", format!("c {v}\n")),
+            ("other.md", format!("other {v}\n")),
+        ]
+    };
+    let release = |version: &str, v: &str| {
+        let f = files(v);
+        let refs: Vec<(&str, &str)> = f.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        Release::new(version, &refs)
+    };
+    let (r1, r2) = (release("1.0.0", "v1"), release("1.1.0", "v2"));
+    let w = World::new();
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let dots = w.dir.path().join("dots");
+    let run = Paused::start(
+        &w,
+        Some(&r2),
+        &["update", "--offline"],
+        "after-check@grp/a.md",
+    );
+    swap_for_link(&w, "grp", &dots.join("grp"));
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(4), "{out}{err}");
+    assert!(err.contains("grp"), "the error names the directory: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // Nothing passed through the link, and the run did not commit.
+    assert!(!manifest(&w).contains("1.1.0"), "the run is not recorded");
+    assert_eq!(w.read("other.md"), "other v1\n", "the rest rolled back");
+}

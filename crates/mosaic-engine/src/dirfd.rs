@@ -130,6 +130,14 @@ impl Dir {
         crate::fsutil::join_rel(&self.path, name)
     }
 
+    /// Whether `other` is a handle on this very directory (same device
+    /// and inode), wherever either now sits.
+    pub fn is_same_dir(&self, other: &Dir) -> Result<bool> {
+        let a = rustix::fs::fstat(&self.fd).map_err(|e| Error::io(&self.path, e.into()))?;
+        let b = rustix::fs::fstat(&other.fd).map_err(|e| Error::io(&other.path, e.into()))?;
+        Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    }
+
     /// Another handle on the same directory.
     pub fn try_clone(&self) -> Result<Dir> {
         Ok(Dir {
@@ -142,7 +150,7 @@ impl Dir {
     /// this one, following no link at any component. A link, a file or a
     /// missing directory on the way is an error naming the component.
     pub fn sub(&self, rel: &str) -> Result<Dir> {
-        match self.sub_raw(rel) {
+        match self.sub_raw(rel, true) {
             Ok(d) => Ok(d),
             Err((at, e)) if is_in_the_way(&e) => Err(Error::Input(format!(
                 "{}: a symlink or file is in the way; mosaic never follows links below {}: move it aside and re-run",
@@ -155,7 +163,7 @@ impl Dir {
 
     /// Like [`Dir::sub`], `None` when a component is missing.
     pub fn sub_opt(&self, rel: &str) -> Result<Option<Dir>> {
-        match self.sub_raw(rel) {
+        match self.sub_raw(rel, false) {
             Ok(d) => Ok(Some(d)),
             Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(_) => self.sub(rel).map(Some),
@@ -163,8 +171,15 @@ impl Dir {
     }
 
     /// The opener behind [`Dir::sub`]: on failure, the prefix of `rel` at
-    /// fault and the OS error.
-    fn sub_raw<'r>(&self, rel: &'r str) -> std::result::Result<Dir, (&'r str, std::io::Error)> {
+    /// fault and the OS error. A missing component is looked for only when
+    /// `name_missing` (else the error names `rel`): [`Dir::sub_opt`] needs
+    /// no name, and on a fresh install that search was a second failed open
+    /// for every directory.
+    fn sub_raw<'r>(
+        &self,
+        rel: &'r str,
+        name_missing: bool,
+    ) -> std::result::Result<Dir, (&'r str, std::io::Error)> {
         if rel.is_empty() {
             return self.try_clone().map_err(|_| {
                 (
@@ -192,6 +207,10 @@ impl Dir {
                     })
                 }
                 Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                // With no link followed, ENOENT is a missing component.
+                Err(rustix::io::Errno::NOENT) if !name_missing => {
+                    return Err((rel, std::io::Error::from(rustix::io::Errno::NOENT)))
+                }
                 // Any other failure: the walk (as strict) names the
                 // component at fault, or succeeds after an EAGAIN.
                 Err(_) => {}

@@ -208,9 +208,12 @@ pub fn scan(
     }
     // Parents sort before children, so a blocked parent is known first.
     let mut blocked: Vec<&str> = Vec::new();
+    // The directories found missing: what is in them is missing too, not
+    // looked up (on a fresh install, a failed open per directory).
+    let mut missing: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for anc in ancestors {
         let under_blocked = crate::fsutil::is_below_any(anc, blocked.iter().copied());
-        let d = if under_blocked {
+        let d = if under_blocked || missing.contains(dirfd::split(anc).0) {
             Disk::Absent
         } else {
             let (dir, name) = parents.of(anc)?;
@@ -218,6 +221,9 @@ pub fn scan(
         };
         if !matches!(d, Disk::Dir | Disk::Absent) {
             blocked.push(anc);
+        }
+        if d == Disk::Absent {
+            missing.insert(anc);
         }
         view.ancestors.insert(anc.to_string(), d);
     }
@@ -228,7 +234,8 @@ pub fn scan(
     for key in &keys {
         let rel: &str = key;
         let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
-        let d = if under_blocked {
+        let in_missing = !missing.is_empty() && missing.contains(dirfd::split(rel).0);
+        let d = if under_blocked || in_missing {
             Disk::Absent
         } else {
             // A preserved path only needs to be known present or absent.

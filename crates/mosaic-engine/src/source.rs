@@ -412,40 +412,75 @@ fn walk_cached(dir: &Path, old: CacheCursor) -> Result<Option<Walked>> {
 /// A file handed to a [`Hashers`] helper: its index in the walk's list.
 type Job = (usize, std::fs::File);
 
-/// What a helper hashed (index in the walk's list, hash), or the first
-/// file it could not read.
+/// What was hashed (index in the walk's list, hash), or the first file
+/// that could not be read.
 type Hashed = std::result::Result<Vec<(usize, crate::Sha256)>, (usize, std::io::Error)>;
+
+/// Hashes `jobs` into `done`; the first file that cannot be read ends it.
+fn hash_jobs(
+    jobs: Vec<Job>,
+    done: &mut Vec<(usize, crate::Sha256)>,
+) -> std::result::Result<(), (usize, std::io::Error)> {
+    for (i, file) in jobs {
+        done.push((i, crate::fsutil::hash_rest(file).map_err(|e| (i, e))?));
+    }
+    Ok(())
+}
 
 /// Helpers that hash the files the cache cannot vouch for, off the walk's
 /// thread: the walk opens each (checked to be a regular file, never
-/// through a link) and hands it over, and hashes it itself while they are
-/// all busy. On a fresh install the walk is the run's only work until it
-/// ends (the home has nothing to scan), so the other cores hash; a no-op
-/// hashes nothing and starts none.
+/// through a link) and hands them over in batches (one wake-up per batch,
+/// not per file), and hashes a batch itself while they are all busy. On a
+/// fresh install the walk is the run's only work until it ends (the home
+/// has nothing to scan), so the other cores hash; a no-op hashes nothing
+/// and starts none.
 struct Hashers<'scope, 'env> {
     scope: &'scope std::thread::Scope<'scope, 'env>,
-    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    jobs: Option<std::sync::mpsc::SyncSender<Vec<Job>>>,
     helpers: Vec<std::thread::ScopedJoinHandle<'scope, Hashed>>,
+    /// The batch being filled.
+    batch: Vec<Job>,
+    /// What the walk's thread hashed itself.
+    done: Vec<(usize, crate::Sha256)>,
+    failed: Option<(usize, std::io::Error)>,
 }
 
 impl<'scope, 'env> Hashers<'scope, 'env> {
-    /// Files in flight at most (each an open descriptor).
-    const QUEUE: usize = 64;
+    /// Files in a batch.
+    const BATCH: usize = 8;
+    /// Batches queued at most (each file an open descriptor).
+    const QUEUE: usize = 3;
 
     fn new(scope: &'scope std::thread::Scope<'scope, 'env>) -> Self {
         Hashers {
             scope,
             jobs: None,
             helpers: Vec::new(),
+            batch: Vec::new(),
+            done: Vec::new(),
+            failed: None,
         }
     }
 
-    /// Hands `file` (entry `i` of the walk's list) to a helper, started on
-    /// the first call; gives it back when they are all busy or gone.
-    fn give(&mut self, i: usize, file: std::fs::File) -> std::result::Result<(), std::fs::File> {
+    /// Hands `file` (entry `i` of the walk's list) over; its hash comes
+    /// back from [`Hashers::finish`].
+    fn give(&mut self, i: usize, file: std::fs::File) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.batch.push((i, file));
+        if self.batch.len() == Self::BATCH {
+            let batch = std::mem::take(&mut self.batch);
+            self.send(batch);
+        }
+    }
+
+    /// Queues `batch` for a helper (started on the first batch), or hashes
+    /// it here when they are all busy or gone.
+    fn send(&mut self, batch: Vec<Job>) {
         use std::sync::mpsc::TrySendError;
         let jobs = self.jobs.get_or_insert_with(|| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(Self::QUEUE);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Job>>(Self::QUEUE);
             let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
             // The walk's thread is one hasher; the other cores, up to 3
             // more, the rest.
@@ -455,36 +490,45 @@ impl<'scope, 'env> Hashers<'scope, 'env> {
                 - 1;
             for _ in 0..n {
                 let rx = rx.clone();
-                self.helpers.push(self.scope.spawn(move || {
+                // A thread the system refuses is one helper fewer (with
+                // none, every batch is hashed here).
+                let spawned = std::thread::Builder::new().spawn_scoped(self.scope, move || {
                     let mut done = Vec::new();
                     loop {
-                        let job = match rx.lock() {
+                        let batch = match rx.lock() {
                             Ok(rx) => rx.recv(),
                             Err(_) => break,
                         };
-                        let Ok((i, file)) = job else { break };
-                        match crate::fsutil::hash_rest(file) {
-                            Ok(sha) => done.push((i, sha)),
-                            Err(e) => return Err((i, e)),
-                        }
+                        let Ok(batch) = batch else { break };
+                        hash_jobs(batch, &mut done)?;
                     }
                     Ok(done)
-                }));
+                });
+                self.helpers.extend(spawned.ok());
             }
             tx
         });
-        match jobs.try_send((i, file)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full((_, f)) | TrySendError::Disconnected((_, f))) => Err(f),
+        let batch = match jobs.try_send(batch) {
+            Ok(()) => return,
+            Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => b,
+        };
+        if let Err(e) = hash_jobs(batch, &mut self.done) {
+            self.failed = Some(e);
         }
     }
 
     /// Waits for the helpers: every file handed over, hashed, or the first
     /// that could not be read.
-    fn finish(self) -> Hashed {
+    fn finish(mut self) -> Hashed {
+        let last = std::mem::take(&mut self.batch);
+        if !last.is_empty() && self.failed.is_none() {
+            if let Err(e) = hash_jobs(last, &mut self.done) {
+                self.failed = Some(e);
+            }
+        }
         drop(self.jobs);
-        let mut all = Vec::new();
-        let mut failed = None;
+        let mut all = self.done;
+        let mut failed = self.failed;
         for h in self.helpers {
             match h.join() {
                 Ok(Ok(done)) => all.extend(done),
@@ -531,11 +575,9 @@ fn walk_hashing(
                 Some(sha) => sha,
                 None => {
                     stale = true;
-                    match hashers.give(sorted.len(), dir.open_read(name)?) {
-                        // Filled in when the helper is done.
-                        Ok(()) => crate::Sha256([0; 32]),
-                        Err(file) => crate::fsutil::hash_open(file, &dir.join(name))?,
-                    }
+                    hashers.give(sorted.len(), dir.open_read(name)?);
+                    // Filled in once it is hashed.
+                    crate::Sha256([0; 32])
                 }
             };
             if stale {
@@ -720,7 +762,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let tree = d.path().join("tree");
         let mut want = Vec::new();
-        for i in 0..(Hashers::QUEUE * 8) {
+        for i in 0..(Hashers::QUEUE * Hashers::BATCH * 8) {
             let rel = format!("d{}/f{i:04}", i % 7);
             let path = tree.join(&rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

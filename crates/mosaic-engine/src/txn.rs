@@ -789,6 +789,12 @@ pub fn apply_planned(
                 let anc = &rel[..idx + pos];
                 let kind = match dir_kinds.get(anc) {
                     Some(k) => *k,
+                    // Below a missing directory: missing too, not looked up
+                    // (a fresh install's every directory was a failed open).
+                    None if below_absent => {
+                        dir_kinds.insert(anc.to_string(), "absent");
+                        "absent"
+                    }
                     None => {
                         let k = kind_of(&mut roots, anc)?;
                         dir_kinds.insert(anc.to_string(), k);
@@ -1217,6 +1223,31 @@ fn rename_one(
     Ok(())
 }
 
+/// After the renames into the held directory `renaming` (the last of them
+/// of `last`): the path still leads to that very directory, through no
+/// link. A directory swapped for a link or moved while its files were
+/// renamed fails the run here (it rolls back), not silently.
+fn renamed_in_place(
+    roots: &mut Roots,
+    renaming: &Option<(String, Dir)>,
+    last: &mut Option<&str>,
+) -> Result<()> {
+    let (Some((parent, held)), Some(rel)) = (renaming, last.take()) else {
+        return Ok(());
+    };
+    if rel.starts_with('/') {
+        return Ok(());
+    }
+    let (now, _) = roots.parent_must(rel)?;
+    if !now.is_same_dir(held)? {
+        return Err(Error::Input(format!(
+            "{} was replaced while mosaic was writing into it and was left as it is; re-run once it is back",
+            target(roots.home.path(), parent).display()
+        )));
+    }
+    Ok(())
+}
+
 fn apply_ops(
     roots: &mut Roots,
     bdir: &Path,
@@ -1338,6 +1369,7 @@ fn apply_ops(
     failpoint::pause("before-rename");
     let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
     let mut renaming: Option<(String, Dir)> = None;
+    let mut last_rel: Option<&str> = None;
     for (k, &(i, _)) in temps.iter().enumerate() {
         let rel = ops[i as usize].rel();
         let tmp = &tmp_of(rel);
@@ -1349,20 +1381,25 @@ fn apply_ops(
         // Each directory is opened afresh, once all temps are written, for
         // the renames of its files (they come one directory after another):
         // one swapped for a link since its temps were written fails here,
-        // and nothing is renamed through it. A swap after this open is a
-        // swap after the renames: they act on the directory itself, never
-        // on what a link names. (One open per file cost 20,000 syscalls of
-        // a 10,000-file fresh install.)
+        // and nothing is renamed through it. The renames act on the
+        // directory itself, never on what a link names; once its last one
+        // is done the path is opened again, and a directory swapped for a
+        // link (or moved) meanwhile fails the run, which rolls back, as a
+        // fresh open per file would have. (That open per file cost 20,000
+        // syscalls of a 10,000-file fresh install.)
         let (parent, name) = split(rel);
         let held = !rel.starts_with('/') && matches!(&renaming, Some((p, _)) if p == parent);
         let opened = if held {
             Ok(name.to_string())
         } else {
-            roots.parent_must(rel).map(|(d, name)| {
-                renaming = Some((parent.to_string(), d));
-                name
-            })
+            renamed_in_place(roots, &renaming, &mut last_rel)
+                .and_then(|()| roots.parent_must(rel))
+                .map(|(d, name)| {
+                    renaming = Some((parent.to_string(), d));
+                    name
+                })
         };
+        last_rel = Some(rel);
         let done = opened.and_then(|name| {
             let (_, dir) = renaming.as_ref().expect("opened above");
             rename_one(
@@ -1399,6 +1436,8 @@ fn apply_ops(
             return Err(e);
         }
     }
+    renamed_in_place(roots, &renaming, &mut last_rel)?;
+    drop(renaming);
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Restore { rel, from } => {
