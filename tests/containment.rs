@@ -318,8 +318,10 @@ fn orphan_backups_and_stale_temps_are_swept_under_the_lock() {
 fn a_directory_swapped_for_a_link_while_its_files_are_renamed_fails_the_run() {
     // The renames of one directory's files share one handle on it, opened
     // after every temp is written; the path is checked again after its last
-    // rename, so a swap in the middle is caught as a fresh open per file
-    // would have caught it.
+    // rename, so a swap in the middle fails the run as a fresh open per
+    // file would have. The renames act on the directory itself, wherever
+    // it was moved: what they put there is kept as found and reported, the
+    // files it replaced are in the backup.
     let files = |v: &str| {
         [
             ("grp/a.md", format!("a {v}\n")),
@@ -348,7 +350,29 @@ fn a_directory_swapped_for_a_link_while_its_files_are_renamed_fails_the_run() {
     assert_eq!(code, Some(4), "{out}{err}");
     assert!(err.contains("grp"), "the error names the directory: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    // Nothing passed through the link, and the run did not commit.
+    // The run did not commit, and the rest of the home rolled back.
     assert!(!manifest(&w).contains("1.1.0"), "the run is not recorded");
     assert_eq!(w.read("other.md"), "other v1\n", "the rest rolled back");
+    // The moved directory holds what was renamed in it before the check,
+    // each path reported as kept; the files it replaced are in the backup.
+    for f in ["a.md", "b.md", "c.md"] {
+        let name = f.trim_end_matches(".md");
+        assert_eq!(
+            std::fs::read_to_string(dots.join("grp").join(f)).unwrap(),
+            format!("{name} v2\n")
+        );
+        assert!(err.contains(&format!("grp/{f}")), "{f} is reported: {err}");
+        let backed_up: Vec<PathBuf> = walkdir::WalkDir::new(w.state())
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.into_path())
+            .filter(|p| p.ends_with(format!("grp/{f}")))
+            .collect();
+        assert!(
+            backed_up
+                .iter()
+                .any(|p| std::fs::read_to_string(p).is_ok_and(|s| s == format!("{name} v1\n"))),
+            "{f}'s v1 is in the backup: {backed_up:?}"
+        );
+    }
 }

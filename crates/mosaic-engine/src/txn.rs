@@ -1238,12 +1238,20 @@ fn renamed_in_place(
     if rel.starts_with('/') {
         return Ok(());
     }
-    let (now, _) = roots.parent_must(rel)?;
-    if !now.is_same_dir(held)? {
-        return Err(Error::Input(format!(
+    let at = target(roots.home.path(), parent);
+    let replaced = || {
+        Error::Input(format!(
             "{} was replaced while mosaic was writing into it and was left as it is; re-run once it is back",
-            target(roots.home.path(), parent).display()
-        )));
+            at.display()
+        ))
+    };
+    let now = match roots.parent(rel)? {
+        Some((now, _)) => now,
+        // Moved away with nothing in its place.
+        None => return Err(replaced()),
+    };
+    if !now.is_same_dir(held)? {
+        return Err(replaced());
     }
     Ok(())
 }
