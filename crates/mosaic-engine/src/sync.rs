@@ -624,22 +624,30 @@ impl<A> SyncPlan<'_, A> {
     pub fn paths(&self) -> &Paths {
         &self.session.paths
     }
+}
 
-    fn ops(&self) -> Vec<Op<'_>> {
-        let mut ops = ops_for(&self.plan, &self.inputs.source);
-        for r in &self.rewrites {
-            ops.push(Op::Write {
-                rel: r.rel.as_str().into(),
-                bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
-                mode: r.mode,
-                sha256: crate::Sha256::of(&r.bytes),
-            });
-        }
-        if let Some(u) = &self.units {
-            ops.extend(u.ops());
-        }
-        ops
+/// The transaction's ops for a plan, its rewrites and its unit refresh (a
+/// function of those fields alone, so the run can let the old manifest go
+/// while it holds them).
+fn ops_of<'a>(
+    plan: &'a Plan,
+    source: &'a Source,
+    rewrites: &'a [crate::migrate::Rewrite],
+    units: Option<&'a crate::units::UnitPlan>,
+) -> Vec<Op<'a>> {
+    let mut ops = ops_for(plan, source);
+    for r in rewrites {
+        ops.push(Op::Write {
+            rel: r.rel.as_str().into(),
+            bytes: txn::Payload::Bytes(std::borrow::Cow::Borrowed(&r.bytes[..])),
+            mode: r.mode,
+            sha256: crate::Sha256::of(&r.bytes),
+        });
     }
+    if let Some(u) = units {
+        ops.extend(u.ops());
+    }
+    ops
 }
 
 /// Plans `install` / `update` in `session` (SPEC §4.3 steps 3–4): loads the
@@ -779,12 +787,17 @@ impl SyncPlan<'_, Locked> {
         // A run that writes no longer needs the old manifest's files (the
         // next manifest comes from the plan, the source and the disk view):
         // they go before the transaction, not after it, off the run's peak.
-        if !self.ops().is_empty() {
+        let ops = ops_of(
+            &self.plan,
+            &self.inputs.source,
+            &self.rewrites,
+            self.units.as_ref(),
+        );
+        if !ops.is_empty() {
             if let Some(m) = self.inputs.manifest.as_mut() {
                 m.files = crate::sorted::SortedMap::new();
             }
         }
-        let ops = self.ops();
         let make_manifest = || -> Result<Manifest> {
             let mut next = next_manifest(&self.inputs, &self.plan, &self.view)?;
             if let Some(u) = &self.units {
