@@ -1223,19 +1223,22 @@ fn rename_one(
     Ok(())
 }
 
-/// After the renames into the held directory `renaming` (the last of them
-/// of `last`): the path still leads to that very directory, through no
-/// link. A directory swapped for a link or moved while its files were
+/// After the renames into the held directory `renaming` (`last`: the last
+/// of them and their count): the path still leads to that very directory,
+/// through no link. A directory swapped for a link or moved while its files were
 /// renamed fails the run here (it rolls back), not silently.
 fn renamed_in_place(
     roots: &mut Roots,
     renaming: &Option<(String, Dir)>,
-    last: &mut Option<&str>,
+    last: &mut Option<(&str, usize)>,
 ) -> Result<()> {
-    let (Some((parent, held)), Some(rel)) = (renaming, last.take()) else {
+    let (Some((parent, held)), Some((rel, renames))) = (renaming, last.take()) else {
         return Ok(());
     };
-    if rel.starts_with('/') {
+    // One rename right after the open is what a fresh open per file did:
+    // nothing more to check (a 1% update's files are mostly alone in
+    // their directories).
+    if rel.starts_with('/') || renames < 2 {
         return Ok(());
     }
     let at = target(roots.home.path(), parent);
@@ -1377,7 +1380,8 @@ fn apply_ops(
     failpoint::pause("before-rename");
     let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
     let mut renaming: Option<(String, Dir)> = None;
-    let mut last_rel: Option<&str> = None;
+    // The last rename into the held directory, and how many it has had.
+    let mut last_rel: Option<(&str, usize)> = None;
     for (k, &(i, _)) in temps.iter().enumerate() {
         let rel = ops[i as usize].rel();
         let tmp = &tmp_of(rel);
@@ -1407,7 +1411,14 @@ fn apply_ops(
                     name
                 })
         };
-        last_rel = Some(rel);
+        last_rel = Some((
+            rel,
+            if held {
+                last_rel.map_or(1, |(_, n)| n + 1)
+            } else {
+                1
+            },
+        ));
         let done = opened.and_then(|name| {
             let (_, dir) = renaming.as_ref().expect("opened above");
             rename_one(
