@@ -540,6 +540,29 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_component_is_named_by_sub_and_only_absent_to_sub_opt() {
+        let (t, home) = tree();
+        // `sub` names the component at fault, not the whole path.
+        let e = home.sub("a/missing/c").unwrap_err().to_string();
+        assert!(e.contains("a/missing") && !e.contains("a/missing/c"), "{e}");
+        // `sub_opt` takes a missing one as absent, never a link.
+        assert!(home.sub_opt("a/missing").unwrap().is_none());
+        assert!(home.sub_opt("a/link").is_err());
+        assert!(home.sub_opt("a/link/x").is_err());
+        std::os::unix::fs::symlink(t.path().join("nowhere"), t.path().join("home/a/dangling"))
+            .unwrap();
+        assert!(
+            home.sub_opt("a/dangling").is_err(),
+            "a dangling link is no absent dir"
+        );
+        // The same directory through two handles, and not another.
+        let b1 = home.sub("a/b").unwrap();
+        let b2 = home.sub("a").unwrap().sub("b").unwrap();
+        assert!(b1.is_same_dir(&b2).unwrap());
+        assert!(!b1.is_same_dir(&home).unwrap());
+    }
+
+    #[test]
     fn the_walk_refuses_a_link_too() {
         let (_t, home) = tree();
         assert!(sub_by_walk(&home, "a/b").is_ok());
