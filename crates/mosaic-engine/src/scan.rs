@@ -206,24 +206,21 @@ pub fn scan(
             ancestors.insert(cur);
         }
     }
-    // Parents sort before children, so a blocked parent is known first.
-    let mut blocked: Vec<&str> = Vec::new();
-    // The directories found missing: what is in them is missing too, not
-    // looked up (on a fresh install, a failed open per directory).
-    let mut missing: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // The ancestors that are not real directories (missing, a link, a
+    // file): nothing below them is looked at, it is taken as missing
+    // (through a link that would follow it; below a missing one it was a
+    // failed open per directory on a fresh install). Parents sort before
+    // children, so a parent's verdict is known first and carries down.
+    let mut not_dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for anc in ancestors {
-        let under_blocked = crate::fsutil::is_below_any(anc, blocked.iter().copied());
-        let d = if under_blocked || missing.contains(dirfd::split(anc).0) {
+        let d = if not_dirs.contains(dirfd::split(anc).0) {
             Disk::Absent
         } else {
             let (dir, name) = parents.of(anc)?;
             stat_at(dir, name, None, false)?
         };
-        if !matches!(d, Disk::Dir | Disk::Absent) {
-            blocked.push(anc);
-        }
-        if d == Disk::Absent {
-            missing.insert(anc);
+        if d != Disk::Dir {
+            not_dirs.insert(anc);
         }
         view.ancestors.insert(anc.to_string(), d);
     }
@@ -233,9 +230,7 @@ pub fn scan(
     let mut found = Vec::with_capacity(keys.len());
     for key in &keys {
         let rel: &str = key;
-        let under_blocked = crate::fsutil::is_below_any(rel, blocked.iter().copied());
-        let in_missing = !missing.is_empty() && missing.contains(dirfd::split(rel).0);
-        let d = if under_blocked || in_missing {
+        let d = if !not_dirs.is_empty() && not_dirs.contains(dirfd::split(rel).0) {
             Disk::Absent
         } else {
             // A preserved path only needs to be known present or absent.

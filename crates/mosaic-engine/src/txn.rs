@@ -1223,40 +1223,71 @@ fn rename_one(
     Ok(())
 }
 
-/// After the renames into the held directory `renaming` (`last`: the last
-/// of them and their count): the path still leads to that very directory,
-/// through no link. A directory swapped for a link or moved while its files were
-/// renamed fails the run here (it rolls back), not silently.
-fn renamed_in_place(
-    roots: &mut Roots,
-    renaming: &Option<(String, Dir)>,
-    last: &mut Option<(&str, usize)>,
-) -> Result<()> {
-    let (Some((parent, held)), Some((rel, renames))) = (renaming, last.take()) else {
-        return Ok(());
-    };
-    // One rename right after the open is what a fresh open per file did:
-    // nothing more to check (a 1% update's files are mostly alone in
-    // their directories).
-    if rel.starts_with('/') || renames < 2 {
-        return Ok(());
-    }
-    let at = target(roots.home.path(), parent);
-    let replaced = || {
-        Error::Input(format!(
-            "{} was replaced while mosaic was writing into it and was left as it is; re-run once it is back",
-            at.display()
+/// The directory renames are going into: opened afresh once every temp is
+/// written, for its run of renames (they come one directory after
+/// another), and looked at again after the last of them.
+struct Renaming<'r> {
+    /// Its path below the home; `None` for an absolute path's directory
+    /// (a root, opened for each rename).
+    parent: Option<&'r str>,
+    dir: Dir,
+    /// The last path renamed into it, and how many were.
+    last: &'r str,
+    renames: usize,
+}
+
+impl<'r> Renaming<'r> {
+    /// Opens the directory of `rel` afresh (never through a link); the
+    /// name to rename to in it.
+    fn open(roots: &mut Roots, rel: &'r str) -> Result<(Renaming<'r>, String)> {
+        let (dir, name) = roots.parent_must(rel)?;
+        let parent = (!rel.starts_with('/')).then(|| split(rel).0);
+        Ok((
+            Renaming {
+                parent,
+                dir,
+                last: rel,
+                renames: 0,
+            },
+            name,
         ))
-    };
-    let now = match roots.parent(rel)? {
-        Some((now, _)) => now,
-        // Moved away with nothing in its place.
-        None => return Err(replaced()),
-    };
-    if !now.is_same_dir(held)? {
-        return Err(replaced());
     }
-    Ok(())
+
+    /// Whether `rel` is renamed into this directory.
+    fn holds(&self, rel: &str) -> bool {
+        !rel.starts_with('/') && self.parent == Some(split(rel).0)
+    }
+
+    /// After its last rename: the path still leads to this very directory,
+    /// through no link. A directory swapped for a link or moved while its
+    /// files were renamed fails the run here (it rolls back), not silently.
+    /// One rename right after the open is what a fresh open per file did:
+    /// nothing more to check (a 1% update's files are mostly alone in their
+    /// directories).
+    fn done(self, roots: &mut Roots) -> Result<()> {
+        let Some(parent) = self.parent else {
+            return Ok(());
+        };
+        if self.renames < 2 {
+            return Ok(());
+        }
+        let at = target(roots.home.path(), parent);
+        let replaced = || {
+            Error::Input(format!(
+                "{} was replaced while mosaic was writing into it and was left as it is; re-run once it is back",
+                at.display()
+            ))
+        };
+        let now = match roots.parent(self.last)? {
+            Some((now, _)) => now,
+            // Moved away with nothing in its place.
+            None => return Err(replaced()),
+        };
+        if !now.is_same_dir(&self.dir)? {
+            return Err(replaced());
+        }
+        Ok(())
+    }
 }
 
 fn apply_ops(
@@ -1379,9 +1410,7 @@ fn apply_ops(
     }
     failpoint::pause("before-rename");
     let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
-    let mut renaming: Option<(String, Dir)> = None;
-    // The last rename into the held directory, and how many it has had.
-    let mut last_rel: Option<(&str, usize)> = None;
+    let mut renaming: Option<Renaming<'_>> = None;
     for (k, &(i, _)) in temps.iter().enumerate() {
         let rel = ops[i as usize].rel();
         let tmp = &tmp_of(rel);
@@ -1391,38 +1420,24 @@ fn apply_ops(
         let fresh = removed.contains(rel) || under(rel, &removed);
         let (rec, r) = record(i as usize);
         // Each directory is opened afresh, once all temps are written, for
-        // the renames of its files (they come one directory after another):
-        // one swapped for a link since its temps were written fails here,
-        // and nothing is renamed through it. The renames act on the
-        // directory itself, never on what a link names; once its last one
-        // is done the path is opened again, and a directory swapped for a
-        // link (or moved) meanwhile fails the run, which rolls back, as a
-        // fresh open per file would have. (That open per file cost 20,000
-        // syscalls of a 10,000-file fresh install.)
-        let (parent, name) = split(rel);
-        let held = !rel.starts_with('/') && matches!(&renaming, Some((p, _)) if p == parent);
-        let opened = if held {
-            Ok(name.to_string())
-        } else {
-            renamed_in_place(roots, &renaming, &mut last_rel)
-                .and_then(|()| roots.parent_must(rel))
-                .map(|(d, name)| {
-                    renaming = Some((parent.to_string(), d));
-                    name
-                })
+        // the renames of its files: one swapped for a link since its temps
+        // were written fails here, and nothing is renamed through it. The
+        // renames act on the directory itself, never on what a link names,
+        // and it is looked at again after the last of them (see
+        // [`Renaming`]). (An open per file cost 20,000 syscalls of a
+        // 10,000-file fresh install.)
+        let opened = match renaming.take() {
+            Some(held) if held.holds(rel) => Ok((held, split(rel).1.to_string())),
+            before => before
+                .map_or(Ok(()), |d| d.done(roots))
+                .and_then(|()| Renaming::open(roots, rel)),
         };
-        last_rel = Some((
-            rel,
-            if held {
-                last_rel.map_or(1, |(_, n)| n + 1)
-            } else {
-                1
-            },
-        ));
-        let done = opened.and_then(|name| {
-            let (_, dir) = renaming.as_ref().expect("opened above");
+        let done = opened.and_then(|(held, name)| {
+            let held = renaming.insert(held);
+            held.last = rel;
+            held.renames += 1;
             rename_one(
-                (dir, &name),
+                (&held.dir, &name),
                 tmp,
                 rel,
                 rec,
@@ -1455,8 +1470,9 @@ fn apply_ops(
             return Err(e);
         }
     }
-    renamed_in_place(roots, &renaming, &mut last_rel)?;
-    drop(renaming);
+    if let Some(last) = renaming {
+        last.done(roots)?;
+    }
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Restore { rel, from } => {
