@@ -376,3 +376,98 @@ fn a_directory_swapped_for_a_link_while_its_files_are_renamed_fails_the_run() {
         );
     }
 }
+
+/// v1 installed, then an update to v2 plus `extras/` (a new directory)
+/// held right before `extras` is renamed into place; and the home as it
+/// was before the update.
+fn held_before_extras_is_renamed() -> (World, Release, Paused, Snapshot) {
+    let w = World::new();
+    let r2 = v2_adding_a_dir();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let before = snapshot(&w.home());
+    let run = Paused::start(
+        &w,
+        Some(&r2),
+        &["update", "--offline"],
+        "before-dir-rename@extras",
+    );
+    (w, r2, run, before)
+}
+
+/// The temp directories (`.NAME.mosaic-tmp-…`) in the home's top level.
+fn staged_dirs(w: &World) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(w.home())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".mosaic-tmp-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_new_directory_is_filled_under_a_temp_name_and_renamed_into_place_whole() {
+    let (w, r2, run, _) = held_before_extras_is_renamed();
+    // Nothing of it is at its place yet: its file is in the temp
+    // directory beside it, under its own name, flushed with the others.
+    assert!(std::fs::symlink_metadata(w.path("extras")).is_err());
+    let tmp = staged_dirs(&w);
+    assert_eq!(tmp.len(), 1, "{tmp:?}");
+    assert!(tmp[0].starts_with(".extras.mosaic-tmp-"), "{tmp:?}");
+    assert_eq!(
+        std::fs::read_to_string(w.path(&tmp[0]).join("new.md")).unwrap(),
+        "extras v2\n"
+    );
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(w.read("extras/new.md"), "extras v2\n");
+    assert!(staged_dirs(&w).is_empty(), "{:?}", staged_dirs(&w));
+    w.mosaic(Some(&r2)).arg("verify").assert().success();
+}
+
+#[test]
+fn a_directory_made_where_a_new_one_goes_fails_the_run_and_is_left_as_it_is() {
+    let (w, _r2, run, before) = held_before_extras_is_renamed();
+    w.write("extras/mine.md", "the operator's own\n");
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("extras") && err.contains("appeared"), "{err}");
+    assert!(err.contains("rolled back, nothing changed"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // The operator's directory is as they made it, the run's temp is gone,
+    // and the rest of the home is as before the run.
+    assert_eq!(w.read("extras/mine.md"), "the operator's own\n");
+    assert!(!w.path("extras/new.md").exists());
+    assert!(staged_dirs(&w).is_empty(), "{:?}", staged_dirs(&w));
+    let mut after = snapshot(&w.home());
+    assert!(after.remove("extras/mine.md").is_some());
+    assert!(after.remove("extras").is_some());
+    assert_same(&before, &after, "after the refused run");
+}
+
+#[test]
+fn a_new_directory_swapped_for_a_link_before_its_rename_is_never_put_in_place() {
+    let (w, _r2, run, _) = held_before_extras_is_renamed();
+    let tmp = staged_dirs(&w).pop().expect("the temp directory");
+    let moved = w.dir.path().join("dots/moved");
+    swap_for_link(&w, &tmp, &moved);
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("extras") && err.contains("replaced"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // Nothing at its place (no link moved there), the directory the run
+    // filled emptied through its own handle, the link left as found.
+    assert!(std::fs::symlink_metadata(w.path("extras")).is_err());
+    assert!(std::fs::read_dir(&moved).unwrap().next().is_none());
+    assert!(std::fs::symlink_metadata(w.path(&tmp))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!manifest(&w).contains("extras/new.md"));
+    assert_eq!(
+        w.read("fleet/README.md"),
+        "fleet readme v1\n",
+        "rolled back"
+    );
+}

@@ -194,6 +194,47 @@ fn a_journal_whose_backup_is_gone_is_removed_not_a_wedge() {
 }
 
 #[test]
+fn a_crash_before_new_directories_are_renamed_into_place_leaves_none_of_them_after_recovery() {
+    // A fresh install puts every file in a new directory: each new subtree
+    // is filled under a temp name and renamed into place whole. Killed
+    // before the renames, the temps are all there is; recovery removes them.
+    let w = World::new();
+    let r1 = v1();
+    let out = w
+        .mosaic(Some(&r1))
+        .arg("install")
+        .env("MOSAIC_FAILPOINT", "before-rename")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "killed");
+    let temps = |w: &World| -> Vec<String> {
+        walkdir::WalkDir::new(w.home())
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().display().to_string())
+            .filter(|p| p.contains(".mosaic-tmp-"))
+            .collect()
+    };
+    let left = temps(&w);
+    assert!(
+        left.iter().any(|p| p.contains("/.fleet.mosaic-tmp-")),
+        "the crash left the new fleet/ under its temp name: {left:?}"
+    );
+    assert!(std::fs::symlink_metadata(w.path("fleet")).is_err());
+    // The next run rolls the crashed one back (its temps go with it: the
+    // new run's own have another tag), then installs.
+    let out = w.mosaic(Some(&r1)).arg("install").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("interrupted run was rolled back"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(temps(&w).is_empty(), "recovery left {:?}", temps(&w));
+    w.mosaic(Some(&r1)).arg("verify").assert().success();
+}
+
+#[test]
 fn a_crash_during_recovery_cleanup_does_not_wedge_the_home() {
     let w = World::new();
     let (_r1, r2) = crashed(&w, "mid-apply");

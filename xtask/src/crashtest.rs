@@ -2,7 +2,7 @@
 //! kills each writing command at every one of its mutating system calls and
 //! checks that the next run recovers, loses nothing and converges.
 //!
-//! For each scenario (`update`, `rollback`, `fleet-add`, `fleet-install`,
+//! For each scenario (`install`, `update`, `rollback`, `fleet-add`, `fleet-install`,
 //! see [`scenarios`]): build a throw-away world through the CLI, run the
 //! command once under `strace -f` to number its mutating system calls (the
 //! *points*) and to record what the uncrashed command leaves (the
@@ -31,7 +31,7 @@ use std::time::Instant;
 use strace::Point;
 use world::{reset, Ctx, World};
 
-const USAGE: &str = "usage: cargo xtask crashtest [--quick] [--cmd update|rollback|fleet-add|fleet-install]… [--keep] [--point N[/M],…] [-v]";
+const USAGE: &str = "usage: cargo xtask crashtest [--quick] [--cmd install|update|rollback|fleet-add|fleet-install]… [--keep] [--point N[/M],…] [-v]";
 
 /// `--quick`: first-level points tried per scenario (every k-th).
 const QUICK_POINTS: usize = 24;

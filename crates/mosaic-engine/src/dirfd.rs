@@ -138,6 +138,12 @@ impl Dir {
         Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
     }
 
+    /// The same handle, named `path` in messages (a directory filled under
+    /// a temp name is named by the place it goes to).
+    pub fn named(self, path: PathBuf) -> Dir {
+        Dir { fd: self.fd, path }
+    }
+
     /// Another handle on the same directory.
     pub fn try_clone(&self) -> Result<Dir> {
         Ok(Dir {

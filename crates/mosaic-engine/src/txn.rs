@@ -1290,6 +1290,147 @@ impl<'r> Renaming<'r> {
     }
 }
 
+/// A directory the run creates, the outermost of a new subtree: made under
+/// its temp name (`.NAME.mosaic-tmp-TAG` beside its place), filled through
+/// its handle (its subdirectories, and its files under their own names),
+/// flushed with every other temp, then renamed into place whole: one
+/// rename for the subtree instead of one per file (on a fresh install,
+/// nearly every file). Until then nothing of it is at its place; a failed
+/// or crashed run's is removed whole (see [`restore_touched`]).
+struct Staged<'m> {
+    /// Its path below the home.
+    rel: &'m str,
+    /// Its temp name in its parent.
+    tmp: String,
+    /// The directory itself (named by its place in messages).
+    dir: Dir,
+}
+
+impl<'m> Staged<'m> {
+    /// Makes the directory of `rel` under its temp name for the run
+    /// tagged `tag`.
+    fn make(roots: &mut Roots, rel: &'m str, tag: &str) -> Result<Staged<'m>> {
+        let (parent, name) = roots.parent_must(rel)?;
+        // Its place must be free now (it is again at the rename): nothing
+        // is written for a directory that cannot go there.
+        match parent.kind(&name)? {
+            dirfd::Kind::Absent => {}
+            dirfd::Kind::Dir => {
+                return Err(Error::Input(format!(
+                    "{} appeared while mosaic was writing it and was left as it is; re-run once it is saved",
+                    parent.join(&name).display()
+                )))
+            }
+            other => {
+                return Err(Error::Input(format!(
+                    "{}: a {} is in the way where mosaic creates a directory; mosaic never writes through links: move it aside and re-run",
+                    parent.join(&name).display(),
+                    kind_name(other)
+                )))
+            }
+        }
+        let tmp = temp_name(&name, tag);
+        if !parent.mkdir(&tmp, 0o755)? {
+            return Err(Error::Input(format!(
+                "{}: a directory is in the way of the one mosaic makes for {}; move it aside and re-run",
+                parent.join(&tmp).display(),
+                target(roots.home.path(), rel).display()
+            )));
+        }
+        let dir = parent.sub(&tmp)?.named(target(roots.home.path(), rel));
+        Ok(Staged { rel, tmp, dir })
+    }
+
+    /// `rel` (a path below this directory) relative to it.
+    fn below<'a>(&self, rel: &'a str) -> &'a str {
+        &rel[self.rel.len() + 1..]
+    }
+
+    /// The handle on its directory `sub` (`""`: itself).
+    fn open(&self, sub: &str) -> Result<Dir> {
+        if sub.is_empty() {
+            self.dir.try_clone()
+        } else {
+            self.dir.sub(sub)
+        }
+    }
+
+    /// Renames it into place, in its parent opened afresh: its temp name
+    /// must still lead to this very directory, its place must still be
+    /// free (`RENAME_NOREPLACE`), and afterwards its path must lead to it
+    /// through no link. `renamed` is set once it is at its place.
+    fn rename(&self, roots: &mut Roots, renamed: &mut bool) -> Result<()> {
+        let at = target(roots.home.path(), self.rel);
+        let (parent, name) = roots.parent_must(self.rel)?;
+        let ours = |d: Result<Option<Dir>>| -> Result<bool> {
+            match d {
+                Ok(Some(d)) => d.is_same_dir(&self.dir),
+                Ok(None) | Err(Error::Input(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        if !ours(parent.sub_opt(&self.tmp))? {
+            return Err(Error::Input(format!(
+                "{} (the new directory {} being filled) was replaced while mosaic was writing into it and was left as it is; re-run",
+                parent.join(&self.tmp).display(),
+                at.display()
+            )));
+        }
+        match parent.rename_to(&self.tmp, &parent, &name, Rename::NoReplace) {
+            Ok(()) => *renamed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Input(format!(
+                    "{} appeared while mosaic was writing it and was left as it is; re-run once it is saved",
+                    at.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(at, e)),
+        }
+        if !ours(roots.home.sub_opt(self.rel))? {
+            return Err(Error::Input(format!(
+                "{} was replaced while mosaic was writing into it and was left as it is; re-run once it is back",
+                at.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes it after a failure, before it was renamed into place:
+    /// through its parent while its temp name still leads to it, else (it
+    /// was moved) emptied through its own handle.
+    fn discard(&self, roots: &mut Roots) {
+        if let Ok(Some((parent, _))) = roots.parent(self.rel) {
+            if let Ok(Some(d)) = parent.sub_opt(&self.tmp) {
+                if d.is_same_dir(&self.dir).unwrap_or(false) {
+                    let _ = parent.remove_tree(&self.tmp);
+                    return;
+                }
+            }
+        }
+        if let Ok(names) = self.dir.entries() {
+            for n in names {
+                let _ = self.dir.remove_tree(&n);
+            }
+        }
+    }
+}
+
+/// The new subtree (index into the run's [`Staged`] list, keyed by its
+/// path in `at`) that `rel` is below, if any.
+fn staged_in(rel: &str, at: &BTreeMap<&str, u32>) -> Option<u32> {
+    if at.is_empty() {
+        return None;
+    }
+    let mut idx = 0;
+    while let Some(pos) = rel[idx..].find('/') {
+        if let Some(&s) = at.get(&rel[..idx + pos]) {
+            return Some(s);
+        }
+        idx += pos + 1;
+    }
+    None
+}
+
 fn apply_ops(
     roots: &mut Roots,
     bdir: &Path,
@@ -1334,23 +1475,39 @@ fn apply_ops(
             removed.insert(&**rel);
         }
     }
+    // Each new subtree is made under a temp name beside its place, filled
+    // and renamed into place whole (see [`Staged`]); `staged_at` finds the
+    // one a path is in.
+    let mut staged: Vec<Staged<'_>> = Vec::new();
+    let mut staged_at: BTreeMap<&str, u32> = BTreeMap::new();
     for d in &meta.mkdirs {
-        let (dir, name) = roots.parent_must(d)?;
-        if !dir.mkdir(&name, 0o755)? {
-            continue;
+        match staged_in(d, &staged_at) {
+            Some(s) => {
+                let s = &staged[s as usize];
+                let (parent, name) = split(s.below(d));
+                s.open(parent)?.mkdir(name, 0o755)?;
+            }
+            None => {
+                staged_at.insert(d, index_u32(staged.len()));
+                staged.push(Staged::make(roots, d, tag)?);
+            }
         }
     }
     // Writes: every temp first, one flush per file system, then the renames.
-    // The ops come in path order, so siblings share one handle on their
-    // directory for the temp writes (the renames below open it afresh). At
+    // A file in a new subtree is written under its own name into the
+    // subtree's temp directory (the subtree is the temp). The ops come in
+    // path order, so siblings share one handle on their directory for the
+    // temp writes (the renames below open it afresh). At
     // most HELD handles stay open (a home of 100,000 files in 12,000
     // directories must not run out of descriptors); a temp whose handle was
     // closed is removed on failure through a fresh lookup of its directory.
     const HELD: usize = 256;
-    // (index of the op, index of its directory's handle); the temp's name
-    // is derived again from the path and the run tag, not held.
+    // (index of the op, index of its directory's handle, index of the new
+    // subtree it is in or NOT_STAGED); the temp's name is derived again
+    // from the path and the run tag, not held.
+    const NOT_STAGED: u32 = u32::MAX;
     let writes = ops.iter().filter(|o| matches!(o, Op::Write { .. })).count();
-    let mut temps: Vec<(u32, u32)> = Vec::with_capacity(writes);
+    let mut temps: Vec<(u32, u32, u32)> = Vec::with_capacity(writes);
     // Handles on the framework tree's directories, for its files' content.
     let mut source: Option<(&Path, crate::scan::Lookup)> = None;
     let mut dirs: Vec<(String, Option<Dir>)> = Vec::new();
@@ -1361,9 +1518,16 @@ fn apply_ops(
         {
             let (parent, name) = split(rel);
             let name = name.to_string();
+            let inside = staged_in(rel, &staged_at);
             let shared = matches!(dirs.last(), Some((p, Some(_))) if p == parent);
             if !shared {
-                let (d, _) = roots.parent_must(rel)?;
+                let d = match inside {
+                    Some(s) => {
+                        let s = &staged[s as usize];
+                        s.open(split(s.below(rel)).0)?
+                    }
+                    None => roots.parent_must(rel)?.0,
+                };
                 if dirs.len() >= HELD {
                     let old = dirs.len() - HELD;
                     dirs[old].1 = None;
@@ -1372,7 +1536,10 @@ fn apply_ops(
             }
             let at = dirs.len() - 1;
             let dir = dirs[at].1.as_ref().expect("the newest handle is held");
-            let tmp = temp_name(&name, tag);
+            let tmp = match inside {
+                Some(_) => name.clone(),
+                None => temp_name(&name, tag),
+            };
             let mut f = create_temp(dir, &name, &tmp, *mode)?;
             let filled = match bytes {
                 Payload::Bytes(b) => std::io::Write::write_all(&mut f, b),
@@ -1402,20 +1569,73 @@ fn apply_ops(
             }
             // Both fit: `rec_of` has an entry per op in a u32, and there
             // are no more handles than ops.
-            temps.push((index_u32(i), index_u32(at)));
+            temps.push((index_u32(i), index_u32(at), inside.unwrap_or(NOT_STAGED)));
         }
     }
-    if !temps.is_empty() {
+    if !temps.is_empty() || !staged.is_empty() {
         roots.sync()?;
     }
+    failpoint::hit("before-rename");
     failpoint::pause("before-rename");
     let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
+    // The temps from the `k`th on that are not renamed yet are removed
+    // through the handles they were made with (one in a directory moved
+    // out of the home meanwhile too); recovery would not find that one.
+    let remove_temps = |roots: &mut Roots, k: usize, touched: &Touched| {
+        for (j, &(i, at, s)) in temps.iter().enumerate().skip(k) {
+            let rel = ops[i as usize].rel();
+            let tmp = &tmp_of(rel);
+            if s == NOT_STAGED && (j > k || !touched.0[record(i as usize).1]) {
+                match &dirs[at as usize].1 {
+                    Some(dir) => {
+                        let _ = dir.unlink(tmp);
+                    }
+                    None => {
+                        if let Ok(Some((dir, _))) = roots.parent(rel) {
+                            let _ = dir.unlink(tmp);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // The new subtrees first, each renamed into place whole; what is in
+    // one is the run's once it is (recovery would undo it).
+    let mut placed = 0u32;
+    let mut failed = None;
+    for s in &staged {
+        failpoint::pause_at("before-dir-rename", s.rel);
+        let mut renamed = false;
+        let done = s.rename(roots, &mut renamed);
+        placed += u32::from(renamed);
+        if let Err(e) = done {
+            failed = Some(e);
+            break;
+        }
+    }
+    if placed > 0 {
+        for &(i, _, s) in &temps {
+            if s < placed {
+                touched.0[record(i as usize).1] = true;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        for s in &staged[placed as usize..] {
+            s.discard(roots);
+        }
+        remove_temps(roots, 0, touched);
+        return Err(e);
+    }
     let mut renaming: Option<Renaming<'_>> = None;
-    for (k, &(i, _)) in temps.iter().enumerate() {
+    for (k, &(i, _, s)) in temps.iter().enumerate() {
         let rel = ops[i as usize].rel();
         let tmp = &tmp_of(rel);
         if k == temps.len() / 2 {
             failpoint::hit("mid-apply");
+        }
+        if s != NOT_STAGED {
+            continue;
         }
         let fresh = removed.contains(rel) || under(rel, &removed);
         let (rec, r) = record(i as usize);
@@ -1448,25 +1668,7 @@ fn apply_ops(
             )
         });
         if let Err(e) = done {
-            // The temps not renamed yet are removed through the handles they
-            // were made with (one in a directory moved out of the home
-            // meanwhile too); recovery would not find that one.
-            for (j, &(i, at)) in temps.iter().enumerate().skip(k) {
-                let rel = ops[i as usize].rel();
-                let tmp = &tmp_of(rel);
-                if j > k || !touched.0[record(i as usize).1] {
-                    match &dirs[at as usize].1 {
-                        Some(dir) => {
-                            let _ = dir.unlink(tmp);
-                        }
-                        None => {
-                            if let Ok(Some((dir, _))) = roots.parent(rel) {
-                                let _ = dir.unlink(tmp);
-                            }
-                        }
-                    }
-                }
-            }
+            remove_temps(roots, k, touched);
             return Err(e);
         }
     }
@@ -1506,7 +1708,7 @@ fn apply_ops(
     roots.sync()?;
     // Let go before the next manifest is built, the run's peak on a large
     // fresh install: each is a list or map of every written path.
-    drop((temps, dirs, removed));
+    drop((temps, dirs, removed, staged, staged_at));
     failpoint::hit("before-manifest");
     failpoint::pause("before-manifest");
     let Some(manifest) = manifest else {
@@ -1685,6 +1887,22 @@ fn restore_touched(
             remove_any(&mut roots, &rec.rel)?;
         } else {
             restore_path(&mut roots, Some(&backup), &rec.rel, &tag)?;
+        }
+    }
+    // A new subtree still under its temp name (the run failed or crashed
+    // before renaming it into place) goes whole: all in it is the run's.
+    if !meta.tmp_tag.is_empty() {
+        let made: BTreeSet<&str> = meta.mkdirs.iter().map(|d| &**d).collect();
+        for d in &meta.mkdirs {
+            if made.contains(split(d).0) {
+                continue;
+            }
+            if let Ok(Some((dir, name))) = roots.parent(d) {
+                let tmp = temp_name(&name, &meta.tmp_tag);
+                if dir.kind(&tmp)? == dirfd::Kind::Dir {
+                    dir.remove_tree(&tmp)?;
+                }
+            }
         }
     }
     for d in meta.mkdirs.iter().rev() {

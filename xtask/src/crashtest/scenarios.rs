@@ -1,12 +1,16 @@
-//! The emulated releases and the four scenario worlds.
+//! The emulated releases and the five scenario worlds.
 //!
 //! Releases: "next" (1.1.0) is a copy of the repository's `framework/`;
 //! "previous" (1.0.0) is derived from it: a few files changed (one line
 //! appended), two files the next release adds are absent, three files exist
-//! only in the previous release (one in a directory the next release drops).
+//! only in the previous release (one in a directory the next release drops);
+//! the next release also adds a whole new subtree (`NEW_TREE`, a directory
+//! with a file and a subdirectory: filled under a temp name, renamed whole).
 //! Both trees get an old fixed mtime, so no fingerprint is ever "racily clean".
 //!
 //! Worlds (all driven through the CLI, plus the operator's own edits):
+//! * `install`: an empty home; runs `install` of 1.1.0 (every directory
+//!   new).
 //! * `update`: 1.0.0 installed, roster from `fleet init --preset pair`, fleet
 //!   installed (env files, active units), operator files; runs
 //!   `update --offline` to 1.1.0.
@@ -35,6 +39,21 @@ const CHANGED: &[&str] = &[
 
 /// Files the next release adds (absent from the previous one).
 const ADDED: &[&str] = &["docs/local-fleet-canary.md", "fleet/examples/team.yaml"];
+
+/// Files only the next release ships, in directories no earlier release
+/// had: (path, mode, content).
+const NEW_TREE: &[(&str, u32, &str)] = &[
+    (
+        "tools/extras/new-tool.sh",
+        0o755,
+        "#!/bin/sh\n# added by the next release, in a new directory\nexit 0\n",
+    ),
+    (
+        "tools/extras/more/notes.md",
+        0o644,
+        "# Notes\n\nIn a new directory's new subdirectory.\n",
+    ),
+];
 
 /// Files only the previous release ships: (path, mode, content).
 const DROPPED: &[(&str, u32, &str)] = &[
@@ -86,6 +105,12 @@ pub fn releases(framework: &Path, prev: &Path, next: &Path) -> Result<()> {
             bail!("framework/{rel} exists; the crash test needs it to be dropped; rename it in scenarios.rs");
         }
         write_file(&prev.join(rel), content.as_bytes(), *mode)?;
+    }
+    for (rel, mode, content) in NEW_TREE {
+        if next.join(rel).exists() {
+            bail!("framework/{rel} exists; the crash test needs it to be new; rename it in scenarios.rs");
+        }
+        write_file(&next.join(rel), content.as_bytes(), *mode)?;
     }
     for root in [prev, next] {
         age(root)?;
@@ -170,6 +195,10 @@ pub struct Scenario {
 
 /// Every scenario, in run order.
 pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "install",
+        setup: setup_install,
+    },
     Scenario {
         name: "update",
         setup: setup_update,
@@ -274,6 +303,23 @@ fn fleet_installed(ctx: &Ctx, w: &World, rel: Rel) -> Result<()> {
         0o644,
     )?;
     Ok(())
+}
+
+fn setup_install(_: &Ctx, w: &World) -> Result<Spec> {
+    std::fs::create_dir_all(w.home())?;
+    // The shipped files the other worlds' operator edits are the install's
+    // own here: absent before, shipped after.
+    fn edited_elsewhere(k: &str) -> bool {
+        k.strip_prefix("H/")
+            .is_some_and(|rel| rel == EDIT_KEPT || rel == EDIT_CONFLICT)
+    }
+    Ok(Spec {
+        args: vec!["install".into()],
+        rel: Rel::Next,
+        intended: edited_elsewhere,
+        about:
+            "install of 1.1.0 into an empty home (every directory new, renamed into place whole)",
+    })
 }
 
 fn setup_update(ctx: &Ctx, w: &World) -> Result<Spec> {
