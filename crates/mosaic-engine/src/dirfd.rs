@@ -344,6 +344,29 @@ impl Dir {
         }
     }
 
+    /// Renames the directory `from` in this directory to `to` here, never
+    /// replacing anything at `to` (`RENAME_NOREPLACE`; `AlreadyExists`
+    /// when something is there). Where the file system lacks the flag, `to`
+    /// is made empty first (which fails if anything is there) and the
+    /// directory renamed over it (which fails once anything was put in it).
+    pub fn rename_dir_no_replace(&self, from: &str, to: &str) -> std::io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        match rustix::fs::renameat_with(&self.fd, from, &self.fd, to, RenameFlags::NOREPLACE) {
+            Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
+            Ok(()) => return Ok(()),
+        }
+        rustix::fs::mkdirat(&self.fd, to, Mode::from_raw_mode(0o700))?;
+        match rustix::fs::renameat(&self.fd, from, &self.fd, to) {
+            Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            }
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// Removes the file or link `name` (the link itself).
     pub fn unlink(&self, name: &str) -> std::io::Result<()> {
         check_name(name)?;

@@ -1376,7 +1376,7 @@ impl<'m> Staged<'m> {
                 at.display()
             )));
         }
-        match parent.rename_to(&self.tmp, &parent, &name, Rename::NoReplace) {
+        match parent.rename_dir_no_replace(&self.tmp, &name) {
             Ok(()) => *renamed = true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::Input(format!(
@@ -1478,6 +1478,10 @@ fn apply_ops(
     // Each new subtree is made under a temp name beside its place, filled
     // and renamed into place whole (see [`Staged`]); `staged_at` finds the
     // one a path is in.
+    // Each holds a handle: past STAGED of them (an update adding many
+    // directories to existing ones) the rest are made in place, their
+    // files renamed one by one.
+    const STAGED: usize = 64;
     let mut staged: Vec<Staged<'_>> = Vec::new();
     let mut staged_at: BTreeMap<&str, u32> = BTreeMap::new();
     for d in &meta.mkdirs {
@@ -1487,9 +1491,13 @@ fn apply_ops(
                 let (parent, name) = split(s.below(d));
                 s.open(parent)?.mkdir(name, 0o755)?;
             }
-            None => {
+            None if staged.len() < STAGED => {
                 staged_at.insert(d, index_u32(staged.len()));
                 staged.push(Staged::make(roots, d, tag)?);
+            }
+            None => {
+                let (dir, name) = roots.parent_must(d)?;
+                dir.mkdir(&name, 0o755)?;
             }
         }
     }
@@ -1581,11 +1589,13 @@ fn apply_ops(
     // The temps from the `k`th on that are not renamed yet are removed
     // through the handles they were made with (one in a directory moved
     // out of the home meanwhile too); recovery would not find that one.
-    let remove_temps = |roots: &mut Roots, k: usize, touched: &Touched| {
+    // The `k`th is only when its rename was not reached (`tried`: it was
+    // tried, and touched says whether it landed).
+    let remove_temps = |roots: &mut Roots, k: usize, tried: bool, touched: &Touched| {
         for (j, &(i, at, s)) in temps.iter().enumerate().skip(k) {
             let rel = ops[i as usize].rel();
             let tmp = &tmp_of(rel);
-            if s == NOT_STAGED && (j > k || !touched.0[record(i as usize).1]) {
+            if s == NOT_STAGED && (j > k || !tried || !touched.0[record(i as usize).1]) {
                 match &dirs[at as usize].1 {
                     Some(dir) => {
                         let _ = dir.unlink(tmp);
@@ -1624,7 +1634,7 @@ fn apply_ops(
         for s in &staged[placed as usize..] {
             s.discard(roots);
         }
-        remove_temps(roots, 0, touched);
+        remove_temps(roots, 0, false, touched);
         return Err(e);
     }
     let mut renaming: Option<Renaming<'_>> = None;
@@ -1668,7 +1678,7 @@ fn apply_ops(
             )
         });
         if let Err(e) = done {
-            remove_temps(roots, k, touched);
+            remove_temps(roots, k, true, touched);
             return Err(e);
         }
     }
