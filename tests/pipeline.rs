@@ -25,29 +25,6 @@ fn installed_and_updated() -> (World, Release, Release) {
     (w, r1, r2)
 }
 
-/// The environment `World::mosaic` sets, on a std command (for runs in the
-/// background or under strace).
-fn world_env(c: &mut std::process::Command, w: &World, release: Option<&Release>) {
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", w.dir.path().join("user"))
-        .env("MOSAIC_HOME", w.home())
-        .env("MOSAIC_STATE_DIR", w.state())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if let Some(r) = release {
-        c.env("MOSAIC_FRAMEWORK_DIR", r.dir.path())
-            .env("MOSAIC_FRAMEWORK_VERSION", &r.version);
-    }
-}
-
-fn std_mosaic(w: &World, release: Option<&Release>) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
-    world_env(&mut c, w, release);
-    c
-}
-
 fn agents(w: &World) -> Vec<String> {
     w.read("fleet/roster.yaml")
         .lines()
@@ -244,7 +221,9 @@ fn concurrent_fleet_adds_both_land() {
         .arg("inject=flock:delay_enter=1500000:when=1")
         .arg(assert_cmd::cargo::cargo_bin("mosaic"))
         .args(["fleet", "add", "a1", "--runtime", "pi"]);
-    world_env(&mut first, &w, None);
+    w.env(&mut first, None)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let child = first.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     w.mosaic(None)
@@ -268,7 +247,10 @@ fn a_fleet_add_during_an_update_keeps_the_migration() {
         "fleet/roster.yaml",
         &ROSTER.replace("mosaic-fleet", "mosaic-factory"),
     );
-    let child = std_mosaic(&w, Some(&r1))
+    let child = w
+        .std_mosaic(Some(&r1))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .args(["update", "--offline"])
         .env("MOSAIC_TMUX", "/bin/false")
         .env("MOSAIC_FAILPOINT", "sleep:after-lock")

@@ -52,22 +52,6 @@ fn crashed(w: &World, point: &str) -> (Release, Release) {
     (r1, r2)
 }
 
-/// `World::mosaic` as a plain `std::process::Command` (for custom stdout).
-fn std_mosaic(w: &World, release: Option<&Release>) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", w.dir.path().join("user"))
-        .env("MOSAIC_HOME", w.home())
-        .env("MOSAIC_STATE_DIR", w.state())
-        .env("NO_COLOR", "1");
-    if let Some(r) = release {
-        c.env("MOSAIC_FRAMEWORK_DIR", r.dir.path())
-            .env("MOSAIC_FRAMEWORK_VERSION", &r.version);
-    }
-    c
-}
-
 fn write_script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -207,17 +191,9 @@ fn a_crash_before_new_directories_are_renamed_into_place_leaves_none_of_them_aft
         .output()
         .unwrap();
     assert!(out.status.code().is_none(), "killed");
-    let temps = |w: &World| -> Vec<String> {
-        walkdir::WalkDir::new(w.home())
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().display().to_string())
-            .filter(|p| p.contains(".mosaic-tmp-"))
-            .collect()
-    };
-    let left = temps(&w);
+    let left = w.temps();
     assert!(
-        left.iter().any(|p| p.contains("/.fleet.mosaic-tmp-")),
+        left.iter().any(|p| p.starts_with(".fleet.mosaic-tmp-")),
         "the crash left the new fleet/ under its temp name: {left:?}"
     );
     assert!(std::fs::symlink_metadata(w.path("fleet")).is_err());
@@ -230,7 +206,7 @@ fn a_crash_before_new_directories_are_renamed_into_place_leaves_none_of_them_aft
         "{}",
         stderr_of(&out)
     );
-    assert!(temps(&w).is_empty(), "recovery left {:?}", temps(&w));
+    assert!(w.temps().is_empty(), "recovery left {:?}", w.temps());
     w.mosaic(Some(&r1)).arg("verify").assert().success();
 }
 
@@ -434,7 +410,7 @@ fn a_closed_stdout_ends_quietly_with_zero() {
     let r1 = v1();
     w.mosaic(Some(&r1)).arg("install").assert().success();
     for args in [&["status"][..], &["completions", "bash"], &["backups"]] {
-        let mut cmd = std_mosaic(&w, Some(&r1));
+        let mut cmd = w.std_mosaic(Some(&r1));
         cmd.args(args);
         let out = with_closed_stdout(cmd);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
@@ -451,7 +427,8 @@ fn a_full_stdout_is_one_line_and_says_the_update_landed() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = std_mosaic(&w, Some(&r2))
+    let out = w
+        .std_mosaic(Some(&r2))
         .args(["update", "--offline"])
         .stdout(full)
         .output()
@@ -622,7 +599,7 @@ fn a_held_lock_names_the_live_holder_and_never_advises_deleting_the_lock() {
     let w = World::new();
     let (r1, r2) = (v1(), v2());
     w.mosaic(Some(&r1)).arg("install").assert().success();
-    let mut holder = std_mosaic(&w, Some(&r2));
+    let mut holder = w.std_mosaic(Some(&r2));
     holder
         .args(["update", "--offline"])
         .env("MOSAIC_FAILPOINT", "sleep:after-lock")

@@ -818,13 +818,8 @@ fn an_edit_saved_while_an_update_runs_is_never_overwritten() {
     let (r1, r2) = (v1(), v2());
     w.mosaic(Some(&r1)).arg("install").assert().success();
     let before = snapshot(&w.home());
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
+    let mut cmd = w.std_mosaic(Some(&r2));
     cmd.args(["update", "--offline"])
-        .env("HOME", w.dir.path().join("user"))
-        .env("MOSAIC_HOME", w.home())
-        .env("MOSAIC_STATE_DIR", w.state())
-        .env("MOSAIC_FRAMEWORK_DIR", r2.dir.path())
-        .env("MOSAIC_FRAMEWORK_VERSION", &r2.version)
         .env("MOSAIC_FAILPOINT", "sleep:before-rename")
         .env("MOSAIC_FAILPOINT_SLEEP_MS", "1500")
         .stdout(std::process::Stdio::null())
@@ -833,11 +828,7 @@ fn an_edit_saved_while_an_update_runs_is_never_overwritten() {
     // wait until the update has written its temp files
     let t0 = std::time::Instant::now();
     loop {
-        let temps = walkdir::WalkDir::new(w.home())
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().contains(".mosaic-tmp-"));
-        if temps {
+        if !w.temps().is_empty() {
             break;
         }
         assert!(

@@ -28,9 +28,13 @@ impl World {
     pub fn path(&self, rel: &str) -> PathBuf {
         self.home().join(rel)
     }
-    /// A `mosaic` command bound to this world (no release URL, no units).
-    pub fn mosaic(&self, release: Option<&Release>) -> Command {
-        let mut c = Command::cargo_bin("mosaic").unwrap();
+    /// Puts this world's environment on `c` (no release URL, no units):
+    /// for runs of `mosaic` in the background or under strace or prlimit.
+    pub fn env<'c>(
+        &self,
+        c: &'c mut std::process::Command,
+        release: Option<&Release>,
+    ) -> &'c mut std::process::Command {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path().join("user"))
@@ -42,6 +46,32 @@ impl World {
                 .env("MOSAIC_FRAMEWORK_VERSION", &r.version);
         }
         c
+    }
+    /// A std `mosaic` command bound to this world.
+    pub fn std_mosaic(&self, release: Option<&Release>) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
+        self.env(&mut c, release);
+        c
+    }
+    /// A `mosaic` command bound to this world (no release URL, no units).
+    pub fn mosaic(&self, release: Option<&Release>) -> Command {
+        Command::from_std(self.std_mosaic(release))
+    }
+    /// Every name below the home that carries a run's temp tag
+    /// (`.NAME.mosaic-tmp-TAG`: a temp file or a staged directory), as
+    /// paths relative to the home, sorted. Not looked through links.
+    pub fn temps(&self) -> Vec<String> {
+        let mut left: Vec<String> = walkdir::WalkDir::new(self.home())
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".mosaic-tmp-"))
+            .map(|e| {
+                let rel = e.path().strip_prefix(self.home()).unwrap();
+                rel.display().to_string()
+            })
+            .collect();
+        left.sort();
+        left
     }
     pub fn write(&self, rel: &str, bytes: &str) {
         let p = self.path(rel);
