@@ -12,20 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use sync_support::*;
 
-/// `cmd` with only the environment of a run in `w` on `release`.
-fn world_env(cmd: &mut std::process::Command, w: &World, release: Option<&Release>) {
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", w.dir.path().join("user"))
-        .env("MOSAIC_HOME", w.home())
-        .env("MOSAIC_STATE_DIR", w.state())
-        .env("NO_COLOR", "1");
-    if let Some(r) = release {
-        cmd.env("MOSAIC_FRAMEWORK_DIR", r.dir.path())
-            .env("MOSAIC_FRAMEWORK_VERSION", &r.version);
-    }
-}
-
 /// A run of `mosaic ARGS` in `w` held at pause point `point`.
 struct Paused {
     child: Child,
@@ -39,7 +25,7 @@ impl Paused {
         let _ = std::fs::remove_file(signal.with_extension("resume"));
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mosaic"));
         cmd.args(args);
-        world_env(&mut cmd, w, release);
+        w.env(&mut cmd, release);
         cmd.env("MOSAIC_FAILPOINT", format!("sleep:{point}"))
             .env("MOSAIC_FAILPOINT_SIGNAL", &signal)
             .env("MOSAIC_FAILPOINT_SLEEP_MS", "30000")
@@ -386,29 +372,22 @@ fn a_directory_swapped_for_a_link_while_its_files_are_renamed_fails_the_run() {
 /// held right before `extras` is renamed into place; and the home as it
 /// was before the update.
 fn held_before_extras_is_renamed() -> (World, Release, Paused, Snapshot) {
+    held_at_extras("before-dir-rename@extras")
+}
+
+/// [`held_before_extras_is_renamed`], held at pause point `point`.
+fn held_at_extras(point: &str) -> (World, Release, Paused, Snapshot) {
     let w = World::new();
     let r2 = v2_adding_a_dir();
     w.mosaic(Some(&v1())).arg("install").assert().success();
     let before = snapshot(&w.home());
-    let run = Paused::start(
-        &w,
-        Some(&r2),
-        &["update", "--offline"],
-        "before-dir-rename@extras",
-    );
+    let run = Paused::start(&w, Some(&r2), &["update", "--offline"], point);
     (w, r2, run, before)
 }
 
-/// The temp directories (`.NAME.mosaic-tmp-…`) in the home's top level.
+/// The temp names (`.NAME.mosaic-tmp-…`) in the home's top level.
 fn staged_dirs(w: &World) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(w.home())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".mosaic-tmp-"))
-        .collect();
-    names.sort();
-    names
+    w.temps().into_iter().filter(|p| !p.contains('/')).collect()
 }
 
 #[test]
@@ -451,9 +430,13 @@ fn a_directory_made_where_a_new_one_goes_fails_the_run_and_is_left_as_it_is() {
     assert_same(&before, &after, "after the refused run");
 }
 
-#[test]
-fn a_new_directory_swapped_for_a_link_before_its_rename_is_never_put_in_place() {
-    let (w, _r2, run, _) = held_before_extras_is_renamed();
+/// The new directory's temp swapped for a link (to the filled directory,
+/// moved out of the home) while the run is held at `point`: the run fails
+/// in one line, nothing is at its place (no link moved there), the filled
+/// directory is emptied through its own handle, the link is left at the
+/// temp name it was put at, and the rest is rolled back.
+fn a_swap_for_a_link_at(point: &str) {
+    let (w, _r2, run, _) = held_at_extras(point);
     let tmp = staged_dirs(&w).pop().expect("the temp directory");
     let moved = w.dir.path().join("dots/moved");
     swap_for_link(&w, &tmp, &moved);
@@ -461,9 +444,10 @@ fn a_new_directory_swapped_for_a_link_before_its_rename_is_never_put_in_place() 
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("extras") && err.contains("replaced"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    // Nothing at its place (no link moved there), the directory the run
-    // filled emptied through its own handle, the link left as found.
-    assert!(std::fs::symlink_metadata(w.path("extras")).is_err());
+    assert!(
+        std::fs::symlink_metadata(w.path("extras")).is_err(),
+        "the link was left at the new directory's place"
+    );
     assert!(std::fs::read_dir(&moved).unwrap().next().is_none());
     assert!(std::fs::symlink_metadata(w.path(&tmp))
         .unwrap()
@@ -475,6 +459,19 @@ fn a_new_directory_swapped_for_a_link_before_its_rename_is_never_put_in_place() 
         "fleet readme v1\n",
         "rolled back"
     );
+}
+
+#[test]
+fn a_new_directory_swapped_for_a_link_before_its_rename_is_never_put_in_place() {
+    a_swap_for_a_link_at("before-dir-rename@extras");
+}
+
+#[test]
+fn a_new_directory_swapped_for_a_link_after_its_check_is_put_back_and_never_left_in_place() {
+    // The same swap in the window between the check of the temp name and
+    // the rename: the link goes into place with the rename, is seen there,
+    // and goes back to where it was put.
+    a_swap_for_a_link_at("after-dir-check@extras");
 }
 
 #[test]
@@ -500,7 +497,7 @@ fn more_new_directories_than_are_staged_are_made_in_place_and_all_land() {
     cmd.arg("--nofile=450")
         .arg(assert_cmd::cargo::cargo_bin("mosaic"))
         .args(["update", "--offline"]);
-    world_env(&mut cmd, &w, Some(&r2));
+    w.env(&mut cmd, Some(&r2));
     let out = cmd.output().expect("prlimit (util-linux) runs");
     assert!(
         out.status.success(),
@@ -510,12 +507,7 @@ fn more_new_directories_than_are_staged_are_made_in_place_and_all_land() {
     for (p, c) in &names {
         assert_eq!(&w.read(p), c);
     }
-    let left: Vec<String> = walkdir::WalkDir::new(w.home())
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().display().to_string())
-        .filter(|p| p.contains(".mosaic-tmp-"))
-        .collect();
+    let left = w.temps();
     assert!(left.is_empty(), "{left:?}");
     w.mosaic(Some(&r2)).arg("verify").assert().success();
 }

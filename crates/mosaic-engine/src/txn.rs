@@ -1369,13 +1369,17 @@ impl<'m> Staged<'m> {
                 Err(e) => Err(e),
             }
         };
+        let swapped = || {
+            Error::Input(format!(
+            "{} (the new directory {} being filled) was replaced while mosaic was writing into it and was left as it is; re-run",
+            parent.join(&self.tmp).display(),
+            at.display()
+        ))
+        };
         if !ours(parent.sub_opt(&self.tmp))? {
-            return Err(Error::Input(format!(
-                "{} (the new directory {} being filled) was replaced while mosaic was writing into it and was left as it is; re-run",
-                parent.join(&self.tmp).display(),
-                at.display()
-            )));
+            return Err(swapped());
         }
+        failpoint::pause_at("after-dir-check", self.rel);
         match parent.rename_dir_no_replace(&self.tmp, &name) {
             Ok(()) => *renamed = true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -1387,6 +1391,17 @@ impl<'m> Staged<'m> {
             Err(e) => return Err(Error::io(at, e)),
         }
         if !ours(roots.home.sub_opt(self.rel))? {
+            // A link swapped in for the temp after the check above went
+            // into place with the rename: it goes back to the temp name it
+            // was put at, and nothing of the run is at the place.
+            if parent.kind(&name)? == dirfd::Kind::Symlink
+                && parent
+                    .rename_to(&name, &parent, &self.tmp, Rename::NoReplace)
+                    .is_ok()
+            {
+                *renamed = false;
+                return Err(swapped());
+            }
             return Err(Error::Input(format!(
                 "{} was replaced while mosaic was writing into it and was left as it is; re-run once it is back",
                 at.display()
@@ -1586,24 +1601,23 @@ fn apply_ops(
     failpoint::hit("before-rename");
     failpoint::pause("before-rename");
     let tmp_of = |rel: &str| temp_name(split(rel).1, tag);
-    // The temps from the `k`th on that are not renamed yet are removed
-    // through the handles they were made with (one in a directory moved
-    // out of the home meanwhile too); recovery would not find that one.
-    // The `k`th is only when its rename was not reached (`tried`: it was
-    // tried, and touched says whether it landed).
-    let remove_temps = |roots: &mut Roots, k: usize, tried: bool, touched: &Touched| {
-        for (j, &(i, at, s)) in temps.iter().enumerate().skip(k) {
+    // The file temps from the `from`th on are removed through the handles
+    // they were made with (one in a directory moved out of the home
+    // meanwhile too); recovery would not find that one.
+    let remove_temps = |roots: &mut Roots, from: usize| {
+        for &(i, at, s) in temps.iter().skip(from) {
+            if s != NOT_STAGED {
+                continue;
+            }
             let rel = ops[i as usize].rel();
             let tmp = &tmp_of(rel);
-            if s == NOT_STAGED && (j > k || !tried || !touched.0[record(i as usize).1]) {
-                match &dirs[at as usize].1 {
-                    Some(dir) => {
+            match &dirs[at as usize].1 {
+                Some(dir) => {
+                    let _ = dir.unlink(tmp);
+                }
+                None => {
+                    if let Ok(Some((dir, _))) = roots.parent(rel) {
                         let _ = dir.unlink(tmp);
-                    }
-                    None => {
-                        if let Ok(Some((dir, _))) = roots.parent(rel) {
-                            let _ = dir.unlink(tmp);
-                        }
                     }
                 }
             }
@@ -1634,7 +1648,7 @@ fn apply_ops(
         for s in &staged[placed as usize..] {
             s.discard(roots);
         }
-        remove_temps(roots, 0, false, touched);
+        remove_temps(roots, 0);
         return Err(e);
     }
     let mut renaming: Option<Renaming<'_>> = None;
@@ -1678,7 +1692,9 @@ fn apply_ops(
             )
         });
         if let Err(e) = done {
-            remove_temps(roots, k, true, touched);
+            // The `k`th's own temp is gone once its rename was acted on
+            // (touched says so); the rest are not renamed yet.
+            remove_temps(roots, if touched.0[r] { k + 1 } else { k });
             return Err(e);
         }
     }
