@@ -127,7 +127,8 @@ fn a_directory_swapped_for_a_link_after_planning_is_never_written_removed_or_rmd
     w.mosaic(Some(&v1())).arg("install").assert().success();
     let before = snapshot(&w.home());
     let dots = w.dir.path().join("dots");
-    let run = Paused::start(&w, Some(&v2()), &["update", "--offline"], "before-apply");
+    let r2 = v2();
+    let run = Paused::start(&w, Some(&r2), &["update", "--offline"], "before-apply");
     // docs/ gets a write (new.md) and a removal (dropped.md); olddir/ a
     // removal and an rmdir.
     swap_for_link(&w, "docs", &dots.join("docs"));
@@ -510,4 +511,214 @@ fn more_new_directories_than_are_staged_are_made_in_place_and_all_land() {
     let left = w.temps();
     assert!(left.is_empty(), "{left:?}");
     w.mosaic(Some(&r2)).arg("verify").assert().success();
+}
+
+// --- backups are hard links to the files they keep ------------------------
+
+/// The newest backup of the world's state dir `state`.
+fn newest_backup(state: &Path) -> PathBuf {
+    std::fs::read_dir(state.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .max()
+        .expect("a backup")
+}
+
+/// The file's identity: device and inode.
+fn ino(p: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (m.dev(), m.ino())
+}
+
+/// Every file in the state dir's backups with more than one name.
+fn shared_backup_files(state: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(state.join("backups"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.metadata().unwrap().nlink() > 1)
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+#[test]
+fn a_replaced_or_removed_file_is_backed_up_as_a_hard_link_to_the_file_it_was() {
+    // No data copied into the backup, none to flush: the run never writes
+    // into a file it replaces, so the old inode keeps the old content.
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let replaced = ino(&w.path("fleet/README.md"));
+    let removed = ino(&w.path("docs/dropped.md"));
+    w.mosaic(Some(&v2()))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    let b = newest_backup(&w.state());
+    assert_eq!(ino(&b.join("files/fleet/README.md")), replaced);
+    assert_eq!(ino(&b.join("files/docs/dropped.md")), removed);
+    assert_ne!(ino(&w.path("fleet/README.md")), replaced);
+    assert_eq!(
+        std::fs::read_to_string(b.join("files/fleet/README.md")).unwrap(),
+        "fleet readme v1\n"
+    );
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v2\n");
+    // Rolled back from those links, the home is v1 again, in new files
+    // (a later edit of the home never reaches into the backup).
+    let id = b.file_name().unwrap().to_string_lossy().into_owned();
+    w.mosaic(Some(&v2()))
+        .args(["rollback", &id])
+        .assert()
+        .success();
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
+    assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
+    assert_ne!(ino(&w.path("fleet/README.md")), replaced);
+}
+
+#[test]
+fn an_edit_saved_in_place_after_the_backup_is_linked_fails_the_run_and_is_kept() {
+    // The link shares the inode, so an edit written into the file (not
+    // renamed over it) after the backup reaches the backup too: the run
+    // sees the file changed before it replaces it, stops, and the home
+    // keeps the edit.
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let before = snapshot(&w.home());
+    let r2 = v2();
+    let run = Paused::start(&w, Some(&r2), &["update", "--offline"], "before-apply");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(w.path("fleet/README.md"))
+            .unwrap();
+        f.write_all(b"my note\n").unwrap();
+    }
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("fleet/README.md") && err.contains("changed"),
+        "{err}"
+    );
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\nmy note\n");
+    let mut after = snapshot(&w.home());
+    let mut want = before;
+    assert!(after.remove("fleet/README.md").is_some());
+    assert!(want.remove("fleet/README.md").is_some());
+    assert_same(&want, &after, "everything else as before the run");
+}
+
+#[test]
+fn backups_on_another_file_system_are_copies() {
+    // A state dir on another file system (tmpfs here) cannot hold a hard
+    // link to a file in the home: the file is copied, as before.
+    let w = World::new();
+    let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+        assert!(
+            std::env::var_os("MOSAIC_REQUIRE_REAL").is_none(),
+            "/dev/shm is needed for a second file system"
+        );
+        eprintln!("skipped: no /dev/shm for a second file system");
+        return;
+    };
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+    if dev(shm.path()) == dev(w.dir.path()) {
+        assert!(
+            std::env::var_os("MOSAIC_REQUIRE_REAL").is_none(),
+            "/dev/shm is on the same file system as {}",
+            w.dir.path().display()
+        );
+        eprintln!("skipped: /dev/shm is on the test's file system");
+        return;
+    }
+    let state = shm.path().join("state");
+    let run = |r: &Release, args: &[&str]| {
+        w.mosaic(Some(r))
+            .args(args)
+            .env("MOSAIC_STATE_DIR", &state)
+            .assert()
+            .success();
+    };
+    run(&v1(), &["install"]);
+    let replaced = ino(&w.path("fleet/README.md"));
+    run(&v2(), &["update", "--offline"]);
+    let b = newest_backup(&state);
+    assert_ne!(ino(&b.join("files/fleet/README.md")), replaced);
+    assert_eq!(
+        std::fs::read_to_string(b.join("files/fleet/README.md")).unwrap(),
+        "fleet readme v1\n"
+    );
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v2\n");
+}
+
+#[test]
+fn a_file_with_a_name_outside_the_home_is_backed_up_as_a_copy() {
+    // A link would go on sharing the backup with that other name: an edit
+    // written through it in place would reach into the backup.
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    let outside = w.dir.path().join("dotfiles-readme.md");
+    std::fs::hard_link(w.path("fleet/README.md"), &outside).unwrap();
+    w.mosaic(Some(&v2()))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    let b = newest_backup(&w.state());
+    assert_ne!(ino(&b.join("files/fleet/README.md")), ino(&outside));
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&outside)
+            .unwrap();
+        f.write_all(b"edited elsewhere\n").unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(b.join("files/fleet/README.md")).unwrap(),
+        "fleet readme v1\n"
+    );
+    assert!(shared_backup_files(&w.state()).is_empty());
+}
+
+#[test]
+fn a_backup_kept_after_recovery_shares_no_file_with_the_home() {
+    // Killed halfway through its renames, the run's untouched files are
+    // still the inodes it linked into its backup; recovery keeps the backup
+    // (an edit since the crash is kept as found) and makes those links
+    // copies. The next run is a no-op, so nothing replaces them meanwhile.
+    let w = World::new();
+    let (r1, r2) = (v1(), v2());
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    let out = w
+        .mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .env("MOSAIC_FAILPOINT", "mid-apply")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_none(), "killed");
+    assert_eq!(
+        w.read("docs/new.md"),
+        "new in v2\n",
+        "renamed before the crash"
+    );
+    assert_eq!(
+        w.read("tools/fleet/hello.sh"),
+        "#!/bin/sh\necho v1\n",
+        "not reached before the crash"
+    );
+    w.write("docs/new.md", "operator notes\n");
+    let out = w
+        .mosaic(Some(&r1))
+        .args(["update", "--offline"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("kept as found"), "{err}");
+    assert_eq!(w.read("docs/new.md"), "operator notes\n");
+    assert_eq!(w.read("tools/fleet/hello.sh"), "#!/bin/sh\necho v1\n");
+    let shared = shared_backup_files(&w.state());
+    assert!(shared.is_empty(), "{shared:?}");
 }

@@ -67,6 +67,8 @@ pub struct Stat {
     pub mode: u32,
     /// Size, mtime, ctime and inode.
     pub fp: Fingerprint,
+    /// How many names it has (hard links).
+    pub nlink: u64,
 }
 
 fn kind_of_mode(mode: u32) -> Kind {
@@ -248,6 +250,7 @@ impl Dir {
                         ),
                         ino: st.st_ino as u64,
                     },
+                    nlink: st.st_nlink as u64,
                 }))
             }
             Err(rustix::io::Errno::NOENT) => Ok(None),
@@ -342,6 +345,15 @@ impl Dir {
             Err(e) => Err(e.into()),
             Ok(()) => Ok(()),
         }
+    }
+
+    /// Makes `to` in `dest` a hard link to `from` in this directory (a
+    /// link at `from` is linked itself, never followed); never replaces.
+    pub fn hard_link_to(&self, from: &str, dest: &Dir, to: &str) -> std::io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        rustix::fs::linkat(&self.fd, from, &dest.fd, to, AtFlags::empty())?;
+        Ok(())
     }
 
     /// Renames the directory `from` in this directory to `to` here, never

@@ -503,6 +503,113 @@ fn copy_tree_at(src: &Dir, sname: &str, dst: &Dir, dname: &str) -> Result<()> {
     }
 }
 
+/// Backs up the recorded file `sname` in `src` as a hard link `dname` in
+/// the backup (`dst`): no data copied, none to flush. The run never
+/// writes into a file it replaces (every write is a temp renamed over it,
+/// a removal a rename aside), so the linked inode keeps the recorded
+/// content once it is out of the home. The file must still be the
+/// recorded one, fingerprint and all, right before the link, and the same
+/// inode, size and mtime after it; the link moves its ctime, so the
+/// fingerprint it returns (as the link left it) is the one the run checks
+/// before replacing the file. `None`, and the caller copies it: the file
+/// has other names (another recorded path or a name outside the home
+/// would go on sharing the backup's inode), or the file system cannot link
+/// there (the backups on another one, no hard links, too many). A link
+/// the run could not replace after all is made a copy again by
+/// [`unshare_backup`].
+fn link_backup(
+    (src, sname): (&Dir, &str),
+    (dst, dname): (&Dir, &str),
+    rec: &Record,
+) -> Result<Option<Fingerprint>> {
+    let Some(fp) = rec.fp.as_deref() else {
+        return Ok(None);
+    };
+    let single = |st: &Option<dirfd::Stat>, nlink: u64| {
+        st.as_ref().is_some_and(|st| {
+            st.kind == dirfd::Kind::File
+                && st.nlink == nlink
+                && st.fp.size == fp.size
+                && st.fp.mtime_ns == fp.mtime_ns
+                && st.fp.ino == fp.ino
+        })
+    };
+    let before = src.stat(sname)?;
+    if !before
+        .as_ref()
+        .is_some_and(|st| st.kind == dirfd::Kind::File && st.fp == *fp)
+    {
+        return Err(changed(src, sname));
+    }
+    if !single(&before, 1) {
+        return Ok(None);
+    }
+    match src.hard_link_to(sname, dst, dname) {
+        Ok(()) => {}
+        Err(e)
+            if [
+                libc::EXDEV,
+                libc::EPERM,
+                libc::EOPNOTSUPP,
+                libc::EMLINK,
+                libc::ENOSYS,
+            ]
+            .contains(&e.raw_os_error().unwrap_or(0)) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(Error::io(dst.join(dname), e)),
+    }
+    let st = dst.stat(dname)?;
+    if single(&st, 2) {
+        return Ok(st.map(|st| st.fp));
+    }
+    // Changed or linked again meanwhile: no link stays; the copy that
+    // replaces it is checked by the caller's copy and the later checks.
+    dst.unlink(dname)
+        .map_err(|e| Error::io(dst.join(dname), e))?;
+    Ok(None)
+}
+
+/// Makes each hard link the backup `bdir` still shares with a live file
+/// (see [`link_backup`]) a copy of its own (written under a temp name,
+/// flushed, renamed over the link): a run that did not replace a file it
+/// linked (its rollback, a restore that found the file already right)
+/// leaves no backup an edit of the home reaches into. One `fstatat` per
+/// recorded file.
+fn unshare_backup(bdir: &Path, meta: &BackupMeta) -> Result<()> {
+    let files = bdir.join("files");
+    let mut held: Option<(PathBuf, Dir)> = None;
+    for rec in &meta.records {
+        if rec.before != Before::File {
+            continue;
+        }
+        let path = backup_copy(&files, &rec.rel);
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            continue;
+        };
+        if !matches!(&held, Some((p, _)) if p == parent) {
+            match Dir::open(parent) {
+                Ok(d) => held = Some((parent.to_path_buf(), d)),
+                // Below a recorded directory: copied whole, nothing shared.
+                Err(_) => continue,
+            }
+        }
+        let (_, dir) = held.as_ref().expect("set above");
+        match dir.stat(name)? {
+            Some(st) if st.kind == dirfd::Kind::File && st.nlink > 1 => {
+                let mut from = dir.open_read(name)?;
+                write_at(dir, name, &meta.tmp_tag, st.mode, &mut |f| {
+                    std::io::copy(&mut from, f).map(|_| ())
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Removes whatever is at `rel` (a link is removed, not followed).
 fn remove_any(roots: &mut Roots, rel: &str) -> Result<()> {
     match roots.parent(rel)? {
@@ -882,7 +989,7 @@ pub fn apply_planned(
         id = format!("{stamp}-{from}-{}.{n}", info.to_version);
     }
     let bdir = paths.backups().join(&id);
-    let meta = BackupMeta {
+    let mut meta = BackupMeta {
         id: id.clone(),
         home: home.clone(),
         created: rfc,
@@ -925,7 +1032,7 @@ pub fn apply_planned(
     )?;
 
     // --- back up everything that exists and will be touched.
-    let result = (|| -> Result<()> {
+    let result = (|| -> Result<Vec<(usize, Fingerprint)>> {
         let bd = Dir::open(&bdir)?;
         bd.mkdir("files", 0o700)?;
         let files = bd.sub("files")?;
@@ -936,22 +1043,37 @@ pub fn apply_planned(
             .filter(|r| r.before == Before::Dir && r.kind != RecKind::Rmdir)
             .map(|r| &*r.rel)
             .collect();
-        for rec in &meta.records {
+        // A recorded file is linked where it can be (see [`link_backup`]).
+        let mut linked = Vec::new();
+        for (r, rec) in meta.records.iter().enumerate() {
             if rec.before == Before::Absent || rec.kind == RecKind::Rmdir || under(&rec.rel, &trees)
             {
                 continue;
             }
             let (dst, dname) = backup_parent(&files, &rec.rel)?;
             let (src, sname) = roots.parent_must(&rec.rel)?;
+            if rec.before == Before::File {
+                if let Some(fp) = link_backup((&src, &sname), (&dst, &dname), rec)? {
+                    linked.push((r, fp));
+                    continue;
+                }
+            }
             copy_tree_at(&src, &sname, &dst, &dname)?;
         }
         bd.syncfs()?;
-        Ok(())
+        Ok(linked)
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&journal);
-        let _ = discard_dir(&bdir);
-        return Err(e);
+    match result {
+        Ok(linked) => {
+            for (r, fp) in linked {
+                meta.records[r].fp = Some(Box::new(fp));
+            }
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&journal);
+            let _ = discard_dir(&bdir);
+            return Err(e);
+        }
     }
     failpoint::hit("after-backup");
     write_json(
@@ -981,6 +1103,12 @@ pub fn apply_planned(
             // the journal still exists a crash rolls the run back whatever
             // the record says), then the journal — the commit record — goes:
             // a crash never leaves a committed run without its record.
+            if let Err(e) = unshare_backup(&bdir, &meta) {
+                warnings.push(format!(
+                    "the backup {} may share files with the home ({e}); copy it before editing those files in place",
+                    bdir.display()
+                ));
+            }
             let mut done = meta;
             done.complete = true;
             let _ = write_complete(&bdir, &done);
@@ -1074,6 +1202,7 @@ fn write_manifest_in(
 /// Keeps a backup that still holds pre-run copies of paths recovery left
 /// alone: marked complete so `mosaic backups` lists it; the journal goes.
 fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
+    let _ = unshare_backup(bdir, &meta);
     meta.complete = true;
     let _ = write_complete(bdir, &meta);
     let _ = std::fs::remove_file(journal);
@@ -1097,11 +1226,16 @@ fn unchanged(dir: &Dir, name: &str, rec: &Record, expect_absent: bool) -> Result
     if same {
         Ok(())
     } else {
-        Err(Error::Input(format!(
-            "{} changed while mosaic was updating it; re-run once it is saved",
-            dir.join(name).display()
-        )))
+        Err(changed(dir, name))
     }
+}
+
+/// `name` in `dir` is no longer what the run found there.
+fn changed(dir: &Dir, name: &str) -> Error {
+    Error::Input(format!(
+        "{} changed while mosaic was updating it; re-run once it is saved",
+        dir.join(name).display()
+    ))
 }
 
 /// After `tmp` in `dir` took the place of the recorded file of `rec` (an
@@ -2114,7 +2248,9 @@ pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
         kept = restore_from(&paths.home, &bdir, &meta)?;
         if !kept.is_empty() {
             // Keep the backup (it holds the earlier copies of what was kept),
-            // listed; then the commit record goes.
+            // listed, sharing no file with the home; then the commit
+            // record goes.
+            unshare_backup(&bdir, &meta)?;
             let mut done = meta;
             done.complete = true;
             write_complete(&bdir, &done)?;
