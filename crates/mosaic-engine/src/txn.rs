@@ -514,9 +514,10 @@ fn copy_tree_at(src: &Dir, sname: &str, dst: &Dir, dname: &str) -> Result<()> {
 /// before replacing the file. `None`, and the caller copies it: the file
 /// has other names (another recorded path or a name outside the home
 /// would go on sharing the backup's inode), or the file system cannot link
-/// there (the backups on another one, no hard links, too many). A link
-/// the run could not replace after all is made a copy again by
-/// [`unshare_backup`].
+/// there (the backups on another one, no hard links, too many). A file
+/// changed or linked again by the time it is linked fails the run (no
+/// link stays). A link the run did not replace after all is made a copy
+/// again by [`unshare_backup`].
 fn link_backup(
     (src, sname): (&Dir, &str),
     (dst, dname): (&Dir, &str),
@@ -564,11 +565,11 @@ fn link_backup(
     if single(&st, 2) {
         return Ok(st.map(|st| st.fp));
     }
-    // Changed or linked again meanwhile: no link stays; the copy that
-    // replaces it is checked by the caller's copy and the later checks.
+    // Changed or linked again meanwhile: no link stays, and the run stops
+    // before it writes anything in the home.
     dst.unlink(dname)
         .map_err(|e| Error::io(dst.join(dname), e))?;
-    Ok(None)
+    Err(changed(src, sname))
 }
 
 /// Makes each hard link the backup `bdir` still shares with a live file
@@ -578,25 +579,30 @@ fn link_backup(
 /// leaves no backup an edit of the home reaches into. One `fstatat` per
 /// recorded file.
 fn unshare_backup(bdir: &Path, meta: &BackupMeta) -> Result<()> {
-    let files = bdir.join("files");
-    let mut held: Option<(PathBuf, Dir)> = None;
+    let Some(files) = Dir::open(bdir)?.sub_opt("files")? else {
+        return Ok(());
+    };
+    let trees = recorded_trees(meta);
+    // The handle on the last directory looked in (`None`: the backup has
+    // none there, so nothing of it is shared).
+    let mut held: Option<(String, Option<Dir>)> = None;
     for rec in &meta.records {
-        if rec.before != Before::File {
+        if rec.before != Before::File || under(&rec.rel, &trees) {
             continue;
         }
-        let path = backup_copy(&files, &rec.rel);
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-        else {
+        let inner = backup_inner(&rec.rel);
+        let (parent, name) = split(&inner);
+        if !matches!(&held, Some((p, _)) if p == parent) {
+            let d = if parent.is_empty() {
+                Some(files.try_clone()?)
+            } else {
+                files.sub_opt(parent)?
+            };
+            held = Some((parent.to_string(), d));
+        }
+        let Some((_, Some(dir))) = &held else {
             continue;
         };
-        if !matches!(&held, Some((p, _)) if p == parent) {
-            match Dir::open(parent) {
-                Ok(d) => held = Some((parent.to_path_buf(), d)),
-                // Below a recorded directory: copied whole, nothing shared.
-                Err(_) => continue,
-            }
-        }
-        let (_, dir) = held.as_ref().expect("set above");
         match dir.stat(name)? {
             Some(st) if st.kind == dirfd::Kind::File && st.nlink > 1 => {
                 let mut from = dir.open_read(name)?;
@@ -608,6 +614,16 @@ fn unshare_backup(bdir: &Path, meta: &BackupMeta) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The recorded directories (copied whole into the backup: the paths
+/// below them have no backup entry of their own).
+fn recorded_trees(meta: &BackupMeta) -> BTreeSet<&str> {
+    meta.records
+        .iter()
+        .filter(|r| r.before == Before::Dir && r.kind != RecKind::Rmdir)
+        .map(|r| &*r.rel)
+        .collect()
 }
 
 /// Removes whatever is at `rel` (a link is removed, not followed).
@@ -1037,12 +1053,7 @@ pub fn apply_planned(
         bd.mkdir("files", 0o700)?;
         let files = bd.sub("files")?;
         // A recorded directory is copied whole: paths below it are covered.
-        let trees: BTreeSet<&str> = meta
-            .records
-            .iter()
-            .filter(|r| r.before == Before::Dir && r.kind != RecKind::Rmdir)
-            .map(|r| &*r.rel)
-            .collect();
+        let trees = recorded_trees(&meta);
         // A recorded file is linked where it can be (see [`link_backup`]).
         let mut linked = Vec::new();
         for (r, rec) in meta.records.iter().enumerate() {
@@ -1158,13 +1169,19 @@ pub fn apply_planned(
 /// The handle on the directory below a backup's `files/` that holds the
 /// copy of `rel` (made when missing), and the copy's name.
 fn backup_parent(files: &Dir, rel: &str) -> Result<(Dir, String)> {
-    let inner = match rel.strip_prefix('/') {
-        Some(abs) => format!("_abs/{abs}"),
-        None => rel.to_string(),
-    };
+    let inner = backup_inner(rel);
     let (dir, name) = split(&inner);
     let (d, _) = files.create_dirs(dir, 0o700)?;
     Ok((d, name.to_string()))
+}
+
+/// Where the backup keeps `rel`, below its `files/` (an absolute path
+/// under `_abs/`).
+fn backup_inner(rel: &str) -> std::borrow::Cow<'_, str> {
+    match rel.strip_prefix('/') {
+        Some(abs) => format!("_abs/{abs}").into(),
+        None => rel.into(),
+    }
 }
 
 /// Rewrites the manifest alone (a run whose only change is the manifest's
@@ -1202,6 +1219,8 @@ fn write_manifest_in(
 /// Keeps a backup that still holds pre-run copies of paths recovery left
 /// alone: marked complete so `mosaic backups` lists it; the journal goes.
 fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
+    // Best effort, like the rest of this failure path: a link left shared
+    // loses nothing (it holds the recorded content, as the home does).
     let _ = unshare_backup(bdir, &meta);
     meta.complete = true;
     let _ = write_complete(bdir, &meta);
