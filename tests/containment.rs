@@ -722,3 +722,55 @@ fn a_backup_kept_after_recovery_shares_no_file_with_the_home() {
     let shared = shared_backup_files(&w.state());
     assert!(shared.is_empty(), "{shared:?}");
 }
+
+#[test]
+fn shipped_files_hard_linked_together_are_replaced_and_removed_in_one_run() {
+    // An operator's dedup tool made three shipped files with the same
+    // content one inode. Replacing or removing one name moves the inode's
+    // ctime, which the others share: the run's own hand, not an edit, so
+    // the next name is still the recorded file and the run goes on.
+    let same = "same in v1\n";
+    let r1 = Release::new(
+        "1.0.0",
+        &[
+            ("docs/a.md", same),
+            ("docs/b.md", same),
+            ("docs/c.md", same),
+        ],
+    );
+    let r2 = Release::new("1.1.0", &[("docs/a.md", "a v2\n"), ("docs/b.md", "b v2\n")]);
+    let w = World::new();
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    for rel in ["docs/b.md", "docs/c.md"] {
+        std::fs::remove_file(w.path(rel)).unwrap();
+        std::fs::hard_link(w.path("docs/a.md"), w.path(rel)).unwrap();
+    }
+    let out = w
+        .mosaic(Some(&r2))
+        .args(["update", "--offline"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(w.read("docs/a.md"), "a v2\n");
+    assert_eq!(w.read("docs/b.md"), "b v2\n");
+    assert!(!w.path("docs/c.md").exists(), "removed");
+    // Each kept apart in the backup (an inode with other names is copied):
+    // rolled back, all three are the shipped content again.
+    let b = newest_backup(&w.state());
+    for rel in ["docs/a.md", "docs/b.md", "docs/c.md"] {
+        assert_eq!(
+            std::fs::read_to_string(b.join("files").join(rel)).unwrap(),
+            same
+        );
+    }
+    assert!(shared_backup_files(&w.state()).is_empty());
+    let id = b.file_name().unwrap().to_string_lossy().into_owned();
+    w.mosaic(Some(&r2))
+        .args(["rollback", &id])
+        .assert()
+        .success();
+    for rel in ["docs/a.md", "docs/b.md", "docs/c.md"] {
+        assert_eq!(w.read(rel), same);
+    }
+}

@@ -1227,17 +1227,45 @@ fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
     let _ = std::fs::remove_file(journal);
 }
 
+/// The inodes with more than one name that the run has checked before
+/// renaming or removing one of their names: that rename, exchange or
+/// unlink moves the inode's ctime, which every other name shares, so a
+/// recorded path that is another name of one of them (two shipped files
+/// an operator hard-linked together) is judged by type, size, mtime and
+/// inode, as a file is after its own exchange (see [`settle_replaced`]).
+/// Inode numbers only: a file on another device that shares one and has
+/// other names too is judged the same way.
+#[derive(Default)]
+struct Moved(BTreeSet<u64>);
+
 /// Fails when `name` in `dir` is no longer what the run found at `rec`
 /// (checked through the handle, immediately before acting).
-fn unchanged(dir: &Dir, name: &str, rec: &Record, expect_absent: bool) -> Result<()> {
+fn unchanged(
+    dir: &Dir,
+    name: &str,
+    rec: &Record,
+    expect_absent: bool,
+    moved: &mut Moved,
+) -> Result<()> {
     let st = dir.stat(name)?;
     let same = if expect_absent {
         st.is_none()
     } else {
         match rec.before {
-            Before::File => {
-                st.is_some_and(|s| s.kind == dirfd::Kind::File && Some(&s.fp) == rec.fp.as_deref())
-            }
+            Before::File => match (st, rec.fp.as_deref()) {
+                (Some(s), Some(fp)) if s.kind == dirfd::Kind::File => {
+                    let same = s.fp == *fp
+                        || (moved.0.contains(&s.fp.ino)
+                            && s.fp.size == fp.size
+                            && s.fp.mtime_ns == fp.mtime_ns
+                            && s.fp.ino == fp.ino);
+                    if same && s.nlink > 1 {
+                        moved.0.insert(s.fp.ino);
+                    }
+                    same
+                }
+                _ => false,
+            },
             Before::Absent => st.is_none(),
             _ => true,
         }
@@ -1321,13 +1349,14 @@ fn rename_one(
     bdir: &Path,
     warnings: &mut Vec<String>,
     touched: &mut bool,
+    moved: &mut Moved,
 ) -> Result<()> {
     let replacing = !fresh && rec.before == Before::File;
     // Only a recorded file needs a look first; a path that must be absent
     // is checked by the rename itself (`RENAME_NOREPLACE` refuses anything
     // that appeared), and a recorded directory or link is not replaced here.
     if replacing {
-        unchanged(dir, name, rec, fresh)?;
+        unchanged(dir, name, rec, fresh, moved)?;
     }
     failpoint::pause_at("after-check", rel);
     if !replacing {
@@ -1615,13 +1644,14 @@ fn apply_ops(
     };
     let tag = meta.tmp_tag.as_str();
     failpoint::pause("before-apply");
+    let mut moved = Moved::default();
     // Removals first: an obstacle must go before its replacement is written.
     let mut removed = BTreeSet::new();
     for (i, op) in ops.iter().enumerate() {
         if let Op::Remove { rel } = op {
             let (rec, r) = record(i);
             if let Some((dir, name)) = roots.parent(rel)? {
-                unchanged(&dir, &name, rec, false)?;
+                unchanged(&dir, &name, rec, false, &mut moved)?;
                 touched.0[r] = true;
                 if rec.before == Before::File {
                     // Aside first, then look at what really moved: an edit
@@ -1842,6 +1872,7 @@ fn apply_ops(
                 bdir,
                 warnings,
                 &mut touched.0[r],
+                &mut moved,
             )
         });
         if let Err(e) = done {
@@ -1860,7 +1891,7 @@ fn apply_ops(
                 let (rec, r) = record(i);
                 // Still what the run found (an edit since is never lost).
                 if let Some((dir, name)) = roots.parent(rel)? {
-                    unchanged(&dir, &name, rec, false)?;
+                    unchanged(&dir, &name, rec, false, &mut moved)?;
                 }
                 touched.0[r] = true;
                 restore_path(roots, from.as_deref(), rel, tag)?
