@@ -8,7 +8,8 @@
 //! command, or a dry run, has no way to write: a forgotten check cannot
 //! write. The locked session takes the lock *before* it reads anything and
 //! recovers an interrupted run first; everything the command then reads is
-//! read under the lock.
+//! read under the lock. It also deletes the backups earlier runs retired,
+//! on a helper thread joined before the lock is let go.
 
 use crate::error::{Error, Result};
 use crate::lock::{self, Lock};
@@ -20,7 +21,19 @@ use std::os::unix::fs::DirBuilderExt;
 /// one proves the run took the lock and recovered first.
 #[derive(Debug)]
 pub struct Locked {
+    /// Deletes the backups earlier runs retired while this one reads and
+    /// plans; joined when the token goes, before the lock is let go.
+    trash: Option<std::thread::JoinHandle<()>>,
     _lock: Lock,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // Runs before the fields drop: the lock is still held.
+        if let Some(t) = self.trash.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A read-only view: no lock taken, nothing created, nothing recovered.
@@ -71,9 +84,31 @@ impl Session<Locked> {
         let held = lock::acquire(&paths.lock(), &paths.home, lock::default_timeout())?;
         crate::failpoint::pause("after-lock");
         let mut warnings = Vec::new();
-        let access = Locked { _lock: held };
+        let mut access = Locked {
+            trash: None,
+            _lock: held,
+        };
         let recovered = txn::recover(&paths, &access)?;
         txn::sweep(&paths, &access);
+        // Retired backups (see `txn::prune`) go on a helper thread: their
+        // deletion waits on the disk, the run's scan on the CPU. Deleting
+        // them here is the fallback when no thread can be had.
+        let trash = txn::trash_of_dead_runs(&paths, &access);
+        if !trash.is_empty() {
+            let delete = |trash: &[std::path::PathBuf]| {
+                for t in trash {
+                    let _ = std::fs::remove_dir_all(t);
+                }
+            };
+            let list = trash.clone();
+            match std::thread::Builder::new()
+                .name("mosaic-trash".into())
+                .spawn(move || delete(&list))
+            {
+                Ok(h) => access.trash = Some(h),
+                Err(_) => delete(&trash),
+            }
+        }
         if let Some(r) = &recovered {
             for k in &r.kept {
                 warnings.push(format!(

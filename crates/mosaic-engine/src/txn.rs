@@ -2324,8 +2324,19 @@ pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
 /// looks like a backup: it is first renamed to `.trash-NAME-PID` (one atomic
 /// step), then deleted; [`sweep`] finishes what a killed run left.
 pub fn discard_dir(dir: &Path) -> Result<()> {
+    match retire(dir)? {
+        Some(trash) => std::fs::remove_dir_all(&trash).at(&trash),
+        None => Ok(()),
+    }
+}
+
+/// Renames the backup directory `dir` to `.trash-NAME-PID` beside it (one
+/// atomic step: no longer a backup, listed or rolled back to), and returns
+/// that name (`None`: it was gone already). Deleting it is left to the next
+/// locked session of another process (see [`trash_of_dead_runs`]).
+fn retire(dir: &Path) -> Result<Option<PathBuf>> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
-        return Ok(());
+        return Ok(None);
     };
     let trash = parent.join(format!(
         ".trash-{}-{}",
@@ -2333,11 +2344,29 @@ pub fn discard_dir(dir: &Path) -> Result<()> {
         std::process::id()
     ));
     match std::fs::rename(dir, &trash) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, e)),
+        Ok(()) => Ok(Some(trash)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(dir, e)),
     }
-    std::fs::remove_dir_all(&trash).at(&trash)
+}
+
+/// The backups that runs now gone retired (see [`retire`], [`prune`]) or
+/// were deleting when they died: `.trash-NAME-PID` below the backups
+/// directory whose process is not running. Only garbage: nothing lists,
+/// restores from or rolls back to a name starting with a dot. A locked
+/// session deletes them on a helper thread while its run reads and plans
+/// ([`crate::session`]).
+pub fn trash_of_dead_runs(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(paths.backups()) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && leftover_of_dead_run(&e.file_name().to_string_lossy(), ".trash-")
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Whether the pid embedded after `prefix` in a leftover's name is gone.
@@ -2357,6 +2386,7 @@ fn leftover_of_dead_run(name: &str, prefix: &str) -> bool {
 /// in `H/.mosaic` and the state directory whose process is gone. A backup
 /// directory without a readable record is only removed once it is an hour
 /// old (it may belong to another home's run that is starting right now).
+/// Retired backups are not its business ([`trash_of_dead_runs`]).
 /// Returns what it removed; a failure to remove is not an error.
 pub fn sweep(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
     let mut removed = Vec::new();
@@ -2378,8 +2408,11 @@ pub fn sweep(paths: &Paths, _locked: &Locked) -> Vec<PathBuf> {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();
-            let leftover =
-                leftover_of_dead_run(&name, ".partial-") || leftover_of_dead_run(&name, ".trash-");
+            // Trash is deleted apart (see [`trash_of_dead_runs`]).
+            if name.starts_with(".trash-") {
+                continue;
+            }
+            let leftover = leftover_of_dead_run(&name, ".partial-");
             // A marked backup is complete: one stat, its record is not read.
             let orphan = !leftover
                 && !name.starts_with('.')
@@ -2465,6 +2498,10 @@ fn records<T>(
     let mut out = Vec::new();
     for entry in rd {
         let entry = entry.at(&dir)?;
+        // A dot name is never a backup: one being made, or retired.
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
         if let Some(mut r) = read(&entry.path().join("meta.json")) {
             if keep(&mut r) {
                 out.push(r);
@@ -2567,8 +2604,11 @@ fn prune(paths: &Paths) -> Result<()> {
         (Kind::FleetEdit, KEEP_FLEET_EDITS),
         (Kind::Resolve, KEEP_FLEET_EDITS),
     ] {
+        // Renamed aside at once; the data is deleted by the next run, while
+        // it reads and plans (a backup's files and directories took a
+        // third of a 1% update's time to delete, waiting on the disk).
         for old in heads.iter().filter(|h| h.kind == kind).skip(keep) {
-            discard_dir(&paths.backups().join(&old.id))?;
+            retire(&paths.backups().join(&old.id))?;
         }
     }
     // Incomplete backups and other leftovers are [`sweep`]'s, at the start

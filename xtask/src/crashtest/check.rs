@@ -177,6 +177,10 @@ pub fn backups_listed(ctx: &Ctx, w: &World, spec: &Spec) -> Result<Vec<String>> 
     if let Ok(rd) = std::fs::read_dir(w.state().join("backups")) {
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            // A dot name is a backup being made or retired, never one.
+            if id.starts_with('.') {
+                continue;
+            }
             let complete = std::fs::read(e.path().join("meta.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

@@ -1,4 +1,4 @@
-//! The emulated releases and the five scenario worlds.
+//! The emulated releases and the six scenario worlds.
 //!
 //! Releases: "next" (1.1.0) is a copy of the repository's `framework/`;
 //! "previous" (1.0.0) is derived from it: a few files changed (one line
@@ -22,6 +22,10 @@
 //! * `fleet-install`: 1.1.0 installed, roster, no fleet installed yet (no
 //!   active unit dir, one operator-written env file to merge); runs
 //!   `fleet install`.
+//! * `prune`: the `update` world after three rounds of update and rollback
+//!   (7 generations, the last run's pruned backup retired, not yet
+//!   deleted); runs `update --offline` to 1.1.0, which deletes that one on
+//!   its helper thread and retires the oldest of its own.
 
 use super::world::{write_file, Ctx, Rel, World};
 use anyhow::{bail, Context, Result};
@@ -215,6 +219,10 @@ pub const ALL: &[Scenario] = &[
         name: "fleet-install",
         setup: setup_fleet_install,
     },
+    Scenario {
+        name: "prune",
+        setup: setup_prune,
+    },
 ];
 
 /// Whether a snapshot key (`H/…`, `UNITS/…`) is the operator's: the preserve
@@ -330,6 +338,29 @@ fn setup_update(ctx: &Ctx, w: &World) -> Result<Spec> {
         rel: Rel::Next,
         intended: nothing,
         about: "update --offline 1.0.0 → 1.1.0 (changed, added, dropped files; units refreshed; a conflict)",
+    })
+}
+
+fn setup_prune(ctx: &Ctx, w: &World) -> Result<Spec> {
+    common(ctx, w, Rel::Prev)?;
+    fleet_installed(ctx, w, Rel::Prev)?;
+    for _ in 0..3 {
+        w.must(ctx, Rel::Next, &["update", "--offline"])
+            .context("update --offline")?;
+        w.must(ctx, Rel::Next, &["rollback"]).context("rollback")?;
+    }
+    let retired = std::fs::read_dir(w.state().join("backups"))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".trash-"))
+        .count();
+    if retired != 1 {
+        bail!("the prune world holds {retired} retired backups, not the one the last run left");
+    }
+    Ok(Spec {
+        args: vec!["update".into(), "--offline".into()],
+        rel: Rel::Next,
+        intended: nothing,
+        about: "update --offline 1.0.0 → 1.1.0 past the last 5 generations (a retired backup deleted on the helper thread, the oldest retired)",
     })
 }
 
