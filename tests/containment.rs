@@ -774,3 +774,46 @@ fn shipped_files_hard_linked_together_are_replaced_and_removed_in_one_run() {
         assert_eq!(w.read(rel), same);
     }
 }
+
+#[test]
+fn an_edit_of_hard_linked_shipped_files_after_one_name_is_replaced_is_caught() {
+    // The run replaced docs/a.md; docs/b.md, another name of that inode,
+    // is then edited in place with its size and mtime kept (what
+    // `rsync --inplace -t` does). Only its ctime tells: the run's own
+    // exchange is forgiven at exactly the ctime it left, not any later one.
+    let same = "same in v1\n";
+    let r1 = Release::new("1.0.0", &[("docs/a.md", same), ("docs/b.md", same)]);
+    let r2 = Release::new("1.1.0", &[("docs/a.md", "a v2\n"), ("docs/b.md", "b v2\n")]);
+    let w = World::new();
+    w.mosaic(Some(&r1)).arg("install").assert().success();
+    std::fs::remove_file(w.path("docs/b.md")).unwrap();
+    std::fs::hard_link(w.path("docs/a.md"), w.path("docs/b.md")).unwrap();
+    let run = Paused::start(
+        &w,
+        Some(&r2),
+        &["update", "--offline"],
+        "before-check@docs/b.md",
+    );
+    assert_eq!(
+        w.read("docs/a.md"),
+        "a v2\n",
+        "a.md replaced before the pause"
+    );
+    {
+        use std::io::{Seek, Write};
+        let p = w.path("docs/b.md");
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(b"SAME IN V1\n").unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("docs/b.md") && err.contains("changed"),
+        "{err}"
+    );
+    assert_eq!(w.read("docs/b.md"), "SAME IN V1\n", "the edit is kept");
+    assert_eq!(w.read("docs/a.md"), same, "rolled back");
+}

@@ -410,6 +410,26 @@ impl Dir {
         Ok(())
     }
 
+    /// Removes the file `name` and returns its inode and the ctime the
+    /// removal left it with (nanoseconds), which its other names, if it has
+    /// any, go on showing: read through a handle opened on it first
+    /// (`O_PATH`, never following a link), after the unlink.
+    pub fn unlink_seen(&self, name: &str) -> std::io::Result<(u64, i64)> {
+        check_name(name)?;
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())?;
+        let st = rustix::fs::fstat(&fd)?;
+        Ok((
+            st.st_ino as u64,
+            crate::fsutil::time_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        ))
+    }
+
     /// Removes the empty directory `name`.
     pub fn rmdir(&self, name: &str) -> std::io::Result<()> {
         check_name(name)?;

@@ -1227,16 +1227,15 @@ fn keep_backup(journal: &Path, bdir: &Path, mut meta: BackupMeta) {
     let _ = std::fs::remove_file(journal);
 }
 
-/// The inodes with more than one name that the run has checked before
-/// renaming or removing one of their names: that rename, exchange or
-/// unlink moves the inode's ctime, which every other name shares, so a
-/// recorded path that is another name of one of them (two shipped files
-/// an operator hard-linked together) is judged by type, size, mtime and
-/// inode, as a file is after its own exchange (see [`settle_replaced`]).
-/// Inode numbers only: a file on another device that shares one and has
-/// other names too is judged the same way.
+/// The files with other names whose recorded name the run has replaced or
+/// removed (inode → the ctime that left them with): the run's own
+/// exchange and unlink move the inode's ctime, which every other name
+/// shares, so a recorded path that is another name of one of them (two
+/// shipped files an operator hard-linked together) is still the recorded
+/// file when it shows the recorded fingerprint with that ctime. Any change
+/// since (an edit, a chmod) moves the ctime again and is caught.
 #[derive(Default)]
-struct Moved(BTreeSet<u64>);
+struct Moved(BTreeMap<u64, i64>);
 
 /// Fails when `name` in `dir` is no longer what the run found at `rec`
 /// (checked through the handle, immediately before acting).
@@ -1245,7 +1244,7 @@ fn unchanged(
     name: &str,
     rec: &Record,
     expect_absent: bool,
-    moved: &mut Moved,
+    moved: &Moved,
 ) -> Result<()> {
     let st = dir.stat(name)?;
     let same = if expect_absent {
@@ -1254,15 +1253,13 @@ fn unchanged(
         match rec.before {
             Before::File => match (st, rec.fp.as_deref()) {
                 (Some(s), Some(fp)) if s.kind == dirfd::Kind::File => {
-                    let same = s.fp == *fp
-                        || (moved.0.contains(&s.fp.ino)
-                            && s.fp.size == fp.size
-                            && s.fp.mtime_ns == fp.mtime_ns
-                            && s.fp.ino == fp.ino);
-                    if same && s.nlink > 1 {
-                        moved.0.insert(s.fp.ino);
-                    }
-                    same
+                    s.fp == *fp
+                        || moved.0.get(&fp.ino).is_some_and(|&ctime| {
+                            s.fp == Fingerprint {
+                                ctime_ns: ctime,
+                                ..*fp
+                            }
+                        })
                 }
                 _ => false,
             },
@@ -1296,6 +1293,7 @@ fn settle_replaced(
     (rel, name, verb): (&str, &str, &str),
     rec: &Record,
     bdir: &Path,
+    moved: &mut Moved,
 ) -> Result<Option<String>> {
     let st = dir.stat(tmp)?;
     // The rename itself moves the ctime: type, size, mtime and inode decide.
@@ -1310,7 +1308,20 @@ fn settle_replaced(
         (Some(_), None) => false,
     };
     if recorded {
-        dir.unlink(tmp).map_err(|e| Error::io(dir.join(name), e))?;
+        match st {
+            // Its other names show the ctime the unlink leaves (another
+            // recorded path among them is checked against it, see
+            // [`Moved`]); a link into this run's backup is one of them.
+            Some(s) if s.nlink > 1 => {
+                let (ino, ctime) = dir
+                    .unlink_seen(tmp)
+                    .map_err(|e| Error::io(dir.join(name), e))?;
+                if ino == s.fp.ino {
+                    moved.0.insert(ino, ctime);
+                }
+            }
+            _ => dir.unlink(tmp).map_err(|e| Error::io(dir.join(name), e))?,
+        }
         return Ok(None);
     }
     let late = Dir::open(bdir)?;
@@ -1355,6 +1366,7 @@ fn rename_one(
     // Only a recorded file needs a look first; a path that must be absent
     // is checked by the rename itself (`RENAME_NOREPLACE` refuses anything
     // that appeared), and a recorded directory or link is not replaced here.
+    failpoint::pause_at("before-check", rel);
     if replacing {
         unchanged(dir, name, rec, fresh, moved)?;
     }
@@ -1393,6 +1405,7 @@ fn rename_one(
             (rel, name, "replaced"),
             rec,
             bdir,
+            moved,
         )?),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             // A file system without RENAME_EXCHANGE: the check above is
@@ -1651,7 +1664,7 @@ fn apply_ops(
         if let Op::Remove { rel } = op {
             let (rec, r) = record(i);
             if let Some((dir, name)) = roots.parent(rel)? {
-                unchanged(&dir, &name, rec, false, &mut moved)?;
+                unchanged(&dir, &name, rec, false, &moved)?;
                 touched.0[r] = true;
                 if rec.before == Before::File {
                     // Aside first, then look at what really moved: an edit
@@ -1665,6 +1678,7 @@ fn apply_ops(
                         (rel, &name, "removed"),
                         rec,
                         bdir,
+                        &mut moved,
                     )?);
                 } else {
                     dir.remove_tree(&name)?;
@@ -1891,7 +1905,7 @@ fn apply_ops(
                 let (rec, r) = record(i);
                 // Still what the run found (an edit since is never lost).
                 if let Some((dir, name)) = roots.parent(rel)? {
-                    unchanged(&dir, &name, rec, false, &mut moved)?;
+                    unchanged(&dir, &name, rec, false, &moved)?;
                 }
                 touched.0[r] = true;
                 restore_path(roots, from.as_deref(), rel, tag)?
