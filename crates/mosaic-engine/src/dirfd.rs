@@ -495,7 +495,7 @@ impl Dir {
         let mut d = rustix::fs::RawDir::new(fd, buf.spare_capacity_mut());
         let mut out = Vec::new();
         while let Some(ent) = d.next() {
-            let ent = ent.map_err(|e| Error::io(&self.path, e.into()))?;
+            let ent = ent.map_err(err)?;
             let name = ent.file_name().to_bytes();
             if name == b"." || name == b".." {
                 continue;

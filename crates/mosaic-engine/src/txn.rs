@@ -2336,7 +2336,8 @@ pub fn recover(paths: &Paths, _locked: &Locked) -> Result<Option<Recovered>> {
 
 /// Removes a backup directory so that a crash midway leaves nothing that
 /// looks like a backup: it is first renamed to `.trash-NAME-PID` (one atomic
-/// step), then deleted; [`sweep`] finishes what a killed run left.
+/// step), then deleted; the next locked session finishes what a killed run
+/// left (see [`trash_of_dead_runs`]).
 pub fn discard_dir(dir: &Path) -> Result<()> {
     match retire(dir)? {
         Some(trash) => std::fs::remove_dir_all(&trash).at(&trash),
