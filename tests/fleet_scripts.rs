@@ -127,3 +127,77 @@ fn agent_pane_is_0_0_env_keys_reach_it_and_stop_ends_it_despite_a_viewer() {
     let sessions = String::from_utf8_lossy(&ls.stdout);
     assert!(!sessions.contains("a1"), "{sessions}");
 }
+
+/// The stub's `read -t INTERVAL` keeps what it took of a line when it times
+/// out. The stub must hold those bytes and answer the whole line once its end
+/// comes: dropping them answered only the rest ("ACK lo" for "hello"), and a
+/// `send --verify` then waited for an ACK that never came (seen as a rare
+/// timeout on a loaded machine, where the timer fired while bash was taking
+/// a pasted line apart). Driven by a pipe, which hands bash the line in
+/// pieces, and by the stub's own heartbeat: two timeouts after the first
+/// piece went in, the piece has been through a timed-out read for certain.
+#[test]
+fn the_stub_answers_a_line_that_arrives_across_its_read_timeout_whole() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child =
+        std::process::Command::new(common::framework_dir().join("tools/fleet/stub-agent"))
+            .arg("t1")
+            .env("MOSAIC_HOME", dir.path())
+            .env("MOSAIC_HEARTBEAT_INTERVAL", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = out.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let seen = |what: &str| out.lock().unwrap().contains(what);
+    assert!(
+        common::wait_until(Duration::from_secs(10), || seen("> ")),
+        "no prompt"
+    );
+    let state = dir.path().join("fleet/run/t1.state");
+    let ino = || std::fs::metadata(&state).map(|m| m.ino()).unwrap_or(0);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hel").unwrap();
+    stdin.flush().unwrap();
+    // Each timeout writes the state file anew (mktemp, mv): a new inode.
+    for _ in 0..2 {
+        let was = ino();
+        assert!(
+            common::wait_until(Duration::from_secs(10), || ino() != was),
+            "the stub never timed out"
+        );
+    }
+    stdin.write_all(b"lo\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(
+        common::wait_until(Duration::from_secs(10), || seen("ACK ")),
+        "no ACK: {}",
+        out.lock().unwrap()
+    );
+    drop(stdin);
+    let _ = child.wait();
+    reader.join().unwrap();
+    let out = out.lock().unwrap();
+    assert!(
+        out.contains("ACK hello\n"),
+        "the line was not answered whole:\n{out}"
+    );
+    assert!(!out.contains("ACK lo"), "{out}");
+}
