@@ -354,11 +354,11 @@ fn a_directory_swapped_for_a_link_while_its_files_are_renamed_fails_the_run() {
             format!("{name} v2\n")
         );
         assert!(err.contains(&format!("grp/{f}")), "{f} is reported: {err}");
-        let backed_up: Vec<PathBuf> = walkdir::WalkDir::new(w.state())
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .map(|e| e.into_path())
-            .filter(|p| p.ends_with(format!("grp/{f}")))
+        let backed_up: Vec<PathBuf> = std::fs::read_dir(w.state().join("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|b| !b.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .filter_map(|b| mosaic_engine::txn::backup_copy(&b, &format!("grp/{f}")).ok())
             .collect();
         assert!(
             backed_up
@@ -525,6 +525,11 @@ fn newest_backup(state: &Path) -> PathBuf {
         .expect("a backup")
 }
 
+/// Where backup `b` keeps its copy of `rel`.
+fn copy(b: &Path, rel: &str) -> PathBuf {
+    mosaic_engine::txn::backup_copy(b, rel).unwrap()
+}
+
 /// The file's identity: device and inode.
 fn ino(p: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
@@ -556,11 +561,11 @@ fn a_replaced_or_removed_file_is_backed_up_as_a_hard_link_to_the_file_it_was() {
         .assert()
         .success();
     let b = newest_backup(&w.state());
-    assert_eq!(ino(&b.join("files/fleet/README.md")), replaced);
-    assert_eq!(ino(&b.join("files/docs/dropped.md")), removed);
+    assert_eq!(ino(&copy(&b, "fleet/README.md")), replaced);
+    assert_eq!(ino(&copy(&b, "docs/dropped.md")), removed);
     assert_ne!(ino(&w.path("fleet/README.md")), replaced);
     assert_eq!(
-        std::fs::read_to_string(b.join("files/fleet/README.md")).unwrap(),
+        std::fs::read_to_string(copy(&b, "fleet/README.md")).unwrap(),
         "fleet readme v1\n"
     );
     assert_eq!(w.read("fleet/README.md"), "fleet readme v2\n");
@@ -574,6 +579,65 @@ fn a_replaced_or_removed_file_is_backed_up_as_a_hard_link_to_the_file_it_was() {
     assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
     assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
     assert_ne!(ino(&w.path("fleet/README.md")), replaced);
+}
+
+#[test]
+fn a_backup_keeps_its_copies_flat_and_one_in_the_mirrored_layout_still_rolls_back() {
+    // Record N's copy is `copies/N`: backing up a changed file makes no
+    // directory (mirroring the home cost about two mkdirs per changed file
+    // of a deep home, and as many removals when the backup was pruned).
+    let w = World::new();
+    w.mosaic(Some(&v1())).arg("install").assert().success();
+    w.mosaic(Some(&v2()))
+        .args(["update", "--offline"])
+        .assert()
+        .success();
+    let b = newest_backup(&w.state());
+    let dirs: Vec<String> = walkdir::WalkDir::new(&b)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_dir())
+        .map(|e| e.path().strip_prefix(&b).unwrap().display().to_string())
+        .collect();
+    assert_eq!(dirs, ["copies"], "no directory below the copies");
+    assert_eq!(
+        std::fs::read_to_string(copy(&b, "docs/dropped.md")).unwrap(),
+        "dropped v1\n"
+    );
+    // The same backup as a binary before the flat layout made it: `files/`
+    // mirroring the home, no layout in its record. It still rolls back.
+    let meta_path = b.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert_eq!(meta["layout"], "flat");
+    meta.as_object_mut().unwrap().remove("layout");
+    let mut moved = 0;
+    for (n, rec) in meta["records"].as_array().unwrap().iter().enumerate() {
+        let from = b.join("copies").join(n.to_string());
+        if !from.exists() {
+            continue;
+        }
+        let rel = rec["rel"].as_str().unwrap();
+        let to = match rel.strip_prefix('/') {
+            Some(abs) => b.join("files/_abs").join(abs),
+            None => b.join("files").join(rel),
+        };
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(&from, &to).unwrap();
+        moved += 1;
+    }
+    assert!(moved >= 2, "the replaced and the removed file: {moved}");
+    std::fs::remove_dir(b.join("copies")).unwrap();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    assert_eq!(copy(&b, "docs/dropped.md"), b.join("files/docs/dropped.md"));
+    let id = b.file_name().unwrap().to_string_lossy().into_owned();
+    w.mosaic(Some(&v2()))
+        .args(["rollback", &id])
+        .assert()
+        .success();
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
+    assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
 }
 
 #[test]
@@ -645,9 +709,9 @@ fn backups_on_another_file_system_are_copies() {
     let replaced = ino(&w.path("fleet/README.md"));
     run(&v2(), &["update", "--offline"]);
     let b = newest_backup(&state);
-    assert_ne!(ino(&b.join("files/fleet/README.md")), replaced);
+    assert_ne!(ino(&copy(&b, "fleet/README.md")), replaced);
     assert_eq!(
-        std::fs::read_to_string(b.join("files/fleet/README.md")).unwrap(),
+        std::fs::read_to_string(copy(&b, "fleet/README.md")).unwrap(),
         "fleet readme v1\n"
     );
     assert_eq!(w.read("fleet/README.md"), "fleet readme v2\n");
@@ -666,7 +730,7 @@ fn a_file_with_a_name_outside_the_home_is_backed_up_as_a_copy() {
         .assert()
         .success();
     let b = newest_backup(&w.state());
-    assert_ne!(ino(&b.join("files/fleet/README.md")), ino(&outside));
+    assert_ne!(ino(&copy(&b, "fleet/README.md")), ino(&outside));
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -676,7 +740,7 @@ fn a_file_with_a_name_outside_the_home_is_backed_up_as_a_copy() {
         f.write_all(b"edited elsewhere\n").unwrap();
     }
     assert_eq!(
-        std::fs::read_to_string(b.join("files/fleet/README.md")).unwrap(),
+        std::fs::read_to_string(copy(&b, "fleet/README.md")).unwrap(),
         "fleet readme v1\n"
     );
     assert!(shared_backup_files(&w.state()).is_empty());
@@ -759,10 +823,7 @@ fn shipped_files_hard_linked_together_are_replaced_and_removed_in_one_run() {
     // rolled back, all three are the shipped content again.
     let b = newest_backup(&w.state());
     for rel in ["docs/a.md", "docs/b.md", "docs/c.md"] {
-        assert_eq!(
-            std::fs::read_to_string(b.join("files").join(rel)).unwrap(),
-            same
-        );
+        assert_eq!(std::fs::read_to_string(copy(&b, rel)).unwrap(), same);
     }
     assert!(shared_backup_files(&w.state()).is_empty());
     let id = b.file_name().unwrap().to_string_lossy().into_owned();

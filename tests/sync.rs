@@ -160,11 +160,17 @@ fn update_from_previous_release_keeps_every_operator_byte() {
         .collect();
     let newest = backups.iter().max().unwrap();
     assert_eq!(
-        std::fs::read_to_string(newest.join("files/docs/dropped.md")).unwrap(),
+        std::fs::read_to_string(
+            mosaic_engine::txn::backup_copy(newest, "docs/dropped.md").unwrap()
+        )
+        .unwrap(),
         "dropped v1\n"
     );
     assert_eq!(
-        std::fs::read_to_string(newest.join("files/fleet/README.md")).unwrap(),
+        std::fs::read_to_string(
+            mosaic_engine::txn::backup_copy(newest, "fleet/README.md").unwrap()
+        )
+        .unwrap(),
         "fleet readme v1\n"
     );
     // second update: nothing
@@ -237,7 +243,10 @@ fn conflict_replace_backs_up_the_operators_bytes() {
         .max()
         .unwrap();
     assert_eq!(
-        std::fs::read_to_string(backup.join("files/fleet/README.md")).unwrap(),
+        std::fs::read_to_string(
+            mosaic_engine::txn::backup_copy(&backup, "fleet/README.md").unwrap()
+        )
+        .unwrap(),
         "my own readme\n"
     );
 }
@@ -459,7 +468,10 @@ fn directory_where_a_file_ships_blocks_and_replace_moves_it_to_the_backup() {
         .max()
         .unwrap();
     assert_eq!(
-        std::fs::read_to_string(backup.join("files/docs/new.md/precious.txt")).unwrap(),
+        std::fs::read_to_string(
+            mosaic_engine::txn::backup_copy(&backup, "docs/new.md/precious.txt").unwrap()
+        )
+        .unwrap(),
         "operator data\n"
     );
 }
@@ -489,7 +501,10 @@ fn legacy_install_without_manifest_is_adopted_with_backups() {
         .max()
         .unwrap();
     assert_eq!(
-        std::fs::read_to_string(backup.join("files/fleet/README.md")).unwrap(),
+        std::fs::read_to_string(
+            mosaic_engine::txn::backup_copy(&backup, "fleet/README.md").unwrap()
+        )
+        .unwrap(),
         "fleet readme from the old installer\n"
     );
     let snap = snapshot(&w.home());
@@ -783,7 +798,8 @@ fn legacy_install_files_recognised_from_release_history_are_adopted_as_ours() {
         .max()
         .unwrap();
     assert_eq!(
-        std::fs::read_to_string(backup.join("files/docs/guide.md")).unwrap(),
+        std::fs::read_to_string(mosaic_engine::txn::backup_copy(&backup, "docs/guide.md").unwrap())
+            .unwrap(),
         "operator's guide edit\n"
     );
     // without the history, the dropped file would have been left as the operator's

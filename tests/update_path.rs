@@ -101,7 +101,10 @@ fn legacy_socket_is_migrated_in_rosters_and_env_files_keeping_every_other_byte()
         .max()
         .unwrap();
     assert_eq!(
-        std::fs::read_to_string(backup.join("files/fleet/roster.yaml")).unwrap(),
+        std::fs::read_to_string(
+            mosaic_engine::txn::backup_copy(&backup, "fleet/roster.yaml").unwrap()
+        )
+        .unwrap(),
         ROSTER
     );
     let snap = snapshot(&w.home());

@@ -114,10 +114,10 @@ fn previous_source(
     now: &Manifest,
     current: &Source,
 ) -> Result<Source> {
-    let files_dir = paths.backups().join(&meta.id).join("files");
+    let copies = txn::Copies::of(&paths.backups().join(&meta.id), meta);
     let mut files = BTreeMap::new();
     for (rel, e) in &prev.files {
-        let backup = join_rel(&files_dir, rel);
+        let backup = copies.path(rel);
         let from_backup = std::fs::symlink_metadata(&backup)
             .is_ok_and(|m| m.is_file())
             .then(|| hash_file(&backup))
@@ -199,7 +199,7 @@ type Restores = Vec<(crate::Rel, Option<PathBuf>)>;
 
 fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
     let meta = last_fleet_edit(paths)?;
-    let files_dir = paths.backups().join(&meta.id).join("files");
+    let copies = txn::Copies::of(&paths.backups().join(&meta.id), &meta);
     let mut out = UndoOutcome {
         id: meta.id.clone(),
         command: meta.command.clone(),
@@ -219,8 +219,7 @@ fn decide_undo(paths: &Paths) -> Result<(UndoOutcome, Restores)> {
             out.kept.push(path.display().to_string());
             continue;
         }
-        let from =
-            (rec.before != txn::Before::Absent).then(|| txn::backup_copy(&files_dir, &rec.rel));
+        let from = (rec.before != txn::Before::Absent).then(|| copies.path(&rec.rel));
         if let Some(f) = &from {
             std::fs::symlink_metadata(f).at(f)?;
         }

@@ -256,6 +256,36 @@ pub struct BackupMeta {
     /// For a fleet edit: set once `mosaic fleet undo` undid it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub undone: bool,
+    /// How the backup keeps its copies (see [`Copies`]); a record without
+    /// one was made before the flat layout.
+    #[serde(default)]
+    pub layout: Layout,
+}
+
+/// How a backup directory keeps the copies of what its run replaced or
+/// removed. Only [`Copies`] (and the backup's writer) know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `files/` mirrors the home: `files/REL`, an absolute path under
+    /// `files/_abs/`. Backups made before the flat layout.
+    #[default]
+    Tree,
+    /// `copies/N` holds record N's copy (a recorded directory's whole tree
+    /// below it): no directory to make per changed file, and none to
+    /// delete when the backup is pruned. (A binary that knows only
+    /// `files/` finds no copies there and refuses, rather than misreads.)
+    Flat,
+}
+
+impl Layout {
+    /// The directory below the backup that holds the copies.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Layout::Tree => "files",
+            Layout::Flat => "copies",
+        }
+    }
 }
 
 /// How far an interrupted run got, as its journal says. The on-disk names
@@ -328,12 +358,88 @@ pub fn target(home: &Path, rel: &str) -> PathBuf {
     }
 }
 
-/// Where the backup copy of `rel` lives below a backup's `files/`.
-pub fn backup_copy(files: &Path, rel: &str) -> PathBuf {
+/// Where the copy of `rel` lives below a mirrored tree (a [`Layout::Tree`]
+/// backup's `files/`, or a backup's `late/`).
+fn mirrored(files: &Path, rel: &str) -> PathBuf {
     match rel.strip_prefix('/') {
         Some(abs) => join_rel(&files.join("_abs"), abs),
         None => join_rel(files, rel),
     }
+}
+
+/// Where one backup's copies are: the one place that reads its
+/// [`Layout`]. Built once per use (a map of the recorded paths for the flat
+/// layout), then asked path by path.
+pub struct Copies<'m> {
+    root: PathBuf,
+    layout: Layout,
+    /// Flat: recorded directories (copied whole) by path, with their index.
+    trees: std::collections::HashMap<&'m str, usize>,
+    /// Flat: every record that has a copy of its own, by path.
+    own: std::collections::HashMap<&'m str, usize>,
+}
+
+impl<'m> Copies<'m> {
+    /// The copies of the backup in `bdir` that `meta` describes.
+    pub fn of(bdir: &Path, meta: &'m BackupMeta) -> Copies<'m> {
+        let mut c = Copies {
+            root: bdir.join(meta.layout.dir_name()),
+            layout: meta.layout,
+            trees: Default::default(),
+            own: Default::default(),
+        };
+        if meta.layout == Layout::Flat {
+            for (r, rec) in meta.records.iter().enumerate() {
+                if !has_copy(rec) {
+                    continue;
+                }
+                if rec.before == Before::Dir {
+                    c.trees.insert(&rec.rel, r);
+                }
+                c.own.entry(&rec.rel).or_insert(r);
+            }
+        }
+        c
+    }
+
+    /// Where the copy of `rel` is: its record's own, or the place in a
+    /// recorded directory's copy that held it. A path the backup holds no
+    /// copy of gets a path that does not exist.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        if self.layout == Layout::Tree {
+            return mirrored(&self.root, rel);
+        }
+        // A recorded directory above it holds it (paths below one have no
+        // copy of their own); the outermost one, as the backup was taken.
+        let mut found = None;
+        let mut cur = rel;
+        while let Some(i) = cur.rfind('/') {
+            cur = &cur[..i];
+            if let Some(&t) = self.trees.get(cur) {
+                found = Some((t, &rel[i + 1..]));
+            }
+        }
+        match found {
+            Some((t, rest)) => join_rel(&self.root.join(t.to_string()), rest),
+            None => match self.own.get(rel) {
+                Some(&r) => self.root.join(r.to_string()),
+                None => self.root.join("none"),
+            },
+        }
+    }
+}
+
+/// Where the backup in `bdir` keeps its copy of `rel` (its record read
+/// for the layout): for a reader outside a run, a test or the matrix.
+pub fn backup_copy(bdir: &Path, rel: &str) -> Result<PathBuf> {
+    let meta: BackupMeta = read_json(&bdir.join("meta.json"))?;
+    Ok(Copies::of(bdir, &meta).path(rel))
+}
+
+/// Whether the backup takes a copy of what `rec` found (it existed, and
+/// it is not a directory removal, whose contents have records of their own).
+fn has_copy(rec: &Record) -> bool {
+    rec.before != Before::Absent && rec.kind != RecKind::Rmdir
 }
 
 /// Handles on the roots a run acts below: the home, and the parent
@@ -579,18 +685,21 @@ fn link_backup(
 /// leaves no backup an edit of the home reaches into. One `fstatat` per
 /// recorded file.
 fn unshare_backup(bdir: &Path, meta: &BackupMeta) -> Result<()> {
-    let Some(files) = Dir::open(bdir)?.sub_opt("files")? else {
+    let Some(files) = Dir::open(bdir)?.sub_opt(meta.layout.dir_name())? else {
         return Ok(());
     };
     let trees = recorded_trees(meta);
     // The handle on the last directory looked in (`None`: the backup has
     // none there, so nothing of it is shared).
     let mut held: Option<(String, Option<Dir>)> = None;
-    for rec in &meta.records {
+    for (r, rec) in meta.records.iter().enumerate() {
         if rec.before != Before::File || under(&rec.rel, &trees) {
             continue;
         }
-        let inner = backup_inner(&rec.rel);
+        let inner = match meta.layout {
+            Layout::Flat => Cow::Owned(r.to_string()),
+            Layout::Tree => backup_inner(&rec.rel),
+        };
         let (parent, name) = split(&inner);
         if !matches!(&held, Some((p, _)) if p == parent) {
             let d = if parent.is_empty() {
@@ -1018,6 +1127,7 @@ pub fn apply_planned(
         tmp_tag: format!("{}-{}", std::process::id(), &stamp[9..]),
         kind: info.kind,
         undone: false,
+        layout: Layout::Flat,
         generation: if info.kind == Kind::Generation {
             next_generation(paths)?
         } else {
@@ -1050,26 +1160,34 @@ pub fn apply_planned(
     // --- back up everything that exists and will be touched.
     let result = (|| -> Result<Vec<(usize, Fingerprint)>> {
         let bd = Dir::open(&bdir)?;
-        bd.mkdir("files", 0o700)?;
-        let files = bd.sub("files")?;
+        let dir_name = meta.layout.dir_name();
+        bd.mkdir(dir_name, 0o700)?;
+        let copies = bd.sub(dir_name)?;
         // A recorded directory is copied whole: paths below it are covered.
         let trees = recorded_trees(&meta);
         // A recorded file is linked where it can be (see [`link_backup`]).
         let mut linked = Vec::new();
         for (r, rec) in meta.records.iter().enumerate() {
-            if rec.before == Before::Absent || rec.kind == RecKind::Rmdir || under(&rec.rel, &trees)
-            {
+            if !has_copy(rec) || under(&rec.rel, &trees) {
                 continue;
             }
-            let (dst, dname) = backup_parent(&files, &rec.rel)?;
+            // Flat: record N's copy is `copies/N`, no directory made.
+            let mirror;
+            let (dst, dname) = match meta.layout {
+                Layout::Flat => (&copies, r.to_string()),
+                Layout::Tree => {
+                    mirror = backup_parent(&copies, &rec.rel)?;
+                    (&mirror.0, mirror.1.clone())
+                }
+            };
             let (src, sname) = roots.parent_must(&rec.rel)?;
             if rec.before == Before::File {
-                if let Some(fp) = link_backup((&src, &sname), (&dst, &dname), rec)? {
+                if let Some(fp) = link_backup((&src, &sname), (dst, &dname), rec)? {
                     linked.push((r, fp));
                     continue;
                 }
             }
-            copy_tree_at(&src, &sname, &dst, &dname)?;
+            copy_tree_at(&src, &sname, dst, &dname)?;
         }
         bd.syncfs()?;
         Ok(linked)
@@ -2033,7 +2151,7 @@ fn restore_touched(
     meta: &BackupMeta,
     touched: Option<&Touched>,
 ) -> Result<Vec<String>> {
-    let files = bdir.join("files");
+    let copies = Copies::of(bdir, meta);
     let mut roots = Roots::new(home)?;
     let mut kept = Vec::new();
     let tag = if meta.tmp_tag.is_empty() {
@@ -2067,7 +2185,7 @@ fn restore_touched(
         if untouched {
             continue;
         }
-        let backup = backup_copy(&files, &rec.rel);
+        let backup = copies.path(&rec.rel);
         match rec.kind {
             RecKind::Rmdir => {
                 if parent.is_some() && kind_of(&mut roots, &rec.rel)? == "absent" {
@@ -2635,13 +2753,13 @@ fn prune(paths: &Paths) -> Result<()> {
 /// what must go (deepest first), then what comes back (parents first), then
 /// the directories the run created.
 pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
-    let files = paths.backups().join(&meta.id).join("files");
+    let copies = Copies::of(&paths.backups().join(&meta.id), meta);
     let mut ops = Vec::new();
     for rec in &meta.records {
         if rec.kind == RecKind::Manifest || rec.kind == RecKind::Rmdir {
             continue;
         }
-        let from = (rec.before != Before::Absent).then(|| backup_copy(&files, &rec.rel));
+        let from = (rec.before != Before::Absent).then(|| copies.path(&rec.rel));
         ops.push(Op::Restore {
             rel: rec.rel.clone(),
             from,
@@ -2668,7 +2786,7 @@ pub fn rollback_ops(paths: &Paths, meta: &BackupMeta) -> Vec<Op<'static>> {
 
 /// The manifest bytes a backup holds (`None` when the run started without one).
 pub fn backed_up_manifest(paths: &Paths, meta: &BackupMeta) -> Result<Option<Vec<u8>>> {
-    let p = join_rel(&paths.backups().join(&meta.id).join("files"), MANIFEST_REL);
+    let p = Copies::of(&paths.backups().join(&meta.id), meta).path(MANIFEST_REL);
     match std::fs::read(&p) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -2679,6 +2797,57 @@ pub fn backed_up_manifest(paths: &Paths, meta: &BackupMeta) -> Result<Option<Vec
 #[cfg(test)]
 mod journal_tests {
     use super::*;
+
+    #[test]
+    fn copies_are_found_in_either_layout_and_below_a_recorded_directory() {
+        let rec = |rel: &str, kind, before| Record {
+            rel: rel.into(),
+            kind,
+            before,
+            fp: None,
+            after: None,
+        };
+        let json = serde_json::json!({
+            "id": "x", "home": "/h", "created": "t", "command": "update",
+            "from_version": null, "to_version": "1.0.0", "records": [],
+            "mkdirs": [], "complete": true,
+        });
+        // A record written before the flat layout has none: mirrored.
+        let mut meta: BackupMeta = serde_json::from_value(json).unwrap();
+        assert_eq!(meta.layout, Layout::Tree);
+        meta.records = vec![
+            rec("a/b.md", RecKind::Write, Before::File),
+            rec("t", RecKind::Remove, Before::Dir),
+            rec("t/x/y.md", RecKind::Remove, Before::File),
+            rec("new.md", RecKind::Write, Before::Absent),
+            rec("gone", RecKind::Rmdir, Before::Dir),
+            rec("/units/u.service", RecKind::Write, Before::File),
+            rec("t/inner", RecKind::Remove, Before::Dir),
+        ];
+        let b = Path::new("/b");
+        let tree = Copies::of(b, &meta);
+        assert_eq!(tree.path("a/b.md"), Path::new("/b/files/a/b.md"));
+        assert_eq!(tree.path("t/x/y.md"), Path::new("/b/files/t/x/y.md"));
+        assert_eq!(
+            tree.path("/units/u.service"),
+            Path::new("/b/files/_abs/units/u.service")
+        );
+        meta.layout = Layout::Flat;
+        let flat = Copies::of(b, &meta);
+        assert_eq!(flat.path("a/b.md"), Path::new("/b/copies/0"));
+        assert_eq!(flat.path("t"), Path::new("/b/copies/1"));
+        // Below a recorded directory: in its copy, the outermost one.
+        assert_eq!(flat.path("t/x/y.md"), Path::new("/b/copies/1/x/y.md"));
+        assert_eq!(flat.path("t/inner/z"), Path::new("/b/copies/1/inner/z"));
+        assert_eq!(flat.path("/units/u.service"), Path::new("/b/copies/5"));
+        // No copy (absent before, a directory removal, never recorded).
+        for rel in ["new.md", "gone", "other.md"] {
+            assert_eq!(flat.path(rel), Path::new("/b/copies/none"), "{rel}");
+        }
+        let back: BackupMeta =
+            serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
+        assert_eq!(back.layout, Layout::Flat);
+    }
 
     #[test]
     fn backup_ids_and_record_paths_are_validated() {

@@ -95,7 +95,7 @@ pub fn leftovers(ctx: &Ctx, w: &World) -> Vec<String> {
     for e in walkdir::WalkDir::new(w.state())
         .min_depth(1)
         .into_iter()
-        .filter_entry(|e| e.file_name() != "files")
+        .filter_entry(|e| e.file_name() != "files" && e.file_name() != "copies")
         .flatten()
     {
         let name = e.file_name().to_string_lossy();

@@ -387,7 +387,7 @@ fn m08(ctx: &Ctx) -> Result<Outcome> {
         out.has_line(&format!("deleted {rel}"))?;
         check_absent(&w.path(rel), "dropped, unedited file")?;
         check_file(
-            &backup.join("files").join(rel),
+            &mosaic_engine::txn::backup_copy(&backup, rel)?,
             content.as_bytes(),
             None,
             "the backup copy",
@@ -436,16 +436,17 @@ fn m10(ctx: &Ctx) -> Result<Outcome> {
         "manifest version {}",
         manifest.version
     );
-    let files = newest_backup(&w)?.join("files");
+    let backup = newest_backup(&w)?;
+    let copy = |rel: &str| mosaic_engine::txn::backup_copy(&backup, rel);
     check_file(
-        &files.join(edited),
+        &copy(edited)?,
         legacy_edit,
         None,
         "backup of the edited legacy file",
     )?;
     for (rel, _) in CHANGED.iter().filter(|c| c.0 != edited) {
         check_file(
-            &files.join(rel),
+            &copy(rel)?,
             &ctx.prev.file(rel),
             None,
             "backup of a differing legacy file",
