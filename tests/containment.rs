@@ -525,6 +525,17 @@ fn newest_backup(state: &Path) -> PathBuf {
         .expect("a backup")
 }
 
+/// Rolls `w` back to backup `b` (of a v1 → v2 update): v1's files again.
+fn rolled_back_to_v1(w: &World, b: &Path) {
+    let id = b.file_name().unwrap().to_string_lossy().into_owned();
+    w.mosaic(Some(&v2()))
+        .args(["rollback", &id])
+        .assert()
+        .success();
+    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
+    assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
+}
+
 /// Where backup `b` keeps its copy of `rel`.
 fn copy(b: &Path, rel: &str) -> PathBuf {
     mosaic_engine::txn::backup_copy(b, rel).unwrap()
@@ -571,13 +582,7 @@ fn a_replaced_or_removed_file_is_backed_up_as_a_hard_link_to_the_file_it_was() {
     assert_eq!(w.read("fleet/README.md"), "fleet readme v2\n");
     // Rolled back from those links, the home is v1 again, in new files
     // (a later edit of the home never reaches into the backup).
-    let id = b.file_name().unwrap().to_string_lossy().into_owned();
-    w.mosaic(Some(&v2()))
-        .args(["rollback", &id])
-        .assert()
-        .success();
-    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
-    assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
+    rolled_back_to_v1(&w, &b);
     assert_ne!(ino(&w.path("fleet/README.md")), replaced);
 }
 
@@ -631,13 +636,7 @@ fn a_backup_keeps_its_copies_flat_and_one_in_the_mirrored_layout_still_rolls_bac
     std::fs::remove_dir(b.join("copies")).unwrap();
     std::fs::write(&meta_path, meta.to_string()).unwrap();
     assert_eq!(copy(&b, "docs/dropped.md"), b.join("files/docs/dropped.md"));
-    let id = b.file_name().unwrap().to_string_lossy().into_owned();
-    w.mosaic(Some(&v2()))
-        .args(["rollback", &id])
-        .assert()
-        .success();
-    assert_eq!(w.read("fleet/README.md"), "fleet readme v1\n");
-    assert_eq!(w.read("docs/dropped.md"), "dropped v1\n");
+    rolled_back_to_v1(&w, &b);
 }
 
 #[test]
