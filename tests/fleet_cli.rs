@@ -308,13 +308,15 @@ fn install_merges_env_files_and_installs_units() {
 
     // The env file it rewrote is in a backup, byte for byte.
     let backups = home.root().join(".local/state/mosaic/backups");
-    let found = walkdir::WalkDir::new(&backups)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name() == "coder0.env")
-        .any(|e| {
-            std::fs::read_to_string(e.path()).unwrap()
-                == "# my note\nMOSAIC_AGENT_WORKDIR=/srv/old\nMOSAIC_AGENT_COMMAND=/opt/canary.sh --fast\nMOSAIC_HEARTBEAT_INTERVAL=5\n# site note\n"
+    let found = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|b| !b.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter_map(|b| mosaic_engine::txn::backup_copy(&b, "fleet/agents/coder0.env").ok())
+        .any(|copy| {
+            std::fs::read_to_string(copy).is_ok_and(|s| {
+                s == "# my note\nMOSAIC_AGENT_WORKDIR=/srv/old\nMOSAIC_AGENT_COMMAND=/opt/canary.sh --fast\nMOSAIC_HEARTBEAT_INTERVAL=5\n# site note\n"
+            })
         });
     assert!(
         found,

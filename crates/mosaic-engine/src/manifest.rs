@@ -22,7 +22,7 @@ use std::path::Path;
 
 /// What to do about a manifest that does not parse (`mosaic rollback` reads
 /// the manifest too, so it cannot be the fix).
-const CORRUPT_FIX: &str = "copy the last good one back from the newest backup (`ls STATE/backups/*/files/.mosaic/manifest.json`), or move it aside to have the install adopted as a legacy install (files that differ from this release are backed up before they are replaced)";
+const CORRUPT_FIX: &str = "copy the last good one back from the newest backup (`ls STATE/backups/*/copies/manifest.json`, or `files/.mosaic/manifest.json` in an older one), or move it aside to have the install adopted as a legacy install (files that differ from this release are backed up before they are replaced)";
 
 /// Current on-disk format number.
 pub const FORMAT: u32 = 1;

@@ -272,9 +272,10 @@ pub enum Layout {
     #[default]
     Tree,
     /// `copies/N` holds record N's copy (a recorded directory's whole tree
-    /// below it): no directory to make per changed file, and none to
-    /// delete when the backup is pruned. (A binary that knows only
-    /// `files/` finds no copies there and refuses, rather than misreads.)
+    /// below it; the manifest's is `copies/manifest.json`): no directory
+    /// to make per changed file, and none per file to delete when the
+    /// backup is pruned. (A binary that knows only `files/` finds no copy
+    /// where it looks and stops there.)
     Flat,
 }
 
@@ -368,49 +369,66 @@ fn mirrored(files: &Path, rel: &str) -> PathBuf {
 }
 
 /// Where one backup's copies are: the one place that reads its
-/// [`Layout`]. Built once per use (a map of the recorded paths for the flat
-/// layout), then asked path by path.
+/// [`Layout`], for the backup's writer as for its readers. Built once per
+/// use, then asked record by record or path by path.
 pub struct Copies<'m> {
     root: PathBuf,
-    layout: Layout,
-    /// Flat: recorded directories (copied whole) by path, with their index.
+    meta: &'m BackupMeta,
+    /// The recorded directories (copied whole: the paths below one have no
+    /// copy of their own), with their record's index.
     trees: std::collections::HashMap<&'m str, usize>,
     /// Flat: every record that has a copy of its own, by path.
     own: std::collections::HashMap<&'m str, usize>,
 }
+
+/// The name of the manifest's copy in a flat backup (the others are
+/// numbers), so an operator can find it: `copies/manifest.json`.
+const MANIFEST_COPY: &str = "manifest.json";
 
 impl<'m> Copies<'m> {
     /// The copies of the backup in `bdir` that `meta` describes.
     pub fn of(bdir: &Path, meta: &'m BackupMeta) -> Copies<'m> {
         let mut c = Copies {
             root: bdir.join(meta.layout.dir_name()),
-            layout: meta.layout,
+            meta,
             trees: Default::default(),
             own: Default::default(),
         };
-        if meta.layout == Layout::Flat {
-            for (r, rec) in meta.records.iter().enumerate() {
-                if !has_copy(rec) {
-                    continue;
-                }
-                if rec.before == Before::Dir {
-                    c.trees.insert(&rec.rel, r);
-                }
+        for (r, rec) in meta.records.iter().enumerate() {
+            if !has_copy(rec) {
+                continue;
+            }
+            if rec.before == Before::Dir {
+                c.trees.insert(&rec.rel, r);
+            }
+            if meta.layout == Layout::Flat {
                 c.own.entry(&rec.rel).or_insert(r);
             }
         }
         c
     }
 
-    /// Where the copy of `rel` is: its record's own, or the place in a
-    /// recorded directory's copy that held it. A path the backup holds no
-    /// copy of gets a path that does not exist.
-    pub fn path(&self, rel: &str) -> PathBuf {
-        if self.layout == Layout::Tree {
-            return mirrored(&self.root, rel);
+    /// Whether record `r` has a copy of its own: what it found existed, it
+    /// is not a directory removal (whose contents have records of their
+    /// own), and no recorded directory above it was copied whole.
+    pub fn takes_own(&self, r: usize) -> bool {
+        let rec = &self.meta.records[r];
+        has_copy(rec) && self.tree_above(&rec.rel).is_none()
+    }
+
+    /// Below the copies' directory, where record `r`'s own copy is.
+    pub fn own_name(&self, r: usize) -> Cow<'m, str> {
+        let rec = &self.meta.records[r];
+        match self.meta.layout {
+            Layout::Tree => backup_inner(&rec.rel),
+            Layout::Flat if rec.kind == RecKind::Manifest => MANIFEST_COPY.into(),
+            Layout::Flat => r.to_string().into(),
         }
-        // A recorded directory above it holds it (paths below one have no
-        // copy of their own); the outermost one, as the backup was taken.
+    }
+
+    /// The outermost recorded directory strictly above `rel`: its index
+    /// and the rest of `rel` below it.
+    fn tree_above<'a>(&self, rel: &'a str) -> Option<(usize, &'a str)> {
         let mut found = None;
         let mut cur = rel;
         while let Some(i) = cur.rfind('/') {
@@ -419,12 +437,22 @@ impl<'m> Copies<'m> {
                 found = Some((t, &rel[i + 1..]));
             }
         }
-        match found {
-            Some((t, rest)) => join_rel(&self.root.join(t.to_string()), rest),
-            None => match self.own.get(rel) {
-                Some(&r) => self.root.join(r.to_string()),
-                None => self.root.join("none"),
-            },
+        found
+    }
+
+    /// Where the copy of `rel` is: its record's own, or the place in a
+    /// recorded directory's copy that held it. A path the backup holds no
+    /// copy of gets a path that does not exist.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        if self.meta.layout == Layout::Tree {
+            return mirrored(&self.root, rel);
+        }
+        if let Some((t, rest)) = self.tree_above(rel) {
+            return join_rel(&self.root.join(&*self.own_name(t)), rest);
+        }
+        match self.own.get(rel) {
+            Some(&r) => self.root.join(&*self.own_name(r)),
+            None => self.root.join("none"),
         }
     }
 }
@@ -688,18 +716,15 @@ fn unshare_backup(bdir: &Path, meta: &BackupMeta) -> Result<()> {
     let Some(files) = Dir::open(bdir)?.sub_opt(meta.layout.dir_name())? else {
         return Ok(());
     };
-    let trees = recorded_trees(meta);
+    let copies = Copies::of(bdir, meta);
     // The handle on the last directory looked in (`None`: the backup has
     // none there, so nothing of it is shared).
     let mut held: Option<(String, Option<Dir>)> = None;
     for (r, rec) in meta.records.iter().enumerate() {
-        if rec.before != Before::File || under(&rec.rel, &trees) {
+        if rec.before != Before::File || !copies.takes_own(r) {
             continue;
         }
-        let inner = match meta.layout {
-            Layout::Flat => Cow::Owned(r.to_string()),
-            Layout::Tree => backup_inner(&rec.rel),
-        };
+        let inner = copies.own_name(r);
         let (parent, name) = split(&inner);
         if !matches!(&held, Some((p, _)) if p == parent) {
             let d = if parent.is_empty() {
@@ -723,16 +748,6 @@ fn unshare_backup(bdir: &Path, meta: &BackupMeta) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The recorded directories (copied whole into the backup: the paths
-/// below them have no backup entry of their own).
-fn recorded_trees(meta: &BackupMeta) -> BTreeSet<&str> {
-    meta.records
-        .iter()
-        .filter(|r| r.before == Before::Dir && r.kind != RecKind::Rmdir)
-        .map(|r| &*r.rel)
-        .collect()
 }
 
 /// Removes whatever is at `rel` (a link is removed, not followed).
@@ -1162,32 +1177,33 @@ pub fn apply_planned(
         let bd = Dir::open(&bdir)?;
         let dir_name = meta.layout.dir_name();
         bd.mkdir(dir_name, 0o700)?;
-        let copies = bd.sub(dir_name)?;
-        // A recorded directory is copied whole: paths below it are covered.
-        let trees = recorded_trees(&meta);
+        let root = bd.sub(dir_name)?;
+        let copies = Copies::of(&bdir, &meta);
         // A recorded file is linked where it can be (see [`link_backup`]).
         let mut linked = Vec::new();
         for (r, rec) in meta.records.iter().enumerate() {
-            if !has_copy(rec) || under(&rec.rel, &trees) {
+            // A recorded directory is copied whole: paths below it are covered.
+            if !copies.takes_own(r) {
                 continue;
             }
-            // Flat: record N's copy is `copies/N`, no directory made.
+            // Flat: a name in `copies/`, no directory made.
+            let name = copies.own_name(r);
+            let (sub, dname) = split(&name);
             let mirror;
-            let (dst, dname) = match meta.layout {
-                Layout::Flat => (&copies, r.to_string()),
-                Layout::Tree => {
-                    mirror = backup_parent(&copies, &rec.rel)?;
-                    (&mirror.0, mirror.1.clone())
-                }
+            let dst = if sub.is_empty() {
+                &root
+            } else {
+                mirror = root.create_dirs(sub, 0o700)?.0;
+                &mirror
             };
             let (src, sname) = roots.parent_must(&rec.rel)?;
             if rec.before == Before::File {
-                if let Some(fp) = link_backup((&src, &sname), (dst, &dname), rec)? {
+                if let Some(fp) = link_backup((&src, &sname), (dst, dname), rec)? {
                     linked.push((r, fp));
                     continue;
                 }
             }
-            copy_tree_at(&src, &sname, dst, &dname)?;
+            copy_tree_at(&src, &sname, dst, dname)?;
         }
         bd.syncfs()?;
         Ok(linked)
@@ -2823,6 +2839,7 @@ mod journal_tests {
             rec("gone", RecKind::Rmdir, Before::Dir),
             rec("/units/u.service", RecKind::Write, Before::File),
             rec("t/inner", RecKind::Remove, Before::Dir),
+            rec(MANIFEST_REL, RecKind::Manifest, Before::File),
         ];
         let b = Path::new("/b");
         let tree = Copies::of(b, &meta);
@@ -2840,6 +2857,19 @@ mod journal_tests {
         assert_eq!(flat.path("t/x/y.md"), Path::new("/b/copies/1/x/y.md"));
         assert_eq!(flat.path("t/inner/z"), Path::new("/b/copies/1/inner/z"));
         assert_eq!(flat.path("/units/u.service"), Path::new("/b/copies/5"));
+        // The manifest's copy has a name an operator can find.
+        assert_eq!(
+            flat.path(MANIFEST_REL),
+            Path::new("/b/copies/manifest.json")
+        );
+        // What the writer gives its own copy is where a reader looks.
+        for (r, rec) in meta.records.iter().enumerate() {
+            if flat.takes_own(r) {
+                assert_eq!(flat.root.join(&*flat.own_name(r)), flat.path(&rec.rel));
+            }
+        }
+        assert!(!flat.takes_own(2), "below a recorded directory");
+        assert!(!flat.takes_own(3) && !flat.takes_own(4), "absent, rmdir");
         // No copy (absent before, a directory removal, never recorded).
         for rel in ["new.md", "gone", "other.md"] {
             assert_eq!(flat.path(rel), Path::new("/b/copies/none"), "{rel}");
