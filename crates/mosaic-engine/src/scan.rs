@@ -12,7 +12,6 @@ use crate::fsutil::{hash_file, Fingerprint};
 use crate::manifest::Manifest;
 use crate::plan::{Disk, DiskView};
 use crate::preserve::Preserve;
-use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -185,6 +184,72 @@ impl Lookup {
     }
 }
 
+/// Handles on the directories from the home down to the one a scan looked
+/// in last, each opened relative to the one above it (one component, never
+/// through a link). Opening a directory is what tells it is one: its
+/// verdict goes into the ancestors once, and the handle serves the stats of
+/// its files (a stat of each directory by name, and an open of its whole
+/// path from the home, were two more lookups per directory).
+struct Walk {
+    root: Option<Dir>,
+    /// (directory, handle or `None` when it is not a real directory),
+    /// outermost first.
+    stack: Vec<(String, Option<Dir>)>,
+}
+
+impl Walk {
+    /// The handle on `dir` (`None`: it is not a real directory, or one
+    /// above it is not), opening what it must; the verdict on each
+    /// directory opened goes into `ancestors`.
+    fn enter(
+        &mut self,
+        dir: &str,
+        ancestors: &mut std::collections::BTreeMap<String, Disk>,
+    ) -> Result<Option<&Dir>> {
+        if dir.is_empty() {
+            self.stack.clear();
+            return Ok(self.root.as_ref());
+        }
+        while let Some((top, _)) = self.stack.last() {
+            if dir == top || (dir.starts_with(top.as_str()) && dir.as_bytes()[top.len()] == b'/') {
+                break;
+            }
+            self.stack.pop();
+        }
+        let done = self.stack.last().map_or(0, |(top, _)| top.len() + 1);
+        if done <= dir.len() {
+            for (i, _) in dir[done..]
+                .match_indices('/')
+                .map(|(i, m)| (done + i, m))
+                .chain(std::iter::once((dir.len(), "")))
+            {
+                let sub = &dir[..i];
+                let name = &sub[sub.rfind('/').map_or(0, |j| j + 1)..];
+                let above = match self.stack.last() {
+                    Some((_, d)) => d.as_ref(),
+                    None => self.root.as_ref(),
+                };
+                let (verdict, handle) = match above {
+                    None => (Disk::Absent, None),
+                    Some(above) => match above.sub_opt(name) {
+                        Ok(Some(d)) => (Disk::Dir, Some(d)),
+                        Ok(None) => (Disk::Absent, None),
+                        // A link, a file…: a stat says which (rare). A real
+                        // directory that cannot be opened is an error.
+                        Err(e) => match stat_at(Some(above), name, None, false)? {
+                            Disk::Dir => return Err(e),
+                            d => (d, None),
+                        },
+                    },
+                };
+                ancestors.entry(sub.to_string()).or_insert(verdict);
+                self.stack.push((sub.to_string(), handle));
+            }
+        }
+        Ok(self.stack.last().and_then(|(_, d)| d.as_ref()))
+    }
+}
+
 /// Builds the [`DiskView`] for every path in `paths` below `home`. A path
 /// below an ancestor that is not a real directory is not looked at (that
 /// would follow the link); the planner reports it from the ancestor.
@@ -195,66 +260,32 @@ pub fn scan(
     preserve: &Preserve,
 ) -> Result<DiskView> {
     crate::fsutil::mark_run_start();
-    let keys: Vec<crate::Rel> = paths.into_iter().collect();
     let mut view = DiskView::default();
-    let mut parents = Parents::new(home)?;
-    // Every proper ancestor of every key. The set is kept closed under
-    // ancestors (a directory is only ever added with all of its own), so
-    // the climb stops at the first one already there, and a key in the
-    // same directory as the one before adds nothing: a few inserts per
-    // directory, not one per ancestor of every path (at 100,000 paths,
-    // 400,000 string comparisons of a no-op).
-    let mut ancestors: BTreeSet<&str> = BTreeSet::new();
-    let mut last_parent: Option<&str> = None;
-    for key in &keys {
-        let parent = dirfd::split(key).0;
-        if last_parent == Some(parent) {
-            continue;
-        }
-        last_parent = Some(parent);
-        let mut cur: &str = key;
-        while let Some(i) = cur.rfind('/') {
-            cur = &cur[..i];
-            if !ancestors.insert(cur) {
-                break;
-            }
-        }
-    }
-    // The ancestors that are not real directories (missing, a link, a
-    // file): nothing below them is looked at, it is taken as missing
-    // (through a link that would follow it; below a missing one it was a
-    // failed open per directory on a fresh install). Parents sort before
-    // children, so a parent's verdict is known first and carries down.
-    let mut not_dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for anc in ancestors {
-        let d = if not_dirs.contains(dirfd::split(anc).0) {
-            Disk::Absent
-        } else {
-            let (dir, name) = parents.of(anc)?;
-            stat_at(dir, name, None, false)?
-        };
-        if d != Disk::Dir {
-            not_dirs.insert(anc);
-        }
-        view.ancestors.insert(anc.to_string(), d);
-    }
+    let mut walk = Walk {
+        root: Parents::new(home)?.root,
+        stack: Vec::new(),
+    };
     // The manifest's entries are found by a cursor while the paths come in
     // order (they usually do: the manifest's own keys), by lookup if not.
     let mut recorded = manifest.map(|m| m.files.cursor());
-    let mut found = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let rel: &str = key;
-        let d = if !not_dirs.is_empty() && not_dirs.contains(dirfd::split(rel).0) {
-            Disk::Absent
-        } else {
-            // A preserved path only needs to be known present or absent.
-            let need_hash = !preserve.matches(rel);
-            let entry = recorded.as_mut().and_then(|c| c.get(rel)).map(|(_, e)| e);
-            let known = entry.and_then(|e| e.observed.as_ref());
-            let (dir, name) = parents.of(rel)?;
-            stat_at(dir, name, known, need_hash)?
+    let paths = paths.into_iter();
+    let mut found = Vec::with_capacity(paths.size_hint().0);
+    for key in paths {
+        let rel: &str = &key;
+        let (parent, name) = dirfd::split(rel);
+        let d = match walk.enter(parent, &mut view.ancestors)? {
+            // Below what is not a real directory: taken as missing (through
+            // a link that would follow it).
+            None => Disk::Absent,
+            Some(dir) => {
+                // A preserved path only needs to be known present or absent.
+                let need_hash = !preserve.matches(rel);
+                let entry = recorded.as_mut().and_then(|c| c.get(rel)).map(|(_, e)| e);
+                let known = entry.and_then(|e| e.observed.as_ref());
+                stat_at(Some(dir), name, known, need_hash)?
+            }
         };
-        found.push((key.clone(), d));
+        found.push((key, d));
     }
     // In order already (the usual case), the vector is the map as it is.
     view.paths = found.into_iter().collect();
