@@ -225,6 +225,13 @@ impl Walk {
             {
                 let sub = &dir[..i];
                 let name = &sub[sub.rfind('/').map_or(0, |j| j + 1)..];
+                // An empty component would open the directory above again
+                // (paths are validated before; this keeps it so here).
+                if name.is_empty() {
+                    return Err(Error::Input(format!(
+                        "{dir}: a path with an empty component; name each directory once"
+                    )));
+                }
                 let above = match self.stack.last() {
                     Some((_, d)) => d.as_ref(),
                     None => self.root.as_ref(),
@@ -393,6 +400,18 @@ mod tests {
         );
         assert_eq!(view.ancestors["a/b/l"], Disk::Symlink);
         assert_eq!(view.paths["a/b/l/m/n"], Disk::Absent);
+    }
+
+    #[test]
+    fn a_path_with_an_empty_component_is_refused_not_looked_up_as_its_parent() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("a")).unwrap();
+        std::fs::write(t.path().join("a/b"), "x").unwrap();
+        let none = Preserve::new(&[], "none").unwrap();
+        for bad in ["a//b", "a//", "x//y/z"] {
+            let got = scan(t.path(), [crate::Rel::from(bad)], None, &none);
+            assert!(got.is_err(), "{bad}: {:?}", got.map(|v| v.ancestors));
+        }
     }
 
     #[test]
