@@ -92,7 +92,8 @@ fn hash_open(dir: &Dir, name: &str) -> Result<crate::Sha256> {
     Ok(crate::Sha256::finish(h))
 }
 
-/// How many directory handles one scan keeps open. The paths come sorted,
+/// How many directory handles a [`Lookup`] keeps open (the home's scan
+/// holds its own, one per level: see [`Walk`]). The paths come sorted,
 /// so a directory's files are contiguous but for its subdirectories' runs
 /// between them: a few handles cover that. Keeping every directory open
 /// would grow the descriptor table past 64, 128, 256… and each growth
@@ -100,7 +101,8 @@ fn hash_open(dir: &Dir, name: &str) -> Result<crate::Sha256> {
 /// walked on another thread.
 const HELD_DIRS: usize = 8;
 
-/// Handles on the directories of one scan: the [`HELD_DIRS`] used last.
+/// Handles on the directories a [`Lookup`] reads in: the [`HELD_DIRS`]
+/// used last.
 struct Parents {
     root: Option<Dir>,
     /// (directory, handle or `None` for a missing one), most recent last.

@@ -263,7 +263,8 @@ pub struct BackupMeta {
 }
 
 /// How a backup directory keeps the copies of what its run replaced or
-/// removed. Only [`Copies`] (and the backup's writer) know it.
+/// removed. Only [`Copies`] reads it, for the backup's writer as for its
+/// readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
